@@ -1,0 +1,5 @@
+//! `dotlock`: see `dotlock --help` and `lockutils::cli::dotlock`.
+
+fn main() {
+    lockutils::cli::dotlock::main()
+}

@@ -1,0 +1,89 @@
+//! The library's one error type: every variant keeps the path it concerns
+//! and, where a system call failed, the `io::Error` with its kind.
+
+use std::io;
+use std::path::PathBuf;
+
+/// What went wrong, and where. Display gives `PATH: reason`; the commands
+/// prefix their own name.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A component is longer than `NAME_MAX` or the path longer than `PATH_MAX`.
+    #[error("{}: name too long", path.display())]
+    NameTooLong { path: PathBuf },
+
+    /// The directory that should hold the lock does not exist.
+    #[error("{}: no such directory", dir.display())]
+    NoDirectory { dir: PathBuf },
+
+    /// What should be the lock's directory is something else.
+    #[error("{}: not a directory", dir.display())]
+    NotADirectory { dir: PathBuf },
+
+    /// The temporary file could not be created in the lock's directory
+    /// (permission denied, read-only filesystem, no space, ...).
+    #[error("{}: cannot create a file in the lock's directory: {}", path.display(), describe(source))]
+    CreateTemp { path: PathBuf, source: io::Error },
+
+    /// The owner record could not be written out completely.
+    #[error("{}: cannot write the owner record: {}", path.display(), describe(source))]
+    ShortWrite { path: PathBuf, source: io::Error },
+
+    /// A directory stands at the lock path: it is not a lock.
+    #[error("{}: is a directory, not a lock file", path.display())]
+    LockIsDirectory { path: PathBuf },
+
+    /// A symbolic link stands at the lock path; it is never followed.
+    #[error("{}: is a symbolic link (not followed)", path.display())]
+    LockIsSymlink { path: PathBuf },
+
+    /// A FIFO, socket or device stands at the lock path.
+    #[error("{}: is not a regular file", path.display())]
+    LockNotRegular { path: PathBuf },
+
+    /// Every attempt found the lock held.
+    #[error("{}: still locked after {attempts} attempt{}", path.display(), if *attempts == 1 { "" } else { "s" })]
+    Busy { path: PathBuf, attempts: u64 },
+
+    /// `--timeout` ran out while the lock was held.
+    #[error("{}: still locked when the timeout ran out", path.display())]
+    TimedOut { path: PathBuf },
+
+    /// A lock judged stale could not be removed.
+    #[error("{}: stale lock could not be removed: {}", path.display(), describe(source))]
+    StaleNotRemoved { path: PathBuf, source: io::Error },
+
+    /// `-p` without a command: the process whose pid would be recorded
+    /// has already exited (we were reparented).
+    #[error("parent process has exited; not recording init as the holder")]
+    Orphaned,
+
+    /// `-p` without a command: the parent died while we were waiting.
+    #[error("parent process died while waiting; giving up")]
+    ParentDied,
+
+    /// Any other failed system call on a path.
+    #[error("{}: {}", path.display(), describe(source))]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `strerror` text without Rust's " (os error N)" suffix, so messages read
+/// like those of the C tools.
+pub(crate) fn describe(err: &io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => err.to_string(),
+    }
+}

@@ -1,0 +1,212 @@
+//! Signals: nothing left behind, the child never orphaned, death by the
+//! same signal.
+//!
+//! The signals we act on are blocked and read from a `signalfd(2)`, so they
+//! are handled in ordinary code at the points where we wait — never in the
+//! middle of creating a temporary file — and the cleanup needs no
+//! async-signal-safe tricks. A signal that arrives during an attempt is seen
+//! right after it.
+//!
+//! * Waiting: INT, TERM, HUP, QUIT, PIPE end the wait; the caller drops what
+//!   it holds and calls [`die_by`], which restores the default action and
+//!   re-raises, so the shell sees 128+N.
+//! * Holding, in command mode: INT, TERM, HUP, QUIT, USR1, USR2 are forwarded
+//!   to the child ([`run_child`]); we keep waiting for it, keep the lock
+//!   fresh, and report how it ended.
+//!
+//! Signals that were ignored when we started (`nohup`, `trap '' HUP`) stay
+//! ignored and are not caught. SIGPIPE is the exception: the Rust runtime
+//! ignores it before `main`, so its inherited state cannot be known.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, kill, raise, signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
+
+/// Signals that end a wait.
+pub const WAITING: &[Signal] = &[
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGPIPE,
+];
+
+/// Signals passed on to the child in command mode.
+pub const FORWARDED: &[Signal] = &[
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// A set of blocked signals, readable from a signalfd.
+#[derive(Debug)]
+pub struct Signals {
+    fd: SignalFd,
+    set: SigSet,
+}
+
+impl Signals {
+    /// Block and catch `signals`, leaving alone those already ignored.
+    pub fn catch(signals: &[Signal]) -> io::Result<Signals> {
+        let mut set = SigSet::empty();
+        for &sig in signals {
+            if sig == Signal::SIGPIPE || !is_ignored(sig) {
+                set.add(sig);
+            }
+        }
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        Ok(Signals { fd, set })
+    }
+
+    /// Catch more signals with the same descriptor.
+    pub fn add(&mut self, signals: &[Signal]) -> io::Result<()> {
+        let mut more = SigSet::empty();
+        for &sig in signals {
+            if !is_ignored(sig) {
+                more.add(sig);
+                self.set.add(sig);
+            }
+        }
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&more), None)?;
+        self.fd.set_mask(&self.set)?;
+        Ok(())
+    }
+
+    /// The next pending caught signal, if any; never blocks.
+    pub fn take(&self) -> Option<Signal> {
+        match self.fd.read_signal() {
+            Ok(Some(info)) => Signal::try_from(info.ssi_signo as i32).ok(),
+            _ => None,
+        }
+    }
+}
+
+impl AsFd for Signals {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn is_ignored(sig: Signal) -> bool {
+    // SAFETY: a null new action only queries the current one.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig as libc::c_int, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// Die by `sig`: default action, unblocked, raised. Core dumps are turned
+/// off first (a re-raised SIGQUIT or SIGSEGV of the child is not our crash).
+/// Falls back to exiting 128+N should the signal not kill us.
+pub fn die_by(sig: Signal) -> ! {
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    // SAFETY: restoring the default disposition has no handler to race with.
+    let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    let mut only = SigSet::empty();
+    only.add(sig);
+    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
+    let _ = raise(sig);
+    std::process::exit(128 + sig as i32)
+}
+
+/// How a command run under the lock ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildEnd {
+    Exited(i32),
+    Signaled(Signal),
+}
+
+impl ChildEnd {
+    fn from_status(status: ExitStatus) -> ChildEnd {
+        match (
+            status.code(),
+            status.signal().and_then(|s| Signal::try_from(s).ok()),
+        ) {
+            (Some(code), _) => ChildEnd::Exited(code),
+            (None, Some(sig)) => ChildEnd::Signaled(sig),
+            (None, None) => ChildEnd::Exited(128),
+        }
+    }
+
+    /// The shell's number for it: the exit code, or 128+N.
+    pub fn shell_status(self) -> i32 {
+        match self {
+            ChildEnd::Exited(code) => code,
+            ChildEnd::Signaled(sig) => 128 + sig as i32,
+        }
+    }
+}
+
+/// Spawn `command` and wait for it, forwarding [`FORWARDED`] signals and
+/// calling `refresh` every `every` (to keep the lock fresh). `signals` must
+/// already catch SIGCHLD and the forwarded signals: blocked before the
+/// spawn, none can be lost. The child starts with an empty signal mask and
+/// the dispositions we inherited.
+pub fn run_child(
+    command: &mut Command,
+    signals: &Signals,
+    every: Duration,
+    mut refresh: impl FnMut(),
+) -> io::Result<ChildEnd> {
+    // SAFETY: sigprocmask(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        command.pre_exec(|| {
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+            Ok(())
+        });
+    }
+    let mut child: Child = command.spawn()?;
+    let pid = Pid::from_raw(child.id() as i32);
+    let mut next = Instant::now() + every;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(ChildEnd::from_status(status));
+        }
+        while let Some(sig) = signals.take() {
+            if FORWARDED.contains(&sig) {
+                let _ = kill(pid, sig);
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            return Ok(ChildEnd::from_status(status));
+        }
+        let now = Instant::now();
+        if now >= next {
+            refresh();
+            next = now + every;
+        }
+        let left = next.saturating_duration_since(Instant::now());
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_status_of_child_ends() {
+        assert_eq!(ChildEnd::Exited(3).shell_status(), 3);
+        assert_eq!(ChildEnd::Signaled(Signal::SIGTERM).shell_status(), 143);
+        assert_eq!(ChildEnd::Signaled(Signal::SIGINT).shell_status(), 130);
+    }
+}

@@ -1,0 +1,114 @@
+//! Facts about this host and its processes, read from `/proc` on Linux.
+//!
+//! Each reader degrades to `None` where the fact is unavailable (another
+//! kernel, a restricted `/proc`): a missing fact only ever makes a stale
+//! decision fall back to age, never to "dead".
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+/// The host name as `gethostname(2)` reports it ("" if that fails).
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The first label of the host name (`mail` of `mail.example.org`).
+pub fn short_hostname() -> String {
+    let host = hostname();
+    host.split('.').next().unwrap_or_default().to_string()
+}
+
+/// This boot's random id (`/proc/sys/kernel/random/boot_id`).
+pub fn boot_id() -> Option<String> {
+    let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+/// The inode of our pid namespace (`/proc/self/ns/pid`): two processes
+/// share a pid space exactly when these are equal.
+pub fn pid_namespace() -> Option<u64> {
+    fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
+}
+
+/// A process's start time in clock ticks since boot: field 22 of
+/// `/proc/PID/stat` (`proc(5)`). With the pid it names one process for the
+/// whole life of a boot, which a pid alone does not.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_time(&stat)
+}
+
+/// Field 22 of a `/proc/PID/stat` line. The command name (field 2) may hold
+/// spaces and parentheses, so fields are counted from its closing `)`.
+pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    // After ")" come field 3 (state) onwards; field 22 is the 20th of those.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// A process's short command name (`/proc/PID/comm`).
+pub fn command_name(pid: u32) -> Option<String> {
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    let comm = comm.trim_end_matches('\n');
+    (!comm.is_empty()).then(|| comm.to_string())
+}
+
+/// What `kill(pid, 0)` can tell about a process on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// It exists (possibly owned by another user: `EPERM`).
+    Running,
+    /// No such process (`ESRCH`).
+    Gone,
+    /// Nothing can be concluded (pid out of range, other errors).
+    Unknown,
+}
+
+/// Probe a pid with `kill(2)` and signal 0.
+pub fn liveness(pid: u32) -> Liveness {
+    let Ok(raw) = i32::try_from(pid) else {
+        return Liveness::Unknown;
+    };
+    if raw <= 0 {
+        return Liveness::Unknown;
+    }
+    match kill(Pid::from_raw(raw), None) {
+        Ok(()) | Err(Errno::EPERM) => Liveness::Running,
+        Err(Errno::ESRCH) => Liveness::Gone,
+        Err(_) => Liveness::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_survives_parentheses_and_spaces_in_comm() {
+        let line =
+            b"4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_start_time(line), Some(987654));
+    }
+
+    #[test]
+    fn start_time_of_garbage_is_none() {
+        assert_eq!(parse_start_time(b"no parens here"), None);
+        assert_eq!(parse_start_time(b"1 (x) S 1"), None);
+    }
+
+    #[test]
+    fn own_process_facts_are_readable() {
+        let me = std::process::id();
+        assert!(start_time(me).is_some());
+        assert_eq!(liveness(me), Liveness::Running);
+        assert_eq!(liveness(0), Liveness::Unknown);
+    }
+}

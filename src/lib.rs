@@ -1,0 +1,70 @@
+//! # lockutils: lock files for shell scripts, safe on local disks and NFS
+//!
+//! The library behind `dotlock`, `lockdir` and `filelock`.
+//!
+//! ## Guarantees
+//!
+//! * **Mutual exclusion by `link(2)`.** A lock is taken by linking a
+//!   uniquely named temporary file, created in the lock's own directory, to
+//!   the lock name. `link(2)` is atomic on local filesystems and on NFS,
+//!   where `O_EXCL` historically was not. Its return value is *not* trusted
+//!   — a lost NFS reply can report failure for a link that happened — so
+//!   success is decided by looking: the temporary file has two links, or the
+//!   lock has its inode. See [`dotlock`].
+//! * **Nothing left behind.** The temporary file is removed on every path,
+//!   errors and signals included; signals are handled in ordinary code
+//!   ([`guard`]), and a signal that ends a wait is re-raised so the shell
+//!   sees 128+N.
+//! * **Only our own lock is released.** Release checks device, inode and
+//!   record first: a holder whose lock was broken never removes the new
+//!   holder's lock.
+//! * **Stale locks are proven, not guessed.** Each lock holds an owner
+//!   record ([`record`]): pid, host, boot id, pid namespace, process start
+//!   time. A lock is stale when its holder is proven dead on this host, or,
+//!   where nothing can be proven (another host, no record), when it is older
+//!   than the stale age *on the filesystem's clock* — the mtime of a file
+//!   just created beside it, never the local clock and never atime
+//!   ([`stale`]). Breaking is race-free: under a short-lived `LOCK.break`
+//!   lock, and only if the lock is still the very one judged.
+//!
+//! ## NFS
+//!
+//! Everything above holds on NFS, with two limits: a holder's death can only
+//! be proven on its own host (elsewhere the lock ages out, so live holders
+//! touch their lock), and clocks are never compared across machines — only
+//! the server's timestamps are.
+//!
+//! ## Example
+//!
+//! ```
+//! use lockutils::dotlock::{try_lock, Attempt, LockPath};
+//! use lockutils::record::Record;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let lock = LockPath::new(dir.path().join("queue.lock"))?;
+//! let record = Record::for_holder(Some(std::process::id()), Some("example".into())).to_bytes();
+//!
+//! let Attempt::Acquired(held) = try_lock(&lock, &record, 0o644)? else { panic!("free lock") };
+//! // A second attempt finds it busy, and sees who holds it.
+//! match try_lock(&lock, b"0\n", 0o644)? {
+//!     Attempt::Busy(seen) => assert_eq!(seen.record().pid, Some(std::process::id())),
+//!     _ => panic!("lock should be busy"),
+//! }
+//! assert!(held.release()?); // removed: it was still ours
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod cli;
+pub mod dotlock;
+pub mod error;
+pub mod exit;
+pub mod guard;
+pub mod host;
+pub mod lock;
+pub mod mailbox;
+pub mod record;
+pub mod stale;
+pub mod wait;
+
+pub use error::{Error, Result};
+pub use exit::ExitCode;
