@@ -1,0 +1,93 @@
+//! Mutual exclusion under real contention: separate processes, each cycle a
+//! lock, a deliberately slow read–sleep–write of a shared counter, and an
+//! unlock. A lost update or an overlap shows in the count or the marker.
+
+use std::fs;
+use std::process::{Command, Stdio};
+
+use crate::util::{Scratch, dotlock_bin};
+
+const WORKERS: usize = 8;
+const CYCLES: usize = 200;
+
+/// One worker: lock with dotlock, prove exclusivity with mkdir (fails if
+/// another holder is inside), read, sleep, write, unlock.
+const WORKER: &str = r#"
+i=0
+while [ $i -lt "$CYCLES" ]; do
+  "$DOTLOCK" -r -1 -i 0.005 L || { echo "lock failed: $?" >> errors; exit 1; }
+  mkdir inside 2>/dev/null || echo "overlap in cycle $i of $$" >> errors
+  n=$(cat counter)
+  sleep 0.001
+  echo $((n + 1)) > counter
+  rmdir inside
+  "$DOTLOCK" -u L || { echo "unlock failed: $?" >> errors; exit 1; }
+  i=$((i + 1))
+done
+"#;
+
+#[test]
+fn eight_processes_two_hundred_cycles_exact_count() {
+    let s = Scratch::new();
+    fs::write(s.path("counter"), "0\n").unwrap();
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            Command::new("sh")
+                .args(["-c", WORKER])
+                .current_dir(s.dir.path())
+                .env("DOTLOCK", dotlock_bin())
+                .env("CYCLES", CYCLES.to_string())
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut w in workers {
+        assert!(
+            w.wait().unwrap().success(),
+            "a worker failed: {:?}",
+            fs::read_to_string(s.path("errors"))
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(s.path("errors")).ok(),
+        None,
+        "overlaps or failures"
+    );
+    let count: usize = fs::read_to_string(s.path("counter"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(count, WORKERS * CYCLES);
+    assert_eq!(
+        s.listing(),
+        ["counter"],
+        "lock, temp or break files left behind"
+    );
+}
+
+#[test]
+fn command_mode_under_contention() {
+    let s = Scratch::new();
+    fs::write(s.path("counter"), "0\n").unwrap();
+    let script = r#"i=0; while [ $i -lt 50 ]; do
+      "$DOTLOCK" -r -1 -i 0.005 L sh -c 'mkdir inside || echo overlap >> errors; n=$(cat counter); echo $((n + 1)) > counter; rmdir inside' || exit 1
+      i=$((i + 1)); done"#;
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new("sh")
+                .args(["-c", script])
+                .current_dir(s.dir.path())
+                .env("DOTLOCK", dotlock_bin())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut w in workers {
+        assert!(w.wait().unwrap().success());
+    }
+    assert_eq!(fs::read_to_string(s.path("errors")).ok(), None);
+    assert_eq!(fs::read_to_string(s.path("counter")).unwrap().trim(), "200");
+    assert_eq!(s.listing(), ["counter"]);
+}

@@ -1,0 +1,219 @@
+//! Signals with real signals: a waiter dies by the signal it got and leaves
+//! nothing behind; a holder in command mode forwards signals to its child,
+//! waits for it, removes the lock and reports how the child ended.
+
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::util::{Scratch, wait_until};
+
+fn send(child: &Child, sig: Signal) {
+    kill(Pid::from_raw(child.id() as i32), sig).unwrap();
+}
+
+/// Start a waiter on a held lock and return once it is surely waiting
+/// (it said so under --verbose).
+fn waiting_dotlock(s: &Scratch) -> Child {
+    fs::write(s.path("L"), "0\n").unwrap();
+    let child = s
+        .dotlock()
+        .args(["--verbose", "-r", "-1", "L"])
+        .stderr(fs::File::create(s.dir.path().with_extension("err")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until("the waiting line", Duration::from_secs(10), || {
+        fs::read_to_string(s.dir.path().with_extension("err"))
+            .unwrap_or_default()
+            .contains("waiting for L")
+    });
+    child
+}
+
+fn waiter_dies_by(sig: Signal) {
+    let s = Scratch::new();
+    let mut child = waiting_dotlock(&s);
+    send(&child, sig);
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(sig as i32), "{status:?}");
+    assert_eq!(
+        s.listing(),
+        ["L"],
+        "temp file left, or the holder's lock touched"
+    );
+    assert_eq!(fs::read(s.path("L")).unwrap(), b"0\n");
+}
+
+#[test]
+fn sigterm_while_waiting() {
+    waiter_dies_by(Signal::SIGTERM);
+}
+
+#[test]
+fn sigint_while_waiting() {
+    waiter_dies_by(Signal::SIGINT);
+}
+
+#[test]
+fn sighup_while_waiting() {
+    waiter_dies_by(Signal::SIGHUP);
+}
+
+#[test]
+fn the_shell_sees_128_plus_n() {
+    let s = Scratch::new();
+    fs::write(s.path("L"), "0\n").unwrap();
+    let out = Command::new("sh")
+        .current_dir(s.dir.path())
+        .args([
+            "-c",
+            r#""$0" -r -1 L & p=$!; sleep 0.3; kill -TERM $p; wait $p; echo "status $?""#,
+        ])
+        .arg(crate::util::dotlock_bin())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "status 143");
+    assert_eq!(s.listing(), ["L"]);
+}
+
+#[test]
+fn an_ignored_signal_stays_ignored() {
+    let s = Scratch::new();
+    fs::write(s.path("L"), "0\n").unwrap();
+    let out = Command::new("sh")
+        .current_dir(s.dir.path())
+        .args(["-c", r#"trap '' HUP; "$0" -r 1 -i 0.5 L & p=$!; sleep 0.2; kill -HUP $p; wait $p; echo "status $?""#])
+        .arg(crate::util::dotlock_bin())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "status 4",
+        "HUP should have been ignored"
+    );
+}
+
+/// The holder's child records its pid and which signals reached it.
+const CHILD: &str = r#"echo $$ > child.pid
+trap 'echo USR1 >> got' USR1
+trap 'echo TERM >> got; exit 143' TERM
+while :; do sleep 0.05; done"#;
+
+fn holding_dotlock(s: &Scratch, extra: &[&str]) -> Child {
+    let child = s
+        .dotlock()
+        .args(extra)
+        .args(["L", "sh", "-c", CHILD])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the child to start", Duration::from_secs(10), || {
+        s.path("child.pid").exists()
+    });
+    child
+}
+
+fn child_pid(s: &Scratch) -> i32 {
+    fs::read_to_string(s.path("child.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn gone(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_err()
+}
+
+#[test]
+fn sigterm_to_a_holder_reaches_the_child_and_removes_the_lock() {
+    let s = Scratch::new();
+    let mut holder = holding_dotlock(&s, &[]);
+    assert!(s.path("L").exists());
+    send(&holder, Signal::SIGTERM);
+    let status = holder.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert_eq!(fs::read_to_string(s.path("got")).unwrap(), "TERM\n");
+    assert!(!s.path("L").exists(), "lock left behind");
+    assert!(gone(child_pid(&s)), "child orphaned");
+}
+
+#[test]
+fn sigterm_to_dotlock_sleep_gives_143() {
+    let s = Scratch::new();
+    let out = Command::new("sh")
+        .current_dir(s.dir.path())
+        .args([
+            "-c",
+            r#""$0" -l L sleep 60 & p=$!; sleep 0.3; kill -TERM $p; wait $p; echo "status $?"; ls"#,
+        ])
+        .arg(crate::util::dotlock_bin())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "status 143\n",
+        "lock left, or wrong status"
+    );
+}
+
+#[test]
+fn sigusr1_is_forwarded_and_the_holder_keeps_waiting() {
+    let s = Scratch::new();
+    let mut holder = holding_dotlock(&s, &[]);
+    send(&holder, Signal::SIGUSR1);
+    wait_until("USR1 at the child", Duration::from_secs(10), || {
+        s.path("got").exists()
+    });
+    assert!(
+        s.path("L").exists(),
+        "the lock must stay while the child runs"
+    );
+    assert!(
+        holder.try_wait().unwrap().is_none(),
+        "holder must keep waiting"
+    );
+    send(&holder, Signal::SIGTERM);
+    assert_eq!(holder.wait().unwrap().code(), Some(143));
+    assert_eq!(fs::read_to_string(s.path("got")).unwrap(), "USR1\nTERM\n");
+    assert!(!s.path("L").exists());
+}
+
+#[test]
+fn a_child_killed_by_a_signal_is_reported_by_the_same_signal() {
+    let s = Scratch::new();
+    let out = s
+        .dotlock()
+        .args(["L", "sh", "-c", "kill -INT $$"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(Signal::SIGINT as i32),
+        "{:?}",
+        out.status
+    );
+    assert!(!s.path("L").exists());
+}
+
+#[test]
+fn dotlockfile_personality_sigterm_no_longer_leaves_lock_or_orphan() {
+    let s = Scratch::new();
+    let link = s.personality_link("dotlockfile");
+    let mut holder = Command::new(link)
+        .current_dir(s.dir.path())
+        .args(["-P", "L", "sh", "-c", CHILD])
+        .spawn()
+        .unwrap();
+    wait_until("the child to start", Duration::from_secs(10), || {
+        s.path("child.pid").exists()
+    });
+    send(&holder, Signal::SIGTERM);
+    assert_eq!(holder.wait().unwrap().code(), Some(143));
+    assert!(!s.path("L").exists());
+    assert!(gone(child_pid(&s)));
+}

@@ -1,0 +1,24 @@
+//! The integration tests: one binary, one module per concern. Every test
+//! runs the real `dotlock` binary (and, where installed, the real
+//! `dotlockfile`) in a scratch directory of its own.
+
+// Shared helpers: scratch directories, running as nobody, failure context.
+mod util;
+
+// Every flag and every exit status of dotlock, in one table.
+mod exit_codes;
+
+// Side by side with liblockfile's dotlockfile: same codes, content, leftovers.
+mod compat_dotlockfile;
+
+// The link(2) protocol: lost replies, no hard links, release only if ours.
+mod protocol;
+
+// Mutual exclusion under real contention between processes.
+mod contention;
+
+// Signals while waiting and while holding in command mode.
+mod signals;
+
+// Bad input (SPEC §8): one clear line, the documented code, nothing removed.
+mod bad_input;

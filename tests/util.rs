@@ -1,0 +1,204 @@
+//! Helpers shared by the integration tests.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The `dotlock` binary under test.
+pub fn dotlock_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dotlock"))
+}
+
+/// Are we root (needed to act as another user, or to make a pid namespace)?
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Say, visibly, that a test could not run here. In CI (`CI` set) a missing
+/// prerequisite is a failure: `.ci/run` installs everything and runs as root.
+pub fn skip(why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("required in CI, but: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+/// liblockfile's real `dotlockfile`, if installed.
+pub fn real_dotlockfile() -> Option<PathBuf> {
+    let p = PathBuf::from("/usr/bin/dotlockfile");
+    if p.exists() {
+        Some(p)
+    } else {
+        skip("/usr/bin/dotlockfile is not installed (apt-get install liblockfile-bin)");
+        None
+    }
+}
+
+/// A scratch directory, readable by everyone so tests can act as nobody.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::Builder::new()
+            .prefix("lockutils-test")
+            .tempdir()
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        Scratch { dir }
+    }
+
+    pub fn path(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A `dotlock` command running in this directory.
+    pub fn dotlock(&self) -> Command {
+        let mut cmd = Command::new(dotlock_bin());
+        cmd.current_dir(self.dir.path());
+        cmd
+    }
+
+    /// `dotlock` invoked as `dotlockfile` (through a symlink), in this directory.
+    pub fn as_dotlockfile(&self) -> Command {
+        let link = self.personality_link("dotlockfile");
+        let mut cmd = Command::new(link);
+        cmd.current_dir(self.dir.path());
+        cmd
+    }
+
+    /// A symlink to dotlock named `name`, kept outside the scratch directory
+    /// so that listings stay clean.
+    pub fn personality_link(&self, name: &str) -> PathBuf {
+        let bin = std::env::temp_dir().join(format!("lockutils-bin-{}", std::process::id()));
+        fs::create_dir_all(&bin).unwrap();
+        let link = bin.join(name);
+        if !link.exists() {
+            let _ = std::os::unix::fs::symlink(dotlock_bin(), &link);
+        }
+        link
+    }
+
+    /// Every name below the directory, sorted, directories with a `/`.
+    pub fn listing(&self) -> Vec<String> {
+        fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+            let Ok(entries) = fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+                let meta = fs::symlink_metadata(&p).unwrap();
+                if meta.is_dir() {
+                    out.push(format!("{rel}/"));
+                    walk(base, &p, out);
+                } else {
+                    out.push(rel);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.dir.path(), self.dir.path(), &mut out);
+        out.sort();
+        out
+    }
+
+    /// Temporary files and break locks left behind (there must be none).
+    pub fn leftovers(&self) -> Vec<String> {
+        self.listing()
+            .into_iter()
+            .filter(|n| {
+                let base = n.rsplit('/').next().unwrap_or(n);
+                base.starts_with(".lk") || n.ends_with(".break")
+            })
+            .collect()
+    }
+
+    /// Run `cmd`, and on an unexpected exit code panic with the command, the
+    /// directory, its listing and the output.
+    pub fn expect(&self, cmd: &mut Command, code: i32) -> Output {
+        let out = cmd.output().expect("spawn");
+        if out.status.code() != Some(code) {
+            panic!(
+                "expected exit {code}, got {:?}\n{}",
+                out.status,
+                self.context(cmd, &out)
+            );
+        }
+        out
+    }
+
+    pub fn context(&self, cmd: &Command, out: &Output) -> String {
+        format!(
+            "command: {cmd:?}\ncwd: {}\nlisting: {:?}\nstdout: {}\nstderr: {}",
+            self.dir.path().display(),
+            self.listing(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
+/// Make `cmd` run as nobody (uid/gid 65534, no supplementary groups).
+pub fn as_nobody(cmd: &mut Command) -> &mut Command {
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let nobody = nix::unistd::Gid::from_raw(65534);
+            nix::unistd::setgroups(&[])?;
+            nix::unistd::setgid(nobody)?;
+            nix::unistd::setuid(nix::unistd::Uid::from_raw(65534))?;
+            Ok(())
+        })
+    }
+}
+
+/// A directory inside `scratch` that nobody may write to (and root may).
+pub fn read_only_dir(scratch: &Scratch, name: &str) -> PathBuf {
+    let dir = scratch.path(name);
+    fs::create_dir(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
+    dir
+}
+
+/// Set a file's mtime `secs` seconds into the past.
+pub fn age(path: &Path, secs: u64) {
+    let when = std::time::SystemTime::now() - Duration::from_secs(secs);
+    let f = fs::File::options()
+        .write(true)
+        .open(path)
+        .or_else(|_| fs::File::open(path))
+        .unwrap();
+    f.set_times(fs::FileTimes::new().set_modified(when).set_accessed(when))
+        .unwrap();
+}
+
+/// Poll until `cond` holds, or panic after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > limit {
+            panic!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The lines a command wrote on stderr.
+pub fn stderr_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// An `OsStr` from raw bytes, for non-UTF-8 names.
+pub fn os(bytes: &[u8]) -> &OsStr {
+    use std::os::unix::ffi::OsStrExt;
+    OsStr::from_bytes(bytes)
+}
