@@ -20,5 +20,8 @@ mod contention;
 // Signals while waiting and while holding in command mode.
 mod signals;
 
+// Waiting over time: the parent watch of -p, keeping a lock fresh, --timeout.
+mod waiting;
+
 // Bad input (SPEC §8): one clear line, the documented code, nothing removed.
 mod bad_input;

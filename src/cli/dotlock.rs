@@ -89,6 +89,12 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub timeout: Option<String>,
 
+    /// A lock whose holder cannot be proven alive or dead is stale after
+    /// DURATION [default: 300]; holders touch their lock every third of it
+    /// (at most every 30 s)
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub stale_after: Option<String>,
+
     /// Say when waiting, whom for, and when a stale lock is broken
     #[arg(long)]
     pub verbose: bool,
@@ -204,6 +210,12 @@ pub fn run(args: Args, personality: Personality) -> Exit {
         Some(Ok(d)) => Some(d),
         Some(Err(msg)) => return bad_value(format!("--timeout {msg}")),
     };
+    let stale_after = match args.stale_after.as_deref().map(parse_duration) {
+        None => stale::DEFAULT_STALE_AFTER,
+        Some(Ok(d)) if !d.is_zero() => d,
+        Some(Ok(_)) => return bad_value("--stale-after 0: must be more than zero".into()),
+        Some(Err(msg)) => return bad_value(format!("--stale-after {msg}")),
+    };
 
     let mut rest = args.args.clone();
     let lockfile: PathBuf = if args.mailbox {
@@ -243,7 +255,7 @@ pub fn run(args: Args, personality: Personality) -> Exit {
 
     let policy = Policy {
         trust_bare_pid: args.pid,
-        ..Policy::default()
+        stale_after,
     };
     match action {
         Action::Unlock => match dotlock::remove(lock.path()) {
