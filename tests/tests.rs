@@ -23,5 +23,8 @@ mod signals;
 // Waiting over time: the parent watch of -p, keeping a lock fresh, --timeout.
 mod waiting;
 
+// Stale locks: proof of death, filesystem-clock age, race-free breaking, --status.
+mod stale;
+
 // Bad input (SPEC §8): one clear line, the documented code, nothing removed.
 mod bad_input;

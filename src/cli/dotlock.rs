@@ -2,7 +2,7 @@
 //! `dotlockfile` (which it becomes when invoked under that name).
 
 use std::ffi::OsString;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
@@ -11,7 +11,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::Error;
 use crate::cli::{Personality, Reporter, clap_one_line, parse_duration, parse_retries};
-use crate::dotlock::{self, LockPath, Via};
+use crate::dotlock::{self, LockPath, Observed, Via};
 use crate::exit::ExitCode;
 use crate::guard::{self, ChildEnd, Signals};
 use crate::host;
@@ -54,6 +54,11 @@ pub struct Args {
     /// Check: exit 0 if a valid lock exists, else 1
     #[arg(short = 'c')]
     pub check: bool,
+
+    /// Status: describe the lock's holder (pid, command, host, age, alive);
+    /// exit 0 if held, 1 if free or stale
+    #[arg(long)]
+    pub status: bool,
 
     /// Retries after the first attempt [default: 5]; -1 for forever
     #[arg(short = 'r', value_name = "RETRIES", allow_hyphen_values = true)]
@@ -177,6 +182,7 @@ enum Action {
     Unlock,
     Touch,
     Check,
+    Status,
 }
 
 /// Run a parsed invocation.
@@ -233,16 +239,17 @@ pub fn run(args: Args, personality: Personality) -> Exit {
         return usage("the lock file name is empty");
     }
 
-    let chosen = [args.unlock, args.touch, args.check];
+    let chosen = [args.unlock, args.touch, args.check, args.status];
     let action = match chosen {
-        [false, false, false] => Action::Lock,
-        [true, false, false] => Action::Unlock,
-        [false, true, false] => Action::Touch,
-        [false, false, true] => Action::Check,
-        _ => return usage("-u, -t and -c cannot be combined"),
+        [false, false, false, false] => Action::Lock,
+        [true, false, false, false] => Action::Unlock,
+        [false, true, false, false] => Action::Touch,
+        [false, false, true, false] => Action::Check,
+        [false, false, false, true] => Action::Status,
+        _ => return usage("-u, -t, -c and --status cannot be combined"),
     };
     if action != Action::Lock && (args.lock || !command.is_empty()) {
-        return usage("-u, -t and -c take a lock file and no -l or command");
+        return usage("-u, -t, -c and --status take a lock file and no -l or command");
     }
 
     let lock = match LockPath::new(&lockfile) {
@@ -274,6 +281,7 @@ pub fn run(args: Args, personality: Personality) -> Exit {
             }
         },
         Action::Check => check(&out, &lock, &policy),
+        Action::Status => status(&out, &lock, &policy),
         Action::Lock => {
             let patience = Patience {
                 schedule,
@@ -312,24 +320,78 @@ fn fail(out: &Reporter, personality: Personality, e: Error) -> Exit {
     code.into()
 }
 
+/// Look at the lock as a waiter would: observed, with the filesystem's
+/// "now" (our own clock where nothing can be created, e.g. a read-only
+/// spool), and judged.
+fn look(lock: &LockPath, policy: &Policy) -> crate::Result<Option<(Observed, Verdict)>> {
+    let Some(mut seen) = dotlock::observe(lock.path())? else {
+        return Ok(None);
+    };
+    seen.fs_now = dotlock::fs_now(lock)
+        .ok()
+        .or_else(|| Some(SystemTime::now()));
+    let verdict = stale::judge_observed(&seen, policy);
+    Ok(Some((seen, verdict)))
+}
+
 /// `-c`: is there a valid (not stale) lock?
 fn check(out: &Reporter, lock: &LockPath, policy: &Policy) -> Exit {
-    match dotlock::observe(lock.path()) {
-        Ok(Some(mut seen)) => {
-            // No file can be created in a read-only spool: use our clock.
-            seen.fs_now = dotlock::fs_now(lock)
-                .ok()
-                .or_else(|| Some(SystemTime::now()));
-            match stale::judge_observed(&seen, policy) {
-                Verdict::Valid(_) => ExitCode::Success.into(),
-                Verdict::Stale(_) => ExitCode::Failure.into(),
-            }
-        }
-        Ok(None) => ExitCode::Failure.into(),
+    match look(lock, policy) {
+        Ok(Some((_, Verdict::Valid(_)))) => ExitCode::Success.into(),
+        Ok(Some((_, Verdict::Stale(_)))) | Ok(None) => ExitCode::Failure.into(),
         Err(e) => {
             out.error(e);
             ExitCode::Failure.into()
         }
+    }
+}
+
+/// `--status`: the holder in readable form; 0 held, 1 free or stale.
+fn status(out: &Reporter, lock: &LockPath, policy: &Policy) -> Exit {
+    let (seen, verdict) = match look(lock, policy) {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            let _ = writeln!(
+                io::stdout().lock(),
+                "lock:    {}\nstate:   free",
+                lock.path().display()
+            );
+            return ExitCode::Failure.into();
+        }
+        Err(e) => {
+            out.error(e);
+            return ExitCode::Failure.into();
+        }
+    };
+    let record = seen.record();
+    let unknown = || "-".to_string();
+    let state = if verdict.is_stale() { "stale" } else { "held" };
+    let alive = match verdict {
+        Verdict::Valid(stale::Reason::Alive { .. }) => "yes".to_string(),
+        Verdict::Stale(stale::Reason::Dead { .. }) => "no".to_string(),
+        Verdict::Stale(stale::Reason::PidReused { pid }) => {
+            format!("no (pid {pid} now belongs to another process)")
+        }
+        Verdict::Stale(stale::Reason::OtherBoot) => "no (written before the last boot)".into(),
+        _ if record.pid.is_none() => "unknown (no pid recorded)".into(),
+        _ => "unknown (cannot be checked from this host)".into(),
+    };
+    let age = seen
+        .age()
+        .map_or_else(unknown, |a| format!("{}s", a.as_secs()));
+    let _ = writeln!(
+        io::stdout().lock(),
+        "lock:    {}\nstate:   {state}\npid:     {}\ncommand: {}\nhost:    {}\nage:     {age}\nalive:   {alive}\nreason:  {}",
+        lock.path().display(),
+        record.pid.map_or_else(unknown, |p| p.to_string()),
+        record.cmd.clone().unwrap_or_else(unknown),
+        record.host.clone().unwrap_or_else(unknown),
+        why(verdict),
+    );
+    if verdict.is_stale() {
+        ExitCode::Failure.into()
+    } else {
+        ExitCode::Success.into()
     }
 }
 
@@ -503,8 +565,8 @@ fn why(verdict: Verdict) -> String {
         Dead { pid } => format!("pid {pid} is gone"),
         PidReused { pid } => format!("pid {pid} now belongs to another process"),
         OtherBoot => "written before this host last booted".into(),
-        Fresh { age } => format!("{}s old", age.as_secs()),
-        Aged { age } => format!("{}s old", age.as_secs()),
+        Fresh { age } => format!("{}s old, younger than the stale age", age.as_secs()),
+        Aged { age } => format!("{}s old, past the stale age", age.as_secs()),
     }
 }
 
