@@ -3,9 +3,8 @@
 //! unlock. A lost update or an overlap shows in the count or the marker.
 
 use std::fs;
-use std::process::{Command, Stdio};
 
-use crate::util::{Scratch, dotlock_bin};
+use crate::util::Scratch;
 
 const WORKERS: usize = 8;
 const CYCLES: usize = 200;
@@ -30,25 +29,11 @@ done
 fn eight_processes_two_hundred_cycles_exact_count() {
     let s = Scratch::new();
     fs::write(s.path("counter"), "0\n").unwrap();
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|_| {
-            Command::new("sh")
-                .args(["-c", WORKER])
-                .current_dir(s.dir.path())
-                .env("DOTLOCK", dotlock_bin())
-                .env("CYCLES", CYCLES.to_string())
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut w in workers {
-        assert!(
-            w.wait().unwrap().success(),
-            "a worker failed: {:?}",
-            fs::read_to_string(s.path("errors"))
-        );
-    }
+    let worker = format!(
+        "CYCLES={CYCLES}
+{WORKER}"
+    );
+    s.run_workers(WORKERS, &worker);
     assert_eq!(
         fs::read_to_string(s.path("errors")).ok(),
         None,
@@ -74,19 +59,7 @@ fn command_mode_under_contention() {
     let script = r#"i=0; while [ $i -lt 50 ]; do
       "$DOTLOCK" -r -1 -i 0.005 L sh -c 'mkdir inside || echo overlap >> errors; n=$(cat counter); echo $((n + 1)) > counter; rmdir inside' || exit 1
       i=$((i + 1)); done"#;
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            Command::new("sh")
-                .args(["-c", script])
-                .current_dir(s.dir.path())
-                .env("DOTLOCK", dotlock_bin())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut w in workers {
-        assert!(w.wait().unwrap().success());
-    }
+    s.run_workers(4, script);
     assert_eq!(fs::read_to_string(s.path("errors")).ok(), None);
     assert_eq!(fs::read_to_string(s.path("counter")).unwrap().trim(), "200");
     assert_eq!(s.listing(), ["counter"]);

@@ -121,13 +121,7 @@ fn lock_mode_is_0644_under_umask() {
         0o644
     );
     let s = Scratch::new();
-    s.expect(
-        std::process::Command::new("sh")
-            .current_dir(s.dir.path())
-            .args(["-c", "umask 077; exec \"$0\" L"])
-            .arg(crate::util::dotlock_bin()),
-        0,
-    );
+    s.expect(&mut s.shell("umask 077; exec \"$0\" L"), 0);
     assert_eq!(
         fs::metadata(s.path("L")).unwrap().permissions().mode() & 0o777,
         0o600

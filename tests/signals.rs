@@ -67,13 +67,8 @@ fn sighup_while_waiting() {
 fn the_shell_sees_128_plus_n() {
     let s = Scratch::new();
     fs::write(s.path("L"), "0\n").unwrap();
-    let out = Command::new("sh")
-        .current_dir(s.dir.path())
-        .args([
-            "-c",
-            r#""$0" -r -1 L & p=$!; sleep 0.3; kill -TERM $p; wait $p; echo "status $?""#,
-        ])
-        .arg(crate::util::dotlock_bin())
+    let out = s
+        .shell(r#""$0" -r -1 L & p=$!; sleep 0.3; kill -TERM $p; wait $p; echo "status $?""#)
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "status 143");
@@ -84,10 +79,7 @@ fn the_shell_sees_128_plus_n() {
 fn an_ignored_signal_stays_ignored() {
     let s = Scratch::new();
     fs::write(s.path("L"), "0\n").unwrap();
-    let out = Command::new("sh")
-        .current_dir(s.dir.path())
-        .args(["-c", r#"trap '' HUP; "$0" -r 1 -i 0.5 L & p=$!; sleep 0.2; kill -HUP $p; wait $p; echo "status $?""#])
-        .arg(crate::util::dotlock_bin())
+    let out = s.shell(r#"trap '' HUP; "$0" -r 1 -i 0.5 L & p=$!; sleep 0.2; kill -HUP $p; wait $p; echo "status $?""#)
         .output()
         .unwrap();
     assert_eq!(
@@ -145,13 +137,10 @@ fn sigterm_to_a_holder_reaches_the_child_and_removes_the_lock() {
 #[test]
 fn sigterm_to_dotlock_sleep_gives_143() {
     let s = Scratch::new();
-    let out = Command::new("sh")
-        .current_dir(s.dir.path())
-        .args([
-            "-c",
+    let out = s
+        .shell(
             r#""$0" -l L sleep 60 & p=$!; sleep 0.3; kill -TERM $p; wait $p; echo "status $?"; ls"#,
-        ])
-        .arg(crate::util::dotlock_bin())
+        )
         .output()
         .unwrap();
     assert_eq!(

@@ -11,7 +11,7 @@ use lockutils::record::Record;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::util::{Scratch, age, dotlock_bin, wait_until};
+use crate::util::{Scratch, age, wait_until};
 
 /// A full record for `pid` on this host, with `start` as its start time.
 fn record_here(pid: u32, start: Option<u64>) -> Vec<u8> {
@@ -235,23 +235,7 @@ done
 "#;
     let s = Scratch::new();
     fs::write(s.path("counter"), "0\n").unwrap();
-    let workers: Vec<_> = (0..8)
-        .map(|_| {
-            Command::new("sh")
-                .args(["-c", WORKER])
-                .current_dir(s.dir.path())
-                .env("DOTLOCK", dotlock_bin())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut w in workers {
-        assert!(
-            w.wait().unwrap().success(),
-            "{:?}",
-            fs::read_to_string(s.path("errors"))
-        );
-    }
+    s.run_workers(8, WORKER);
     assert_eq!(fs::read_to_string(s.path("errors")).ok(), None);
     assert_eq!(
         fs::read_to_string(s.path("counter")).unwrap().trim(),

@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The `dotlock` binary under test.
@@ -82,6 +82,33 @@ impl Scratch {
             let _ = std::os::unix::fs::symlink(dotlock_bin(), &link);
         }
         link
+    }
+
+    /// `sh -c SCRIPT` in this directory, with `$0` and `$DOTLOCK` naming
+    /// the dotlock binary.
+    pub fn shell(&self, script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.current_dir(self.dir.path())
+            .args(["-c", script])
+            .arg(dotlock_bin())
+            .env("DOTLOCK", dotlock_bin())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Run `n` copies of `script` at once; every one must succeed.
+    pub fn run_workers(&self, n: usize, script: &str) {
+        let workers: Vec<_> = (0..n)
+            .map(|_| self.shell(script).spawn().unwrap())
+            .collect();
+        for mut w in workers {
+            let status = w.wait().unwrap();
+            let errors = fs::read_to_string(self.path("errors")).ok();
+            assert!(
+                status.success(),
+                "a worker failed ({status:?}); errors: {errors:?}"
+            );
+        }
     }
 
     /// Every name below the directory, sorted, directories with a `/`.

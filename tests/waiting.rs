@@ -2,13 +2,12 @@
 //! keeping its lock fresh while its command runs.
 
 use std::fs;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::util::{Scratch, dotlock_bin};
+use crate::util::Scratch;
 
 /// `dotlock -p` (no command) waiting on a held lock; its parent shell exits.
 /// It must notice at once and give up with 5, leaving nothing behind. The
@@ -18,13 +17,8 @@ fn parent_death_ends_a_p_wait_promptly_with_5() {
     nix::sys::prctl::set_child_subreaper(true).unwrap();
     let s = Scratch::new();
     fs::write(s.path("L"), "0\n").unwrap();
-    let out = Command::new("sh")
-        .current_dir(s.dir.path())
-        .args([
-            "-c",
-            r#""$0" -p -r -1 --verbose L 2>err & echo $!; sleep 0.5"#,
-        ])
-        .arg(dotlock_bin())
+    let out = s
+        .shell(r#""$0" -p -r -1 --verbose L 2>err & echo $!; sleep 0.5"#)
         .output()
         .unwrap();
     let died = Instant::now();
