@@ -59,6 +59,13 @@ pub struct Request<'a> {
 }
 
 /// Take the lock, waiting as `request.patience` allows.
+///
+/// Attempts are counted as the schedule says: after the n-th failure the
+/// waiter sleeps `schedule.delay(n)` before the next counted attempt. If the
+/// sleeper sees the lock released meanwhile, it makes an extra attempt at
+/// once; should that one lose the race, it sleeps out the rest of the
+/// period. So waking early makes hand-over fast without changing `-r N`:
+/// N+1 counted attempts, over the same total patience.
 pub fn acquire(
     request: &Request<'_>,
     sleeper: &mut Sleeper<'_>,
@@ -66,9 +73,54 @@ pub fn acquire(
 ) -> Result<Held, Stop> {
     let deadline = request.patience.timeout.map(|t| Instant::now() + t);
     let mut failures: u64 = 0;
-    let mut free = 0;
     let mut announced = false;
     loop {
+        if let Some(held) = attempt(request, sleeper, &mut report, &mut announced)? {
+            return Ok(held);
+        }
+        failures += 1;
+        if request.patience.retries.is_some_and(|r| failures > r) {
+            return Err(Error::Busy {
+                path: request.lock.path().into(),
+                attempts: failures,
+            }
+            .into());
+        }
+        let now = Instant::now();
+        let mut until = now + request.patience.schedule.delay(failures);
+        if let Some(deadline) = deadline {
+            if now >= deadline {
+                return Err(Error::TimedOut {
+                    path: request.lock.path().into(),
+                }
+                .into());
+            }
+            until = until.min(deadline);
+        }
+        loop {
+            match sleeper.sleep(until.saturating_duration_since(Instant::now())) {
+                Wake::Elapsed => break,
+                Wake::Released => {
+                    if let Some(held) = attempt(request, sleeper, &mut report, &mut announced)? {
+                        return Ok(held);
+                    }
+                }
+                Wake::Signal(sig) => return Err(Stop::Signal(sig)),
+                Wake::ParentDied => return Err(Error::ParentDied.into()),
+            }
+        }
+    }
+}
+
+/// One attempt, retried at once (up to [`FREE_RETRIES`] times) when the
+/// lock vanished under us or a stale lock was broken. `Ok(None)`: busy.
+fn attempt(
+    request: &Request<'_>,
+    sleeper: &Sleeper<'_>,
+    report: &mut impl FnMut(Event<'_>),
+    announced: &mut bool,
+) -> Result<Option<Held>, Stop> {
+    for _ in 0..=FREE_RETRIES {
         if let Some(sig) = sleeper.pending_signal() {
             return Err(Stop::Signal(sig));
         }
@@ -79,55 +131,25 @@ pub fn acquire(
                     drop(held);
                     return Err(Stop::Signal(sig));
                 }
-                return Ok(held);
+                return Ok(Some(held));
             }
-            Attempt::Vanished if free < FREE_RETRIES => {
-                free += 1;
-                continue;
-            }
-            Attempt::Vanished => {}
+            Attempt::Vanished => continue,
             Attempt::Busy(seen) => {
                 let verdict = stale::judge_observed(&seen, &request.policy);
-                if verdict.is_stale() && free < FREE_RETRIES {
+                if verdict.is_stale() {
                     report(Event::Breaking(&seen, verdict));
                     match stale::break_lock(request.lock, &seen, request.breaker)? {
-                        Broken::Removed | Broken::Changed => {
-                            free += 1;
-                            continue;
-                        }
+                        Broken::Removed | Broken::Changed => continue,
                         Broken::Busy => {}
                     }
                 }
-                if !announced {
+                if !*announced {
                     report(Event::Waiting(&seen));
-                    announced = true;
+                    *announced = true;
                 }
+                return Ok(None);
             }
-        }
-        free = 0;
-        failures += 1;
-        if request.patience.retries.is_some_and(|r| failures > r) {
-            return Err(Error::Busy {
-                path: request.lock.path().into(),
-                attempts: failures,
-            }
-            .into());
-        }
-        let mut delay = request.patience.schedule.delay(failures);
-        if let Some(deadline) = deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Error::TimedOut {
-                    path: request.lock.path().into(),
-                }
-                .into());
-            }
-            delay = delay.min(left);
-        }
-        match sleeper.sleep(delay) {
-            Wake::Elapsed => {}
-            Wake::Signal(sig) => return Err(Stop::Signal(sig)),
-            Wake::ParentDied => return Err(Error::ParentDied.into()),
         }
     }
+    Ok(None)
 }

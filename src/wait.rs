@@ -5,18 +5,24 @@
 //! N+1 attempts; `--timeout` bounds the whole wait, with a last attempt
 //! when it runs out.
 //!
-//! The sleep is a `poll(2)` on the descriptors that must cut it short: the
-//! signalfd of caught signals (so that a signal is handled in ordinary code,
-//! with nothing left behind) and, for `-p` without a command, a pidfd of the
+//! The sleep is a `poll(2)` on the descriptors that must cut it short: an
+//! inotify watch of the lock's directory (so that a release is noticed at
+//! once on a local filesystem — see [`ReleaseWatch`]), the signalfd of
+//! caught signals (so that a signal is handled in ordinary code, with
+//! nothing left behind) and, for `-p` without a command, a pidfd of the
 //! parent (so that its death ends the wait at once). A sleeping waiter uses
 //! no CPU.
 
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::signal::Signal;
+use nix::sys::statfs::statfs;
 use nix::unistd::getppid;
 
 use crate::guard::Signals;
@@ -70,6 +76,8 @@ impl Default for Patience {
 pub enum Wake {
     /// The time was up.
     Elapsed,
+    /// The lock was released (its name removed or renamed away).
+    Released,
     /// A caught signal arrived.
     Signal(Signal),
     /// The watched parent died.
@@ -109,16 +117,110 @@ impl Default for ParentWatch {
     }
 }
 
+/// Watches the lock's directory with `inotify(7)` for the lock's name being
+/// removed or renamed away, so that a waiter tries again the moment the
+/// lock is released instead of at the end of its sleep.
+///
+/// Not used on remote filesystems (NFS and the like): inotify sees only
+/// this machine's changes there, so waiters poll on their schedule.
+#[derive(Debug)]
+pub struct ReleaseWatch {
+    inotify: Inotify,
+    name: OsString,
+}
+
+impl ReleaseWatch {
+    /// Watch `dir` for `name` going away; `None` where that cannot work
+    /// (remote filesystem, no inotify, out of watches).
+    pub fn new(dir: &Path, name: &OsStr) -> Option<ReleaseWatch> {
+        if is_remote(dir) {
+            return None;
+        }
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+        let mask =
+            AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM | AddWatchFlags::IN_ONLYDIR;
+        inotify.add_watch(dir, mask).ok()?;
+        Some(ReleaseWatch {
+            inotify,
+            name: name.to_os_string(),
+        })
+    }
+
+    /// Read what is queued; was our lock's name among it (or did the queue
+    /// overflow, so that it may have been)?
+    fn released(&self) -> bool {
+        let mut hit = false;
+        while let Ok(events) = self.inotify.read_events() {
+            if events.is_empty() {
+                break;
+            }
+            hit |= events.iter().any(|e| {
+                e.mask.contains(AddWatchFlags::IN_Q_OVERFLOW)
+                    || e.name.as_deref() == Some(&*self.name)
+            });
+        }
+        hit
+    }
+}
+
+/// Is `dir` on a filesystem whose changes may come from other machines,
+/// which inotify would not report (`statfs(2)` magic numbers)?
+pub fn is_remote(dir: &Path) -> bool {
+    match statfs(dir) {
+        // fs_type_t is i64 here but narrower on other targets.
+        #[allow(clippy::unnecessary_cast)]
+        Ok(fs) => is_remote_magic(fs.filesystem_type().0 as i64),
+        Err(_) => true,
+    }
+}
+
+fn is_remote_magic(magic: i64) -> bool {
+    const REMOTE: &[i64] = &[
+        0x6969,      // NFS
+        0x517B,      // SMB
+        0xFF53_4D42, // CIFS
+        0xFE53_4D42, // SMB2
+        0x7375_7245, // Coda
+        0x5346_414F, // AFS
+        0x6B41_4653, // kAFS
+        0x00C3_6400, // Ceph
+        0x0102_1997, // 9p
+        0x6573_5546, // FUSE (sshfs, s3fs, ...)
+        0x0116_1970, // GFS2
+        0x7461_636F, // OCFS2
+        0x0BD0_0BD0, // Lustre
+        0x564C,      // NCP
+    ];
+    REMOTE.contains(&(magic & 0xFFFF_FFFF))
+}
+
 /// Sleeps, waking early for what matters.
 #[derive(Debug)]
 pub struct Sleeper<'a> {
     signals: Option<&'a Signals>,
     parent: Option<ParentWatch>,
+    release: Option<ReleaseWatch>,
 }
 
 impl<'a> Sleeper<'a> {
     pub fn new(signals: Option<&'a Signals>, parent: Option<ParentWatch>) -> Self {
-        Sleeper { signals, parent }
+        Sleeper {
+            signals,
+            parent,
+            release: None,
+        }
+    }
+
+    /// Also wake when the lock is released. Set this up *before* the first
+    /// attempt, so that a release just after a failed attempt is not missed.
+    pub fn wake_on_release(mut self, watch: Option<ReleaseWatch>) -> Self {
+        self.release = watch;
+        self
+    }
+
+    /// Does this sleeper wake on release (else it polls on its schedule)?
+    pub fn wakes_on_release(&self) -> bool {
+        self.release.is_some()
     }
 
     /// A caught signal that is already pending, if any.
@@ -126,15 +228,19 @@ impl<'a> Sleeper<'a> {
         self.signals.and_then(Signals::take)
     }
 
-    /// Sleep for `d`, or less if a signal arrives or the parent dies.
+    /// Sleep for `d`, or less if a signal arrives, the lock is released or
+    /// the parent dies. No CPU is used meanwhile: one `poll(2)`.
     pub fn sleep(&mut self, d: Duration) -> Wake {
         let deadline = Instant::now() + d;
         loop {
-            if let Some(sig) = self.signals.and_then(Signals::take) {
+            if let Some(sig) = self.pending_signal() {
                 return Wake::Signal(sig);
             }
             if self.parent.as_ref().is_some_and(ParentWatch::gone) {
                 return Wake::ParentDied;
+            }
+            if self.release.as_ref().is_some_and(ReleaseWatch::released) {
+                return Wake::Released;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -145,19 +251,21 @@ impl<'a> Sleeper<'a> {
                 Some(ParentWatch { pidfd: None, .. }) => left.min(Duration::from_secs(1)),
                 _ => left,
             };
-            let mut fds: Vec<PollFd> = Vec::with_capacity(2);
+            let parent_fd = self.parent.as_ref().and_then(|p| p.pidfd.as_ref());
+            let mut fds: Vec<PollFd> = Vec::with_capacity(3);
             if let Some(s) = self.signals {
                 fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
             }
-            if let Some(fd) = self.parent.as_ref().and_then(|p| p.pidfd.as_ref()) {
+            if let Some(w) = &self.release {
+                fds.push(PollFd::new(w.inotify.as_fd(), PollFlags::POLLIN));
+            }
+            let parent_at = fds.len();
+            if let Some(fd) = parent_fd {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
             let _ = poll(&mut fds, poll_timeout(step));
-            let parent_fired = self.parent.as_ref().is_some_and(|p| p.pidfd.is_some())
-                && fds
-                    .last()
-                    .and_then(PollFd::revents)
-                    .is_some_and(|r| !r.is_empty());
+            let parent_fired =
+                parent_fd.is_some() && fds[parent_at].revents().is_some_and(|r| !r.is_empty());
             if parent_fired {
                 return Wake::ParentDied;
             }
@@ -200,6 +308,36 @@ mod tests {
             i32::from(poll_timeout(Duration::from_secs(u64::MAX))),
             i32::MAX
         );
+    }
+
+    #[test]
+    fn remote_filesystems_are_known() {
+        assert!(is_remote_magic(0x6969));
+        assert!(is_remote_magic(0xFF53_4D42));
+        assert!(is_remote_magic(0x6573_5546));
+        assert!(!is_remote_magic(0xEF53)); // ext4
+        assert!(!is_remote_magic(0x0102_1994)); // tmpfs
+    }
+
+    #[test]
+    fn release_wakes_a_sleeper_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("L");
+        std::fs::write(&lock, "0\n").unwrap();
+        let watch = ReleaseWatch::new(dir.path(), OsStr::new("L")).expect("inotify on a local dir");
+        let mut sleeper = Sleeper::new(None, None).wake_on_release(Some(watch));
+        // Other names in the directory do not wake it.
+        std::fs::write(dir.path().join("other"), "").unwrap();
+        std::fs::remove_file(dir.path().join("other")).unwrap();
+        assert_eq!(sleeper.sleep(Duration::from_millis(50)), Wake::Elapsed);
+        let remover = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::remove_file(lock).unwrap();
+        });
+        let start = Instant::now();
+        assert_eq!(sleeper.sleep(Duration::from_secs(10)), Wake::Released);
+        assert!(start.elapsed() < Duration::from_secs(5));
+        remover.join().unwrap();
     }
 
     #[test]

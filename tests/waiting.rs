@@ -73,3 +73,81 @@ fn timeout_makes_a_last_attempt() {
         start.elapsed()
     );
 }
+
+/// Start `cmd` (waiting on the held lock `L`) and return once it said so.
+fn started_waiting(s: &Scratch, cmd: &mut std::process::Command) -> std::process::Child {
+    let err = s.dir.path().with_extension("err");
+    let child = cmd.stderr(fs::File::create(&err).unwrap()).spawn().unwrap();
+    crate::util::wait_until("the waiting line", Duration::from_secs(10), || {
+        fs::read_to_string(&err)
+            .unwrap_or_default()
+            .contains("waiting for L")
+    });
+    child
+}
+
+/// The default schedule sleeps 5 s after the first failure; on a local
+/// filesystem the waiter still takes the lock within a second of release.
+#[test]
+fn a_waiter_takes_the_lock_at_once_when_it_is_released() {
+    let s = Scratch::new();
+    fs::write(s.path("L"), "0\n").unwrap();
+    let mut waiter = started_waiting(&s, s.dotlock().args(["--verbose", "L"]));
+    std::thread::sleep(Duration::from_millis(300));
+    let released = Instant::now();
+    fs::remove_file(s.path("L")).unwrap();
+    assert!(waiter.wait().unwrap().success());
+    let took = released.elapsed();
+    assert!(took < Duration::from_secs(1), "hand-over took {took:?}");
+    assert_ne!(fs::read(s.path("L")).unwrap(), b"0\n", "the waiter's lock");
+}
+
+/// CPU time (user + system, in clock ticks) of a live process.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    // Fields 14 and 15 of stat(5); `after` starts at field 3.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// A waiter sleeps in poll(2): 3 s of waiting cost (almost) no CPU.
+#[test]
+fn a_waiter_does_not_spin() {
+    let s = Scratch::new();
+    fs::write(s.path("L"), "0\n").unwrap();
+    for args in [
+        &["--verbose", "-r", "-1", "L"][..],
+        &["--verbose", "-r", "-1", "-i", "0.5", "L"],
+    ] {
+        let mut waiter = started_waiting(&s, s.dotlock().args(args));
+        let before = cpu_ticks(waiter.id());
+        std::thread::sleep(Duration::from_secs(3));
+        let spent = cpu_ticks(waiter.id()) - before;
+        waiter.kill().unwrap();
+        waiter.wait().unwrap();
+        // A spinning waiter would spend ~300 ticks (at 100 Hz) in 3 s.
+        assert!(
+            spent <= 5,
+            "{args:?}: {spent} ticks of CPU while waiting 3 s"
+        );
+    }
+}
+
+/// As `dotlockfile`, the legacy timing stays: no early wake, the next
+/// attempt comes after the full 5 s sleep.
+#[test]
+fn dotlockfile_personality_keeps_legacy_timing() {
+    let s = Scratch::new();
+    fs::write(s.path("L"), "0\n").unwrap();
+    let start = Instant::now();
+    let mut waiter = s.as_dotlockfile().args(["-r", "1", "L"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    fs::remove_file(s.path("L")).unwrap();
+    assert!(waiter.wait().unwrap().success());
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(4900),
+        "woke early after {took:?}"
+    );
+}

@@ -19,7 +19,7 @@ use crate::lock::{self, Event, Request, Stop};
 use crate::mailbox;
 use crate::record::Record;
 use crate::stale::{self, Policy, Verdict};
-use crate::wait::{ParentWatch, Patience, Schedule, Sleeper};
+use crate::wait::{ParentWatch, Patience, ReleaseWatch, Schedule, Sleeper};
 
 /// Create, test and remove dot-lock files, safely on local disks and NFS.
 ///
@@ -439,7 +439,12 @@ fn take(s: &Setup<'_>, command: &[OsString]) -> Exit {
         Err(e) => return fail(&s.out, s.personality, Error::io("signalfd", e)),
     };
     let parent = watch_parent.then(ParentWatch::new);
-    let mut sleeper = Sleeper::new(Some(&signals), parent);
+    // dotlockfile keeps its exact legacy timing; dotlock wakes on release.
+    let watch = match s.personality {
+        Personality::Native => ReleaseWatch::new(s.lock.dir(), s.lock.name()),
+        Personality::Dotlockfile => None,
+    };
+    let mut sleeper = Sleeper::new(Some(&signals), parent).wake_on_release(watch);
     let request = Request {
         lock: s.lock,
         record: &record,
