@@ -54,8 +54,6 @@ pub struct Request<'a> {
     pub mode: u32,
     pub patience: Patience,
     pub policy: Policy,
-    /// Our record for a break lock, should we have to break a stale lock.
-    pub breaker: &'a [u8],
 }
 
 /// Take the lock, waiting as `request.patience` allows.
@@ -138,7 +136,7 @@ fn attempt(
                 let verdict = stale::judge_observed(&seen, &request.policy);
                 if verdict.is_stale() {
                     report(Event::Breaking(&seen, verdict));
-                    match stale::break_lock(request.lock, &seen, request.breaker)? {
+                    match stale::break_lock(request.lock, &seen)? {
                         Broken::Removed | Broken::Changed => continue,
                         Broken::Busy => {}
                     }

@@ -186,12 +186,13 @@ pub enum Broken {
 }
 
 /// Remove `seen`, judged stale, from `lock` if and only if it is still
-/// there, under the break lock `LOCK.break`. `breaker` is the breaker's own
-/// owner record for the break lock.
-pub fn break_lock(lock: &LockPath, seen: &Observed, breaker: &[u8]) -> Result<Broken> {
+/// there, under the break lock `LOCK.break` (which holds our own record).
+pub fn break_lock(lock: &LockPath, seen: &Observed) -> Result<Broken> {
     seam::pause_before_break();
     let guard = lock.sibling(".break");
-    let held = match dotlock::try_lock(&guard, breaker, 0o644)? {
+    let me = std::process::id();
+    let breaker = Record::for_holder(Some(me), host::command_name(me)).to_bytes();
+    let held = match dotlock::try_lock(&guard, &breaker, 0o644)? {
         Attempt::Acquired(held) => held,
         Attempt::Busy(other) => {
             clear_dead_break_lock(&guard, &other);
@@ -379,7 +380,7 @@ mod tests {
     fn break_removes_the_judged_lock_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
         let (lock, seen) = observed(dir.path(), "x.lock", b"0\n");
-        assert_eq!(break_lock(&lock, &seen, b"1\n").unwrap(), Broken::Removed);
+        assert_eq!(break_lock(&lock, &seen).unwrap(), Broken::Removed);
         assert!(!lock.path().exists());
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),
@@ -394,7 +395,7 @@ mod tests {
         let (lock, seen) = observed(dir.path(), "x.lock", b"0\n");
         fs::remove_file(lock.path()).unwrap();
         fs::write(lock.path(), b"4242\n").unwrap();
-        assert_eq!(break_lock(&lock, &seen, b"1\n").unwrap(), Broken::Changed);
+        assert_eq!(break_lock(&lock, &seen).unwrap(), Broken::Changed);
         assert_eq!(fs::read(lock.path()).unwrap(), b"4242\n");
     }
 
@@ -406,13 +407,13 @@ mod tests {
         // A breaker at work (this process, alive): wait.
         let live = Record::for_holder(Some(std::process::id()), None).to_bytes();
         fs::write(guard.path(), &live).unwrap();
-        assert_eq!(break_lock(&lock, &seen, b"1\n").unwrap(), Broken::Busy);
+        assert_eq!(break_lock(&lock, &seen).unwrap(), Broken::Busy);
         assert!(guard.path().exists());
         // A breaker that died (pid beyond pid_max): its break lock is cleared.
         let dead = Record::for_holder(Some(i32::MAX as u32 - 1), None).to_bytes();
         fs::write(guard.path(), &dead).unwrap();
-        assert_eq!(break_lock(&lock, &seen, b"1\n").unwrap(), Broken::Busy);
+        assert_eq!(break_lock(&lock, &seen).unwrap(), Broken::Busy);
         assert!(!guard.path().exists());
-        assert_eq!(break_lock(&lock, &seen, b"1\n").unwrap(), Broken::Removed);
+        assert_eq!(break_lock(&lock, &seen).unwrap(), Broken::Removed);
     }
 }

@@ -164,6 +164,16 @@ fn rows() -> Vec<Row> {
         ),
         r("-l with a command", none, &["-l", "L", "true"], 0, no_lock),
         r(
+            "a script without #! runs under sh, as execvp does",
+            |s| {
+                fs::write(s.path("script"), "exit 7\n").unwrap();
+                fs::set_permissions(s.path("script"), fs::Permissions::from_mode(0o755)).unwrap();
+            },
+            &["L", "./script"],
+            7,
+            no_lock,
+        ),
+        r(
             "command not found",
             none,
             &["L", "no-such-command-xyz"],

@@ -4,7 +4,6 @@
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -19,7 +18,7 @@ use crate::lock::{self, Event, Request, Stop};
 use crate::mailbox;
 use crate::record::Record;
 use crate::stale::{self, Policy, Verdict};
-use crate::wait::{ParentWatch, Patience, ReleaseWatch, Schedule, Sleeper};
+use crate::wait::{ParentWatch, Patience, Schedule, Sleeper};
 
 /// Create, test and remove dot-lock files, safely on local disks and NFS.
 ///
@@ -432,26 +431,26 @@ fn take(s: &Setup<'_>, command: &[OsString]) -> Exit {
         }
     }
     .to_bytes();
-    let breaker = Record::for_holder(Some(std::process::id()), Some("dotlock".into())).to_bytes();
 
-    let mut signals = match Signals::catch(guard::WAITING) {
+    // dotlockfile keeps its exact legacy timing; dotlock wakes on release,
+    // through dnotify's SIGIO.
+    let mut caught = guard::WAITING.to_vec();
+    if s.personality == Personality::Native {
+        caught.push(nix::sys::signal::Signal::SIGIO);
+    }
+    let mut signals = match Signals::catch(&caught) {
         Ok(s) => s,
         Err(e) => return fail(&s.out, s.personality, Error::io("signalfd", e)),
     };
     let parent = watch_parent.then(ParentWatch::new);
-    // dotlockfile keeps its exact legacy timing; dotlock wakes on release.
-    let watch = match s.personality {
-        Personality::Native => ReleaseWatch::new(s.lock.dir(), s.lock.name()),
-        Personality::Dotlockfile => None,
-    };
-    let mut sleeper = Sleeper::new(Some(&signals), parent).wake_on_release(watch);
+    let mut sleeper =
+        Sleeper::new(Some(&signals), parent).wake_on_release(s.lock.path(), s.lock.dir());
     let request = Request {
         lock: s.lock,
         record: &record,
         mode: 0o644,
         patience: s.patience,
         policy: s.policy,
-        breaker: &breaker,
     };
     let out = s.out;
     let acquired = lock::acquire(&request, &mut sleeper, |event| match event {
@@ -502,9 +501,7 @@ fn take(s: &Setup<'_>, command: &[OsString]) -> Exit {
     let every = touch_interval(s.policy.stale_after);
     // dotlockfile touches only locks without a pid (its -p pid is proof enough).
     let refresh = s.personality == Personality::Native || !s.write_pid;
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]);
-    let ended = guard::run_child(&mut cmd, &signals, every, || {
+    let ended = guard::run_child(command, &signals, every, || {
         if refresh {
             let _ = held.touch();
         }

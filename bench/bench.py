@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Benchmarks dotlock against dotlockfile, procmail's lockfile and flock(1)
+in one run on one machine, and writes BENCHMARKS.md.
+
+    python3 bench/bench.py            # builds dotlock --release first
+    BENCH_RUNS=300 BENCH_HANDOVERS=50 python3 bench/bench.py
+
+Needs: liblockfile-bin (dotlockfile), procmail (lockfile), util-linux (flock),
+time (GNU time, for max RSS).
+Cases:
+  1. uncontended lock + unlock, as whole processes
+  2. command mode: TOOL -l L true
+  3. hand-over latency: from the holder's release to the waiter's acquisition
+  4. contended throughput: 4 processes x 200 cycles of TOOL -l L true
+  5. peak memory (max RSS) of case 2
+"""
+
+import fcntl
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNS = int(os.environ.get("BENCH_RUNS", "300"))
+HANDOVERS = int(os.environ.get("BENCH_HANDOVERS", "50"))
+CYCLES = int(os.environ.get("BENCH_CYCLES", "200"))
+WORKERS = 4
+
+
+def need(tool):
+    path = shutil.which(tool)
+    if not path:
+        sys.exit(f"bench: {tool} not found (apt-get install liblockfile-bin procmail util-linux time)")
+    return path
+
+
+def median_ms(samples):
+    return statistics.median(samples) * 1000
+
+
+def p95_ms(samples):
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))] * 1000
+
+
+def timed(fn, runs):
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def run(*argv):
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def case1(tools, lock):
+    """Uncontended lock + unlock as two processes."""
+    dotlock, dotlockfile, lockfile = tools["dotlock"], tools["dotlockfile"], tools["lockfile"]
+    cases = {
+        "dotlock": lambda: (run(dotlock, lock), run(dotlock, "-u", lock)),
+        "dotlockfile": lambda: (run(dotlockfile, lock), run(dotlockfile, "-u", lock)),
+        "lockfile + rm -f": lambda: (run(lockfile, lock), run("rm", "-f", lock)),
+    }
+    return {name: timed(fn, RUNS) for name, fn in cases.items()}
+
+
+def case2(tools, lock):
+    """Command mode: take the lock, run true, release."""
+    cases = {
+        "dotlock": [tools["dotlock"], "-l", lock, "true"],
+        "dotlockfile": [tools["dotlockfile"], "-l", lock, "true"],
+        # flock(1) leaves its file behind: give it a name of its own.
+        "flock": [tools["flock"], lock + ".flock", "true"],
+    }
+    return {name: timed(lambda a=argv: run(*a), RUNS) for name, argv in cases.items()}
+
+
+def case3(tools, d):
+    """Hand-over latency. The holder (this script) releases at t0; the
+    waiter, `sh -c 'TOOL L && date +%s%N'`, prints when it got the lock."""
+    lock = os.path.join(d, "handover.lock")
+    # flock(1) leaves its file behind: it gets a name of its own.
+    flock_lock = lock + ".flock"
+    waiters = {
+        "dotlock": f'"{tools["dotlock"]}" -r -1 "{lock}"',
+        "dotlockfile": f'"{tools["dotlockfile"]}" -r -1 "{lock}"',
+        "lockfile": f'"{tools["lockfile"]}" "{lock}"',
+        "flock": f'"{tools["flock"]}" "{flock_lock}" true',
+    }
+    results = {}
+    for name, waiter in waiters.items():
+        lat = []
+        for _ in range(HANDOVERS):
+            fd = None
+            if name == "flock":
+                fd = os.open(flock_lock, os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                with open(lock, "w") as f:
+                    f.write("0\n")
+            w = subprocess.Popen(["sh", "-c", f"{waiter} && date +%s%N"], stdout=subprocess.PIPE)
+            time.sleep(random.uniform(0.2, 1.0))  # the waiter is asleep by now
+            t0 = time.time_ns()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+            else:
+                os.unlink(lock)
+            out, _ = w.communicate()
+            lat.append((int(out.decode().strip()) - t0) / 1e9)
+            if name != "flock":
+                os.unlink(lock)
+        results[name] = lat
+        print(f"  {name}: median {median_ms(lat):.1f} ms", file=sys.stderr)
+    return results
+
+
+def case4(tools, d):
+    """Contended throughput: WORKERS shell loops of CYCLES `TOOL -l L true`."""
+    lock = os.path.join(d, "contended.lock")
+    loops = {
+        "dotlock": f'"{tools["dotlock"]}" -r -1 -l "{lock}" true',
+        "flock": f'"{tools["flock"]}" "{lock}.flock" true',
+    }
+    results = {}
+    for name, cmd in loops.items():
+        script = f"i=0; while [ $i -lt {CYCLES} ]; do {cmd} || exit 1; i=$((i+1)); done"
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen(["sh", "-c", script]) for _ in range(WORKERS)]
+        for p in procs:
+            if p.wait() != 0:
+                sys.exit(f"bench: a {name} worker failed")
+        results[name] = time.perf_counter() - t0
+    return results
+
+
+def case5(tools, lock):
+    """Max RSS (KiB) of the case-2 commands, the smallest of 20 runs, from
+    GNU time(1): a child forked by Python would count Python's own pages."""
+    cases = {
+        "dotlock": [tools["dotlock"], "-l", lock, "true"],
+        "dotlockfile": [tools["dotlockfile"], "-l", lock, "true"],
+        "flock": [tools["flock"], lock + ".flock", "true"],
+    }
+    out = {}
+    for name, argv in cases.items():
+        rss = []
+        for _ in range(20):
+            r = subprocess.run([tools["time"], "-f", "%M", *argv], capture_output=True, text=True, check=True)
+            rss.append(int(r.stderr.strip().splitlines()[-1]))
+        out[name] = min(rss)
+    return out
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return model
+
+
+def main():
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "dotlock"], cwd=ROOT, check=True)
+    tools = {
+        "dotlock": os.path.join(ROOT, "target", "release", "dotlock"),
+        "dotlockfile": need("dotlockfile"),
+        "lockfile": need("lockfile"),
+        "flock": need("flock"),
+        "time": need("/usr/bin/time"),
+    }
+    d = tempfile.mkdtemp(prefix="lockutils-bench-")
+    fstype = subprocess.check_output(["stat", "-f", "-c", "%T", d]).decode().strip()
+    lock = os.path.join(d, "bench.lock")
+    print("case 1 ...", file=sys.stderr)
+    c1 = case1(tools, lock)
+    print("case 2 ...", file=sys.stderr)
+    c2 = case2(tools, lock)
+    print("case 3 (slow: the C tools sleep 5 and 8 s) ...", file=sys.stderr)
+    c3 = case3(tools, d)
+    print("case 4 ...", file=sys.stderr)
+    c4 = case4(tools, d)
+    print("case 5 ...", file=sys.stderr)
+    c5 = case5(tools, lock)
+    shutil.rmtree(d)
+
+    def versus(results, ours, other):
+        return median_ms(results[ours]) / median_ms(results[other])
+
+    r1 = versus(c1, "dotlock", "dotlockfile")
+    r2 = versus(c2, "dotlock", "dotlockfile")
+    r4 = c4["dotlock"] / c4["flock"]
+    r5 = c5["dotlock"] / c5["dotlockfile"]
+    h3 = median_ms(c3["dotlock"])
+    verdict = lambda ok: "met" if ok else "**missed**"
+
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, {os.cpu_count()} cores, "
+        f"Linux {platform.release()}, lock directory on {fstype}. "
+        f"dotlock release build; dotlockfile from liblockfile-bin, lockfile from procmail, flock from util-linux.",
+        "",
+        "Regenerate with `python3 bench/bench.py` (sizes: `BENCH_RUNS`, `BENCH_HANDOVERS`, `BENCH_CYCLES`).",
+        "",
+        f"## 1. Uncontended lock + unlock, as whole processes ({RUNS} runs, median)",
+        "",
+        "| tool | median | vs dotlockfile |",
+        "|---|---|---|",
+    ]
+    for name, s in c1.items():
+        lines.append(f"| `{name}` | {median_ms(s):.2f} ms | {median_ms(s) / median_ms(c1['dotlockfile']):.2f} |")
+    lines += [
+        "",
+        f"## 2. Command mode: `TOOL -l L true` ({RUNS} runs, median)",
+        "",
+        "| tool | median | vs dotlockfile |",
+        "|---|---|---|",
+    ]
+    for name, s in c2.items():
+        lines.append(f"| `{name}` | {median_ms(s):.2f} ms | {median_ms(s) / median_ms(c2['dotlockfile']):.2f} |")
+    lines += [
+        "",
+        f"## 3. Hand-over latency, release to acquisition ({HANDOVERS} hand-overs, default schedules)",
+        "",
+        "The waiter is asleep when the holder releases (0.2–1 s after it started waiting);",
+        "the time includes starting `date` in the waiter's shell, the same for every tool.",
+        "",
+        "| tool | median | 95th percentile |",
+        "|---|---|---|",
+    ]
+    for name, s in c3.items():
+        lines.append(f"| `{name}` | {median_ms(s):.1f} ms | {p95_ms(s):.1f} ms |")
+    lines += [
+        "",
+        f"## 4. Contended throughput: {WORKERS} processes × {CYCLES} cycles of `TOOL -l L true`",
+        "",
+        "| tool | total | vs flock |",
+        "|---|---|---|",
+    ]
+    for name, t in c4.items():
+        lines.append(f"| `{name}` | {t:.2f} s | {t / c4['flock']:.2f} |")
+    lines += [
+        "",
+        "## 5. Peak memory of case 2 (max RSS from GNU time, smallest of 20 runs)",
+        "",
+        "| tool | max RSS | vs dotlockfile |",
+        "|---|---|---|",
+    ]
+    for name, kb in c5.items():
+        lines.append(f"| `{name}` | {kb} KiB | {kb / c5['dotlockfile']:.2f} |")
+    lines += [
+        "",
+        "## Targets",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+        f"| case 1: dotlock / dotlockfile ≤ 1.05 | {r1:.2f} | {verdict(r1 <= 1.05)} |",
+        f"| case 2: dotlock / dotlockfile ≤ 1.05 | {r2:.2f} | {verdict(r2 <= 1.05)} |",
+        f"| case 3: dotlock median hand-over ≤ 5 ms | {h3:.1f} ms | {verdict(h3 <= 5)} |",
+        f"| case 4: dotlock / flock ≤ 2 | {r4:.2f} | {verdict(r4 <= 2)} |",
+        f"| case 5: dotlock / dotlockfile max RSS ≤ 1.5 | {r5:.2f} | {verdict(r5 <= 1.5)} |",
+        "",
+    ]
+    notes = os.path.join(ROOT, "bench", "NOTES.md")
+    if os.path.exists(notes):
+        lines += open(notes).read().rstrip("\n").split("\n") + [""]
+    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
