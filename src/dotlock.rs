@@ -30,7 +30,9 @@ use nix::sys::time::TimeSpec;
 
 use crate::error::{Error, Result};
 use crate::host;
+use crate::lock::{self, Try};
 use crate::record::{MAX_RECORD, Record};
+use crate::stale::{self, Broken, Policy, Verdict};
 
 /// `NAME_MAX` on Linux: the longest file name.
 pub const NAME_MAX: usize = 255;
@@ -114,6 +116,59 @@ impl LockPath {
             }),
             Err(e) => Err(Error::io(&self.dir, e)),
         }
+    }
+}
+
+/// A dot-lock to take: the lock path, the owner record, the file mode.
+#[derive(Debug, Clone, Copy)]
+pub struct DotLock<'a> {
+    pub lock: &'a LockPath,
+    pub record: &'a [u8],
+    /// Before the umask: 0644 (procmail's lockfile: 0444).
+    pub mode: u32,
+}
+
+impl lock::Protocol for DotLock<'_> {
+    type Held = Held;
+    type Seen = Observed;
+
+    fn path(&self) -> &Path {
+        self.lock.path()
+    }
+
+    fn try_once(&self) -> Result<Try<Held, Observed>> {
+        Ok(match try_lock(self.lock, self.record, self.mode)? {
+            Attempt::Acquired(held) => Try::Acquired(held),
+            Attempt::Busy(seen) => Try::Busy(seen),
+            Attempt::Vanished => Try::Vanished,
+        })
+    }
+
+    fn judge(&self, seen: &Observed, policy: &Policy) -> Verdict {
+        stale::judge_observed(seen, policy)
+    }
+
+    fn break_stale(&self, seen: &Observed) -> Result<Broken> {
+        stale::break_lock(self.lock, seen)
+    }
+
+    fn holder(&self, seen: &Observed) -> (Record, Option<Duration>) {
+        (seen.record(), seen.age())
+    }
+}
+
+impl lock::Holding for Held {
+    fn is_ours(&self) -> bool {
+        Held::is_ours(self)
+    }
+    fn touch(&self) -> Result<bool> {
+        Held::touch(self)
+    }
+    fn release(self) -> Result<bool> {
+        Held::release(self)
+    }
+    fn keep(self) {
+        Held::keep(self)
     }
 }
 

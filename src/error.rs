@@ -37,6 +37,14 @@ pub enum Error {
     #[error("{}: is a symbolic link (not followed)", path.display())]
     LockIsSymlink { path: PathBuf },
 
+    /// A file stands where a lock directory should be.
+    #[error("{}: is not a directory, not a lock directory", path.display())]
+    NotALockDirectory { path: PathBuf },
+
+    /// A lock directory that is not ours would have to be removed.
+    #[error("{}: held by {holder}; not ours, left alone (--force removes it)", path.display())]
+    NotOurs { path: PathBuf, holder: String },
+
     /// A FIFO, socket or device stands at the lock path.
     #[error("{}: is not a regular file", path.display())]
     LockNotRegular { path: PathBuf },

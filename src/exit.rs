@@ -53,7 +53,7 @@ impl Error {
     /// The exit status that reports this error.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::NameTooLong { .. } => ExitCode::Failure,
+            Error::NameTooLong { .. } | Error::NotOurs { .. } => ExitCode::Failure,
             Error::NoDirectory { .. } | Error::NotADirectory { .. } | Error::CreateTemp { .. } => {
                 ExitCode::TempLock
             }
@@ -62,6 +62,7 @@ impl Error {
             Error::StaleNotRemoved { .. } => ExitCode::RmStale,
             Error::Orphaned => ExitCode::Orphaned,
             Error::LockIsDirectory { .. }
+            | Error::NotALockDirectory { .. }
             | Error::LockIsSymlink { .. }
             | Error::LockNotRegular { .. }
             | Error::ParentDied

@@ -61,6 +61,7 @@ pub mod exit;
 pub mod guard;
 pub mod host;
 pub mod lock;
+pub mod lockdir;
 pub mod mailbox;
 pub mod record;
 pub mod stale;

@@ -1,23 +1,67 @@
-//! Acquiring a lock: attempts, stale breaking and waiting put together.
+//! Acquiring a lock: attempts, stale breaking and waiting put together,
+//! for any kind of lock ([`Protocol`]): dot-locks and lock directories.
 //!
-//! Each attempt is one run of the dot-lock protocol. A busy lock is judged;
+//! Each attempt is one run of the lock's protocol. A busy lock is judged;
 //! a stale one is broken (race-free) and tried again at once, without
 //! counting an attempt, as liblockfile does. Otherwise the waiter sleeps on
 //! its schedule until the retries or the timeout run out, a caught signal
 //! arrives, or the watched parent dies.
 
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::dotlock::{self, Attempt, Held, LockPath, Observed};
-use crate::error::Error;
-use crate::stale::{self, Broken, Policy, Verdict};
+use crate::error::{Error, Result};
+use crate::record::Record;
+use crate::stale::{Broken, Policy, Verdict};
 use crate::wait::{Patience, Sleeper, Wake};
 
 /// Immediate retries allowed in a row (after a lock vanished or was broken)
 /// before an attempt counts as failed anyway.
 const FREE_RETRIES: u32 = 3;
+
+/// The outcome of one attempt at some lock.
+#[derive(Debug)]
+pub enum Try<H, S> {
+    /// The lock is ours.
+    Acquired(H),
+    /// Someone else holds it; what we saw of it.
+    Busy(S),
+    /// It was there, then gone when we looked: try again at once.
+    Vanished,
+}
+
+/// A kind of lock: how to try it once, judge a holder, break a stale one.
+pub trait Protocol {
+    /// What we hold once acquired.
+    type Held;
+    /// What a waiter saw of somebody else's lock.
+    type Seen;
+
+    /// The lock's path.
+    fn path(&self) -> &Path;
+    /// One attempt.
+    fn try_once(&self) -> Result<Try<Self::Held, Self::Seen>>;
+    /// Is the lock seen stale?
+    fn judge(&self, seen: &Self::Seen, policy: &Policy) -> Verdict;
+    /// Remove the stale lock seen, race-free.
+    fn break_stale(&self, seen: &Self::Seen) -> Result<Broken>;
+    /// Who holds it, and for how long (for messages).
+    fn holder(&self, seen: &Self::Seen) -> (Record, Option<Duration>);
+}
+
+/// A lock we hold, as command mode needs it.
+pub trait Holding {
+    /// Is the lock still the one we created?
+    fn is_ours(&self) -> bool;
+    /// Refresh its timestamp, if still ours.
+    fn touch(&self) -> Result<bool>;
+    /// Remove it if still ours; `Ok(false)`: it was not, and was left alone.
+    fn release(self) -> Result<bool>;
+    /// Leave it in place.
+    fn keep(self);
+}
 
 /// Why acquiring stopped without the lock.
 #[derive(Debug)]
@@ -37,26 +81,17 @@ impl From<Error> for Stop {
 
 /// What happened along the way, for `--verbose`.
 #[derive(Debug)]
-pub enum Event<'a> {
+pub enum Event {
     /// The first failed attempt: someone holds the lock.
-    Waiting(&'a Observed),
+    Waiting {
+        holder: Record,
+        age: Option<Duration>,
+    },
     /// A stale lock is about to be broken.
-    Breaking(&'a Observed, Verdict),
+    Breaking { holder: Record, verdict: Verdict },
 }
 
-/// What to lock, with which record, and how patiently.
-#[derive(Debug, Clone)]
-pub struct Request<'a> {
-    pub lock: &'a LockPath,
-    /// The owner record written into the lock.
-    pub record: &'a [u8],
-    /// The lock file's mode before the umask (0644; procmail's 0444).
-    pub mode: u32,
-    pub patience: Patience,
-    pub policy: Policy,
-}
-
-/// Take the lock, waiting as `request.patience` allows.
+/// Take the lock, waiting as `patience` allows.
 ///
 /// Attempts are counted as the schedule says: after the n-th failure the
 /// waiter sleeps `schedule.delay(n)` before the next counted attempt. If the
@@ -64,32 +99,37 @@ pub struct Request<'a> {
 /// once; should that one lose the race, it sleeps out the rest of the
 /// period. So waking early makes hand-over fast without changing `-r N`:
 /// N+1 counted attempts, over the same total patience.
-pub fn acquire(
-    request: &Request<'_>,
+pub fn acquire<P: Protocol>(
+    lock: &P,
+    patience: &Patience,
+    policy: &Policy,
     sleeper: &mut Sleeper<'_>,
-    mut report: impl FnMut(Event<'_>),
-) -> Result<Held, Stop> {
-    let deadline = request.patience.timeout.map(|t| Instant::now() + t);
+    mut report: impl FnMut(Event),
+) -> Result<P::Held, Stop> {
+    let deadline = patience.timeout.map(|t| Instant::now() + t);
     let mut failures: u64 = 0;
     let mut announced = false;
+    let mut attempt = |sleeper: &Sleeper<'_>| -> Result<Option<P::Held>, Stop> {
+        attempt(lock, policy, sleeper, &mut report, &mut announced)
+    };
     loop {
-        if let Some(held) = attempt(request, sleeper, &mut report, &mut announced)? {
+        if let Some(held) = attempt(sleeper)? {
             return Ok(held);
         }
         failures += 1;
-        if request.patience.retries.is_some_and(|r| failures > r) {
+        if patience.retries.is_some_and(|r| failures > r) {
             return Err(Error::Busy {
-                path: request.lock.path().into(),
+                path: lock.path().into(),
                 attempts: failures,
             }
             .into());
         }
         let now = Instant::now();
-        let mut until = now + request.patience.schedule.delay(failures);
+        let mut until = now + patience.schedule.delay(failures);
         if let Some(deadline) = deadline {
             if now >= deadline {
                 return Err(Error::TimedOut {
-                    path: request.lock.path().into(),
+                    path: lock.path().into(),
                 }
                 .into());
             }
@@ -99,7 +139,7 @@ pub fn acquire(
             match sleeper.sleep(until.saturating_duration_since(Instant::now())) {
                 Wake::Elapsed => break,
                 Wake::Released => {
-                    if let Some(held) = attempt(request, sleeper, &mut report, &mut announced)? {
+                    if let Some(held) = attempt(sleeper)? {
                         return Ok(held);
                     }
                 }
@@ -112,18 +152,19 @@ pub fn acquire(
 
 /// One attempt, retried at once (up to [`FREE_RETRIES`] times) when the
 /// lock vanished under us or a stale lock was broken. `Ok(None)`: busy.
-fn attempt(
-    request: &Request<'_>,
+fn attempt<P: Protocol>(
+    lock: &P,
+    policy: &Policy,
     sleeper: &Sleeper<'_>,
-    report: &mut impl FnMut(Event<'_>),
+    report: &mut impl FnMut(Event),
     announced: &mut bool,
-) -> Result<Option<Held>, Stop> {
+) -> Result<Option<P::Held>, Stop> {
     for _ in 0..=FREE_RETRIES {
         if let Some(sig) = sleeper.pending_signal() {
             return Err(Stop::Signal(sig));
         }
-        match dotlock::try_lock(request.lock, request.record, request.mode)? {
-            Attempt::Acquired(held) => {
+        match lock.try_once()? {
+            Try::Acquired(held) => {
                 // A signal that came during the attempt still wins.
                 if let Some(sig) = sleeper.pending_signal() {
                     drop(held);
@@ -131,18 +172,20 @@ fn attempt(
                 }
                 return Ok(Some(held));
             }
-            Attempt::Vanished => continue,
-            Attempt::Busy(seen) => {
-                let verdict = stale::judge_observed(&seen, &request.policy);
+            Try::Vanished => continue,
+            Try::Busy(seen) => {
+                let verdict = lock.judge(&seen, policy);
                 if verdict.is_stale() {
-                    report(Event::Breaking(&seen, verdict));
-                    match stale::break_lock(request.lock, &seen)? {
+                    let (holder, _) = lock.holder(&seen);
+                    report(Event::Breaking { holder, verdict });
+                    match lock.break_stale(&seen)? {
                         Broken::Removed | Broken::Changed => continue,
                         Broken::Busy => {}
                     }
                 }
                 if !*announced {
-                    report(Event::Waiting(&seen));
+                    let (holder, age) = lock.holder(&seen);
+                    report(Event::Waiting { holder, age });
                     *announced = true;
                 }
                 return Ok(None);

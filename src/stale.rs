@@ -188,6 +188,22 @@ pub enum Broken {
 /// Remove `seen`, judged stale, from `lock` if and only if it is still
 /// there, under the break lock `LOCK.break` (which holds our own record).
 pub fn break_lock(lock: &LockPath, seen: &Observed) -> Result<Broken> {
+    break_guarded(
+        lock,
+        || Ok(dotlock::observe(lock.path())?.is_some_and(|now| now.same_lock(seen))),
+        || fs::remove_file(lock.path()),
+    )
+}
+
+/// The break protocol for any kind of lock at `lock`: take `LOCK.break`,
+/// ask `still_same` whether the lock is still the one judged stale, and
+/// only then `remove` it. A lock gone by the time `remove` runs counts as
+/// changed.
+pub fn break_guarded(
+    lock: &LockPath,
+    still_same: impl FnOnce() -> Result<bool>,
+    remove: impl FnOnce() -> io::Result<()>,
+) -> Result<Broken> {
     seam::pause_before_break();
     let guard = lock.sibling(".break");
     let me = std::process::id();
@@ -200,8 +216,8 @@ pub fn break_lock(lock: &LockPath, seen: &Observed) -> Result<Broken> {
         }
         Attempt::Vanished => return Ok(Broken::Busy),
     };
-    let outcome = match dotlock::observe(lock.path())? {
-        Some(now) if now.same_lock(seen) => match fs::remove_file(lock.path()) {
+    let outcome = match still_same() {
+        Ok(true) => match remove() {
             Ok(()) => Ok(Broken::Removed),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Broken::Changed),
             Err(source) => Err(Error::StaleNotRemoved {
@@ -209,7 +225,8 @@ pub fn break_lock(lock: &LockPath, seen: &Observed) -> Result<Broken> {
                 source,
             }),
         },
-        _ => Ok(Broken::Changed),
+        Ok(false) => Ok(Broken::Changed),
+        Err(e) => Err(e),
     };
     held.release()?;
     outcome

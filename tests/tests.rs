@@ -26,5 +26,8 @@ mod waiting;
 // Stale locks: proof of death, filesystem-clock age, race-free breaking, --status.
 mod stale;
 
+// lockdir: the trap helper in five shells, grace period, refusal, contention.
+mod lockdir;
+
 // Bad input (SPEC §8): one clear line, the documented code, nothing removed.
 mod bad_input;

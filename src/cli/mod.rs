@@ -3,10 +3,128 @@
 //! tests all use the same definitions.
 
 pub mod dotlock;
+pub mod hold;
+pub mod lockdir;
+pub mod report;
 
 use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
+
+use crate::Error;
+use crate::exit::ExitCode;
+use crate::stale::{self, Policy};
+use crate::wait::{Patience, Schedule};
+
+/// How a command ends: with a status, or by re-raising a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(nix::sys::signal::Signal),
+}
+
+impl From<ExitCode> for Exit {
+    fn from(code: ExitCode) -> Self {
+        Exit::Code(i32::from(code.code()))
+    }
+}
+
+/// End the process with `exit`.
+pub fn finish(exit: Exit) -> ! {
+    match exit {
+        Exit::Code(code) => std::process::exit(code),
+        Exit::Signal(sig) => crate::guard::die_by(sig),
+    }
+}
+
+/// Report an error and map it to the exit status of this personality.
+pub fn fail(out: &Reporter, personality: Personality, e: Error) -> Exit {
+    let code = match (&e, personality) {
+        // liblockfile 1.17 reports a missing or non-directory parent as 5.
+        (Error::NoDirectory { .. } | Error::NotADirectory { .. }, Personality::Dotlockfile) => {
+            ExitCode::Error
+        }
+        _ => e.exit_code(),
+    };
+    match e {
+        // Giving up is the normal outcome of `-r 0` for dotlock; as the old
+        // tools, it says nothing unless asked.
+        Error::Busy { .. } | Error::TimedOut { .. } if !out.say_busy => out.info(&e),
+        _ => out.error(&e),
+    }
+    code.into()
+}
+
+/// Options for waiting, shared by the lock commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WaitArgs {
+    /// Retries after the first attempt [default: 5]; -1 for forever
+    #[arg(short = 'r', value_name = "RETRIES", allow_hyphen_values = true)]
+    pub retries: Option<String>,
+
+    /// Wait SECONDS between attempts instead of 5, 10, ... 60 s (0: no wait)
+    #[arg(short = 'i', value_name = "SECONDS", allow_hyphen_values = true)]
+    pub interval: Option<String>,
+
+    /// Give up after DURATION of waiting (seconds; 0.5, 200ms, 2m allowed)
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
+
+    /// A lock whose holder cannot be proven alive or dead is stale after
+    /// DURATION [default: 300]; holders touch their lock every third of it
+    /// (at most every 30 s)
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub stale_after: Option<String>,
+
+    /// Say when waiting, whom for, and when a stale lock is broken
+    #[arg(long)]
+    pub verbose: bool,
+
+    /// Quiet: no error messages
+    #[arg(short = 'q')]
+    pub quiet: bool,
+}
+
+impl WaitArgs {
+    /// The patience and stale age these options ask for, or the message
+    /// for a bad value (exit 5).
+    pub fn parse(&self) -> Result<(Patience, Duration), String> {
+        let retries = match self.retries.as_deref().map(parse_retries) {
+            None => Some(5),
+            Some(r) => r?,
+        };
+        let schedule = match self.interval.as_deref().map(parse_duration) {
+            None => Schedule::Backoff,
+            Some(Ok(d)) => Schedule::Fixed(d),
+            Some(Err(msg)) => return Err(format!("-i {msg}")),
+        };
+        let timeout = match self.timeout.as_deref().map(parse_duration) {
+            None => None,
+            Some(Ok(d)) => Some(d),
+            Some(Err(msg)) => return Err(format!("--timeout {msg}")),
+        };
+        let stale_after = match self.stale_after.as_deref().map(parse_duration) {
+            None => stale::DEFAULT_STALE_AFTER,
+            Some(Ok(d)) if !d.is_zero() => d,
+            Some(Ok(_)) => return Err("--stale-after 0: must be more than zero".into()),
+            Some(Err(msg)) => return Err(format!("--stale-after {msg}")),
+        };
+        let patience = Patience {
+            schedule,
+            retries,
+            timeout,
+        };
+        Ok((patience, stale_after))
+    }
+
+    /// The judging policy, with `-p`'s trust in a bare pid.
+    pub fn policy(stale_after: Duration, trust_bare_pid: bool) -> Policy {
+        Policy {
+            stale_after,
+            trust_bare_pid,
+        }
+    }
+}
 
 /// Which tool we are: chosen by the name we were invoked as (`argv[0]`),
 /// so that `dotlockfile` and `lockfile` symlinks behave as the old tools.
@@ -34,6 +152,8 @@ pub struct Reporter {
     pub prog: &'static str,
     pub quiet: bool,
     pub verbose: bool,
+    /// Say why we gave up on a busy lock even without `--verbose`.
+    pub say_busy: bool,
 }
 
 impl Reporter {
@@ -106,6 +226,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     .map_err(|()| format!("{s}: not a duration (seconds >= 0, e.g. 5, 0.5, 200ms, 2m)"))?;
     Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{s}: duration too large"))
+}
+
+/// A failed parse: help and version go to stdout with exit 0; errors are
+/// one line on stderr with exit 1 (liblockfile's usage status).
+pub fn clap_failure(prog: &str, e: &clap::Error) -> Exit {
+    use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+    if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+        let _ = e.print();
+        return Exit::Code(0);
+    }
+    say(
+        prog,
+        format_args!("{}; try '{prog} --help'", clap_one_line(e)),
+    );
+    ExitCode::Failure.into()
 }
 
 /// The first line of a clap error, without its `error: ` prefix.

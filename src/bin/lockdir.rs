@@ -1,0 +1,5 @@
+//! `lockdir`: see `lockdir --help` and `lockutils::cli::lockdir`.
+
+fn main() {
+    lockutils::cli::lockdir::main()
+}
