@@ -95,7 +95,7 @@ impl LockPath {
         name.extend_from_slice(suffix.as_bytes());
         let name = OsString::from_vec(name);
         LockPath {
-            path: self.dir.join(&name),
+            path: self.path.with_file_name(&name),
             dir: self.dir.clone(),
             name,
         }

@@ -151,7 +151,7 @@ impl ChildEnd {
 /// `#!` line runs under `/bin/sh`), with an empty signal mask and SIGPIPE
 /// back to its default. `posix_spawn(3)` instead of `fork(2)`: no copy of
 /// our page tables, which is most of the cost of a short command.
-pub fn spawn(argv: &[OsString]) -> io::Result<Pid> {
+pub fn spawn(argv: &[OsString], extra_env: &[(&str, String)]) -> io::Result<Pid> {
     let cstr = |s: &OsStr| {
         CString::new(s.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
     };
@@ -159,7 +159,12 @@ pub fn spawn(argv: &[OsString]) -> io::Result<Pid> {
         .iter()
         .map(|a| cstr(a))
         .collect::<io::Result<Vec<_>>>()?;
+    let extra = extra_env
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
     let env = std::env::vars_os()
+        .filter(|(k, _)| !extra_env.iter().any(|(e, _)| k == e))
+        .chain(extra)
         .map(|(k, v)| {
             let mut kv = k;
             kv.push("=");
@@ -196,11 +201,12 @@ pub fn spawn(argv: &[OsString]) -> io::Result<Pid> {
 /// dispositions we inherited.
 pub fn run_child(
     argv: &[OsString],
+    extra_env: &[(&str, String)],
     signals: &Signals,
     every: Duration,
     mut refresh: impl FnMut(),
 ) -> io::Result<ChildEnd> {
-    let pid = spawn(argv)?;
+    let pid = spawn(argv, extra_env)?;
     let mut next = Instant::now() + every;
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {

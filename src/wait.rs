@@ -137,7 +137,7 @@ impl Default for ParentWatch {
 #[derive(Debug)]
 pub struct ReleaseWatch {
     _dir: OwnedFd,
-    lock: PathBuf,
+    locks: Vec<PathBuf>,
 }
 
 /// `<linux/fcntl.h>`: a name was removed, renamed, and keep notifying.
@@ -146,10 +146,10 @@ const DN_RENAME: libc::c_int = 0x10;
 const DN_MULTISHOT: libc::c_int = 0x8000_0000_u32 as libc::c_int;
 
 impl ReleaseWatch {
-    /// Watch the directory of `lock` for it going away; `None` where that
+    /// Watch `dir` for any of `locks` (in it) going away; `None` where that
     /// cannot work (remote filesystem, no dnotify). SIGIO, which carries
     /// the notifications, must be caught already.
-    pub fn new(lock: &Path, dir: &Path) -> Option<ReleaseWatch> {
+    pub fn new(locks: &[PathBuf], dir: &Path) -> Option<ReleaseWatch> {
         if is_remote(dir) {
             return None;
         }
@@ -169,13 +169,15 @@ impl ReleaseWatch {
         };
         (rc == 0).then(|| ReleaseWatch {
             _dir: fd,
-            lock: lock.to_path_buf(),
+            locks: locks.to_vec(),
         })
     }
 
-    /// Is the lock's name gone?
+    /// Is the name of one of the locks gone?
     fn released(&self) -> bool {
-        matches!(std::fs::symlink_metadata(&self.lock), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+        self.locks.iter().any(|lock| {
+            matches!(std::fs::symlink_metadata(lock), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+        })
     }
 }
 
@@ -216,8 +218,8 @@ pub struct Sleeper<'a> {
     signals: Option<&'a Signals>,
     parent: Option<ParentWatch>,
     release: Option<ReleaseWatch>,
-    /// The lock and its directory, to watch from the first sleep on.
-    watch_for: Option<(PathBuf, PathBuf)>,
+    /// The locks and their directory, to watch from the first sleep on.
+    watch_for: Option<(Vec<PathBuf>, PathBuf)>,
 }
 
 impl<'a> Sleeper<'a> {
@@ -230,13 +232,14 @@ impl<'a> Sleeper<'a> {
         }
     }
 
-    /// Also wake when `lock` (in `dir`) is released. The watch is set up at
-    /// the first sleep — an uncontended lock never pays for it — and the
-    /// lock is looked at right after, so a release in between is not
-    /// missed. Needs `signals` to catch SIGIO; without, this does nothing.
-    pub fn wake_on_release(mut self, lock: &Path, dir: &Path) -> Self {
+    /// Also wake when one of `locks` (all in `dir`) is released. The watch
+    /// is set up at the first sleep — an uncontended lock never pays for it
+    /// — and the locks are looked at right after, so a release in between
+    /// is not missed. Needs `signals` to catch SIGIO; without, this does
+    /// nothing.
+    pub fn wake_on_release(mut self, locks: Vec<PathBuf>, dir: &Path) -> Self {
         if self.signals.is_some_and(|s| s.catches(Signal::SIGIO)) {
-            self.watch_for = Some((lock.to_path_buf(), dir.to_path_buf()));
+            self.watch_for = Some((locks, dir.to_path_buf()));
         }
         self
     }
@@ -257,8 +260,8 @@ impl<'a> Sleeper<'a> {
     /// the parent dies. No CPU is used meanwhile: one `poll(2)`.
     pub fn sleep(&mut self, d: Duration) -> Wake {
         let deadline = Instant::now() + d;
-        if let Some((lock, dir)) = self.watch_for.take() {
-            self.release = ReleaseWatch::new(&lock, &dir);
+        if let Some((locks, dir)) = self.watch_for.take() {
+            self.release = ReleaseWatch::new(&locks, &dir);
         }
         // A release just before we sleep, or before the watch was set up,
         // is seen by looking once.

@@ -29,5 +29,8 @@ mod stale;
 // lockdir: the trap helper in five shells, grace period, refusal, contention.
 mod lockdir;
 
+// --slots: a counting semaphore that never leaks a slot.
+mod slots;
+
 // Bad input (SPEC §8): one clear line, the documented code, nothing removed.
 mod bad_input;

@@ -8,12 +8,12 @@ use std::time::SystemTime;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::cli::hold::{self, Wait};
-use crate::cli::report::{self, Holder};
+use crate::cli::report::Holder;
 use crate::cli::{Exit, Personality, Reporter, WaitArgs, fail, finish};
 use crate::dotlock::{self, DotLock, LockPath, Via};
 use crate::exit::ExitCode;
 use crate::host;
-use crate::lock::Stop;
+use crate::lock::{AnyOf, Stop};
 use crate::mailbox;
 use crate::record::Record;
 use crate::stale::{self, Policy};
@@ -146,6 +146,10 @@ pub fn run(args: Args, personality: Personality) -> Exit {
         Ok(p) => p,
         Err(msg) => return bad_value(msg),
     };
+    let slots = match args.wait.slots() {
+        Ok(s) => s,
+        Err(msg) => return bad_value(msg),
+    };
 
     let mut rest = args.args.clone();
     let lockfile: PathBuf = if args.mailbox {
@@ -174,6 +178,9 @@ pub fn run(args: Args, personality: Personality) -> Exit {
     };
     if action != Action::Lock && (args.lock || !command.is_empty()) {
         return usage("-u, -t, -c and --status take a lock file and no -l or command");
+    }
+    if slots.is_some() && matches!(action, Action::Unlock | Action::Touch | Action::Check) {
+        return usage("--slots goes with locking and --status; release a slot with -u LOCK.N");
     }
 
     let lock = match LockPath::new(&lockfile) {
@@ -204,27 +211,31 @@ pub fn run(args: Args, personality: Personality) -> Exit {
             Ok(_) => ExitCode::Failure.into(),
             Err(e) => report_failure(e),
         },
-        Action::Status => match look(&lock, &policy) {
-            Ok(holder) => report::status(lock.path(), holder),
-            Err(e) => report_failure(e),
-        },
+        Action::Status => {
+            hold::status_of_slots(&hold::slot_paths(&lock, slots), |l| look(l, &policy), &out)
+        }
         Action::Lock => {
+            let paths = hold::slot_paths(&lock, slots);
             let wait = Wait {
                 out,
                 patience,
                 policy,
                 // dotlockfile keeps its exact legacy timing.
-                release: (personality == Personality::Native).then(|| (lock.path(), lock.dir())),
+                release: (personality == Personality::Native).then(|| {
+                    (
+                        paths.iter().map(|p| p.path().to_path_buf()).collect(),
+                        lock.dir(),
+                    )
+                }),
                 watch_parent: args.pid && command.is_empty(),
             };
-            take(
-                &wait,
+            let how = How {
                 personality,
-                &lock,
-                args.pid,
-                args.passthrough,
-                &command,
-            )
+                write_pid: args.pid,
+                passthrough: args.passthrough,
+                slots,
+            };
+            take(&wait, &how, &lock, &paths, &command)
         }
     }
 }
@@ -246,15 +257,29 @@ fn look(lock: &LockPath, policy: &Policy) -> Result<Option<Holder>> {
     }))
 }
 
-/// Take the lock; then leave it in place, or run the command under it.
-fn take(
-    wait: &Wait<'_>,
+/// How to take the lock.
+struct How {
     personality: Personality,
-    lock: &LockPath,
     write_pid: bool,
     passthrough: bool,
+    slots: Option<usize>,
+}
+
+/// Take the lock (or a slot: `paths`); then leave it in place, or run the
+/// command under it.
+fn take(
+    wait: &Wait<'_>,
+    how: &How,
+    lock: &LockPath,
+    paths: &[LockPath],
     command: &[OsString],
 ) -> Exit {
+    let How {
+        personality,
+        write_pid,
+        passthrough,
+        slots,
+    } = *how;
     let out = &wait.out;
     if wait.watch_parent && nix::unistd::getppid().as_raw() == 1 {
         return fail(out, personality, Error::Orphaned);
@@ -278,12 +303,19 @@ fn take(
         }
     }
     .to_bytes();
-    let protocol = DotLock {
-        lock,
-        record: &record,
-        mode: 0o644,
+    let protocol = AnyOf {
+        path: lock.path().to_path_buf(),
+        slots: paths
+            .iter()
+            .map(|lock| DotLock {
+                lock,
+                record: &record,
+                mode: 0o644,
+            })
+            .collect(),
+        policy: wait.policy,
     };
-    let (held, signals) = match hold::acquire(wait, &protocol) {
+    let ((slot, held), signals) = match hold::acquire(wait, &protocol) {
         Ok(acquired) => acquired,
         Err(Stop::Signal(sig)) => return Exit::Signal(sig),
         Err(Stop::Error(e)) => return fail(out, personality, e),
@@ -301,12 +333,23 @@ fn take(
     }
     if command.is_empty() {
         held.keep();
+        hold::print_slot(slots, slot);
         return ExitCode::Success.into();
     }
     let every = hold::touch_interval(wait.policy.stale_after);
     // dotlockfile touches only locks without a pid (its -p pid is proof enough).
     let refresh = personality == Personality::Native || !write_pid;
-    let ended = hold::run_under(out, lock.path(), held, signals, command, every, refresh);
+    let env = hold::slot_env(slots, slot);
+    let ended = hold::run_under(
+        out,
+        lock.path(),
+        held,
+        signals,
+        command,
+        &env,
+        every,
+        refresh,
+    );
     let passthrough = passthrough || personality == Personality::Native;
     match (ended, personality) {
         (Ok(end), Personality::Native) => hold::pass_on(end),

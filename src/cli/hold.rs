@@ -5,13 +5,14 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
 use crate::Error;
 use crate::cli::{Exit, Personality, Reporter, report};
+use crate::dotlock::LockPath;
 use crate::exit::ExitCode;
 use crate::guard::{self, ChildEnd, Signals};
 use crate::lock::{self, Holding, Protocol, Stop};
@@ -23,9 +24,9 @@ pub struct Wait<'a> {
     pub out: Reporter,
     pub patience: Patience,
     pub policy: Policy,
-    /// Wake when the lock at `release.0` (in directory `release.1`) goes
-    /// away; `None` keeps the legacy polling.
-    pub release: Option<(&'a Path, &'a Path)>,
+    /// Wake when one of the locks `release.0` (in directory `release.1`)
+    /// goes away; `None` keeps the legacy polling.
+    pub release: Option<(Vec<PathBuf>, &'a Path)>,
     /// `-p` without a command: give up if the parent dies.
     pub watch_parent: bool,
 }
@@ -40,8 +41,8 @@ pub fn acquire<P: Protocol>(w: &Wait<'_>, lock: &P) -> Result<(P::Held, Signals)
     let signals = Signals::catch(&caught).map_err(|e| Error::io("signalfd", e))?;
     let parent = w.watch_parent.then(ParentWatch::new);
     let mut sleeper = Sleeper::new(Some(&signals), parent);
-    if let Some((path, dir)) = w.release {
-        sleeper = sleeper.wake_on_release(path, dir);
+    if let Some((paths, dir)) = &w.release {
+        sleeper = sleeper.wake_on_release(paths.clone(), dir);
     }
     let held = lock::acquire(
         lock,
@@ -52,6 +53,56 @@ pub fn acquire<P: Protocol>(w: &Wait<'_>, lock: &P) -> Result<(P::Held, Signals)
     )?;
     drop(sleeper);
     Ok((held, signals))
+}
+
+/// The locks of `--slots N` (`LOCK.1` … `LOCK.N`), or the lock itself.
+pub fn slot_paths(lock: &LockPath, slots: Option<usize>) -> Vec<LockPath> {
+    match slots {
+        None => vec![lock.clone()],
+        Some(n) => (1..=n).map(|i| lock.sibling(&format!(".{i}"))).collect(),
+    }
+}
+
+/// After taking slot `slot` without a command: print its number, so that
+/// the script can release it (`dotlock -u LOCK.$slot`).
+pub fn print_slot(slots: Option<usize>, slot: usize) {
+    if slots.is_some() {
+        use std::io::Write;
+        let _ = writeln!(io::stdout().lock(), "{slot}");
+    }
+}
+
+/// The environment a command gets under slot `slot`.
+pub fn slot_env(slots: Option<usize>, slot: usize) -> Vec<(&'static str, String)> {
+    match slots {
+        Some(_) => vec![("DOTLOCK_SLOT", slot.to_string())],
+        None => Vec::new(),
+    }
+}
+
+/// `--status` of every slot (or of the lock), blank lines between; exit 0
+/// if any is held.
+pub fn status_of_slots(
+    paths: &[LockPath],
+    mut look: impl FnMut(&LockPath) -> crate::Result<Option<report::Holder>>,
+    out: &Reporter,
+) -> Exit {
+    let mut held = false;
+    for (i, path) in paths.iter().enumerate() {
+        if i > 0 {
+            use std::io::Write;
+            let _ = writeln!(io::stdout().lock());
+        }
+        match look(path) {
+            Ok(holder) => held |= report::status(path.path(), holder) == Exit::Code(0),
+            Err(e) => out.error(e),
+        }
+    }
+    if held {
+        ExitCode::Success.into()
+    } else {
+        ExitCode::Failure.into()
+    }
 }
 
 /// Holders touch their lock every 30 s, or every third of the stale age
@@ -65,19 +116,21 @@ pub fn touch_interval(stale_after: Duration) -> Duration {
 /// Run `command` under `held`: signals forwarded, the lock touched every
 /// `every` (if `refresh`), released when the command ends. `Err`: it could
 /// not be started (the lock is released all the same).
+#[allow(clippy::too_many_arguments)]
 pub fn run_under<H: Holding>(
     out: &Reporter,
     path: &Path,
     held: H,
     mut signals: Signals,
     command: &[OsString],
+    env: &[(&str, String)],
     every: Duration,
     refresh: bool,
 ) -> io::Result<ChildEnd> {
     let mut forwarded = guard::FORWARDED.to_vec();
     forwarded.push(Signal::SIGCHLD);
     signals.add(&forwarded)?;
-    let ended = guard::run_child(command, &signals, every, || {
+    let ended = guard::run_child(command, env, &signals, every, || {
         if refresh {
             let _ = held.touch();
         }

@@ -8,12 +8,12 @@ use std::time::SystemTime;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::cli::hold::{self, Wait};
-use crate::cli::report::{self, Holder};
+use crate::cli::report::Holder;
 use crate::cli::{Exit, Personality, Reporter, WaitArgs, fail, finish, parse_duration};
 use crate::dotlock::{self, LockPath};
 use crate::exit::ExitCode;
 use crate::host;
-use crate::lock::Stop;
+use crate::lock::{AnyOf, Stop};
 use crate::lockdir::{self, DirLock, SeenDir};
 use crate::record::Record;
 use crate::stale::{Policy, Reason, Verdict};
@@ -142,6 +142,13 @@ pub fn run(args: Args) -> Exit {
     if args.force && !args.unlock {
         return usage("--force goes with -u");
     }
+    let slots = match args.wait.slots() {
+        Ok(s) => s,
+        Err(msg) => return bad_value(msg),
+    };
+    if slots.is_some() && (args.unlock || args.check) {
+        return usage("--slots goes with locking and --status; release a slot with -u DIR.N");
+    }
     if args.trap {
         return trap(&out, &args, dir, command);
     }
@@ -166,9 +173,12 @@ pub fn run(args: Args) -> Exit {
     if args.unlock {
         return unlock(&out, &lock, &policy, grace, args.pid, args.force);
     }
-    if args.check || args.status {
+    let paths = hold::slot_paths(&lock, slots);
+    if args.status {
+        return hold::status_of_slots(&paths, |l| look(l, &policy, grace), &out);
+    }
+    if args.check {
         return match look(&lock, &policy, grace) {
-            Ok(holder) if args.status => report::status(lock.path(), holder),
             Ok(Some(h)) if !h.verdict.is_stale() => ExitCode::Success.into(),
             Ok(_) => ExitCode::Failure.into(),
             Err(e) => {
@@ -192,20 +202,30 @@ pub fn run(args: Args) -> Exit {
         None => host::command_name(holder),
     };
     let record = Record::for_holder(Some(holder), cmd).to_bytes();
-    let protocol = DirLock {
-        lock: &lock,
-        record: &record,
-        grace,
+    let protocol = AnyOf {
+        path: lock.path().to_path_buf(),
+        slots: paths
+            .iter()
+            .map(|lock| DirLock {
+                lock,
+                record: &record,
+                grace,
+            })
+            .collect(),
+        policy,
     };
     let wait = Wait {
         out,
         patience,
         policy,
-        release: Some((lock.path(), lock.dir())),
+        release: Some((
+            paths.iter().map(|p| p.path().to_path_buf()).collect(),
+            lock.dir(),
+        )),
         // Waiting for a shell that is gone would only leave a stale lock.
         watch_parent: command.is_empty() && args.pid.is_none(),
     };
-    let (held, signals) = match hold::acquire(&wait, &protocol) {
+    let ((slot, held), signals) = match hold::acquire(&wait, &protocol) {
         Ok(acquired) => acquired,
         Err(Stop::Signal(sig)) => return Exit::Signal(sig),
         Err(Stop::Error(e @ (Error::Busy { .. } | Error::TimedOut { .. }))) => {
@@ -215,10 +235,12 @@ pub fn run(args: Args) -> Exit {
     };
     if command.is_empty() {
         crate::lock::Holding::keep(held);
+        hold::print_slot(slots, slot);
         return ExitCode::Success.into();
     }
     let every = hold::touch_interval(stale_after);
-    match hold::run_under(&out, lock.path(), held, signals, command, every, true) {
+    let env = hold::slot_env(slots, slot);
+    match hold::run_under(&out, lock.path(), held, signals, command, &env, every, true) {
         Ok(end) => hold::pass_on(end),
         Err(e) => hold::spawn_failure(&out, Personality::Native, &command[0], &e).into(),
     }
@@ -388,6 +410,7 @@ fn trap(out: &Reporter, args: &Args, dir: &OsString, command: &[OsString]) -> Ex
     pass("--timeout", &args.wait.timeout);
     pass("--stale-after", &args.wait.stale_after);
     pass("--grace", &args.grace);
+    pass("--slots", &args.wait.slots);
     if args.wait.verbose {
         take.push("--verbose".into());
     }
@@ -399,13 +422,24 @@ fn trap(out: &Reporter, args: &Args, dir: &OsString, command: &[OsString]) -> Ex
     code.extend(
         b"lockdir_release() { \"$__lockdir_bin\" -u -q --pid \"$__lockdir_pid\" -- \"$__lockdir_dir\"; }\n",
     );
-    code.extend(b"if \"$__lockdir_bin\" --pid \"$__lockdir_pid\"");
+    // With --slots the slot taken is printed: the lock is DIR.N.
+    let slotted = args.wait.slots.is_some();
+    code.extend(if slotted {
+        &b"if __lockdir_slot=$(\"$__lockdir_bin\" --pid \"$__lockdir_pid\""[..]
+    } else {
+        &b"if \"$__lockdir_bin\" --pid \"$__lockdir_pid\""[..]
+    });
     for t in &take {
         code.push(b' ');
         code.extend(sh_quote(t.as_bytes()));
     }
+    code.extend(if slotted {
+        &b" -- \"$__lockdir_dir\"); then\n\t__lockdir_dir=\"$__lockdir_dir.$__lockdir_slot\"\n"[..]
+    } else {
+        &b" -- \"$__lockdir_dir\"; then\n"[..]
+    });
     code.extend(
-        b" -- \"$__lockdir_dir\"; then\n\
+        b"\
           \ttrap 'lockdir_release' EXIT\n\
           \ttrap 'lockdir_release; trap - EXIT; exit 129' HUP\n\
           \ttrap 'lockdir_release; trap - EXIT; exit 130' INT\n\

@@ -83,6 +83,11 @@ pub struct WaitArgs {
     /// Quiet: no error messages
     #[arg(short = 'q')]
     pub quiet: bool,
+
+    /// Counting semaphore: take any free one of N locks, LOCK.1 ... LOCK.N;
+    /// the slot is printed, or given to the command as $DOTLOCK_SLOT
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub slots: Option<String>,
 }
 
 impl WaitArgs {
@@ -115,6 +120,22 @@ impl WaitArgs {
             timeout,
         };
         Ok((patience, stale_after))
+    }
+
+    /// `--slots N`: a whole number from 1 to 10000, or the message for a
+    /// bad value (exit 5).
+    pub fn slots(&self) -> Result<Option<usize>, String> {
+        let Some(s) = self.slots.as_deref() else {
+            return Ok(None);
+        };
+        match s.parse::<usize>() {
+            Ok(n) if (1..=10_000).contains(&n) && s.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(Some(n))
+            }
+            _ => Err(format!(
+                "--slots {s}: must be a whole number from 1 to 10000"
+            )),
+        }
     }
 
     /// The judging policy, with `-p`'s trust in a bare pid.
