@@ -53,6 +53,41 @@
 //! assert!(held.release()?); // removed: it was still ours
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Waiting is the same for every kind of lock ([`lock::Protocol`]): here a
+//! lock directory, with a stale one (its owner is long dead) broken on the
+//! way, and patience of one retry half a second later.
+//!
+//! ```
+//! use std::time::Duration;
+//! use lockutils::dotlock::LockPath;
+//! use lockutils::lock::{acquire, Holding};
+//! use lockutils::lockdir::{DirLock, DEFAULT_GRACE};
+//! use lockutils::record::Record;
+//! use lockutils::stale::Policy;
+//! use lockutils::wait::{Patience, Schedule, Sleeper};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let lock = LockPath::new(dir.path().join("nightly.d"))?;
+//! // Left by a process that no longer exists (pid beyond any pid_max).
+//! std::fs::create_dir(lock.path())?;
+//! let dead = Record::for_holder(Some(i32::MAX as u32 - 1), Some("crashed".into()));
+//! std::fs::write(lock.path().join("owner"), dead.to_bytes())?;
+//!
+//! let record = Record::for_holder(Some(std::process::id()), None).to_bytes();
+//! let protocol = DirLock { lock: &lock, record: &record, grace: DEFAULT_GRACE };
+//! let patience = Patience {
+//!     schedule: Schedule::Fixed(Duration::from_millis(500)),
+//!     retries: Some(1),
+//!     timeout: None,
+//! };
+//! let mut sleeper = Sleeper::new(None, None);
+//! let held = acquire(&protocol, &patience, &Policy::default(), &mut sleeper, |_| {})
+//!     .expect("the dead owner's lock is broken, ours taken");
+//! assert!(held.is_ours());
+//! assert!(held.release()?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod cli;
 pub mod dotlock;
@@ -68,4 +103,7 @@ pub mod stale;
 pub mod wait;
 
 pub use error::{Error, Result};
+
+/// This release's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub use exit::ExitCode;

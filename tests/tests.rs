@@ -32,5 +32,8 @@ mod lockdir;
 // --slots: a counting semaphore that never leaks a slot.
 mod slots;
 
+// Docs that cannot rot: man/completions drift, rendering, make install, README recipes.
+mod docs;
+
 // Bad input (SPEC §8): one clear line, the documented code, nothing removed.
 mod bad_input;

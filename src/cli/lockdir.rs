@@ -19,8 +19,8 @@ use crate::record::Record;
 use crate::stale::{Policy, Reason, Verdict};
 use crate::{Error, Result};
 
-/// Take, test and release a lock directory — the mkdir(2) lock that portable
-/// shell scripts use — safely on local disks and NFS.
+/// Take, test and release a lock directory (the mkdir(2) lock of portable
+/// shell scripts), safely on local disks and NFS.
 ///
 /// `lockdir DIR` takes the lock for the calling shell; `lockdir -u DIR`
 /// releases it. With a COMMAND, the command runs under the lock. In a

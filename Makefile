@@ -1,0 +1,52 @@
+# Build, then install the programs, man pages and shell completions.
+#
+#   make && sudo make install               # into /usr/local
+#   make install DESTDIR=/tmp/pkg PREFIX=/usr
+#   make install-compat                     # the dotlockfile symlink
+#   make uninstall
+#
+# `make install` installs what `make` built (BUILD, default target/release);
+# it does not build, so it can run as root without a Rust toolchain.
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= target/release
+PROGRAMS  = dotlock lockdir
+
+BINDIR   = $(DESTDIR)$(PREFIX)/bin
+MANDIR   = $(DESTDIR)$(PREFIX)/share/man/man1
+BASHDIR  = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHDIR   = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+FISHDIR  = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+
+.PHONY: all install install-compat uninstall
+
+all:
+	cargo build --release --bins
+
+install:
+	@for p in $(PROGRAMS); do \
+	  test -x "$(BUILD)/$$p" || { echo "make install: $(BUILD)/$$p is missing; run 'make' first" >&2; exit 1; }; \
+	done
+	install -d "$(BINDIR)" "$(MANDIR)" "$(BASHDIR)" "$(ZSHDIR)" "$(FISHDIR)"
+	@for p in $(PROGRAMS); do \
+	  install -m 755 "$(BUILD)/$$p" "$(BINDIR)/$$p" && \
+	  install -m 644 "man/$$p.1" "$(MANDIR)/$$p.1" && \
+	  install -m 644 "completions/$$p.bash" "$(BASHDIR)/$$p" && \
+	  install -m 644 "completions/_$$p" "$(ZSHDIR)/_$$p" && \
+	  install -m 644 "completions/$$p.fish" "$(FISHDIR)/$$p.fish" || exit 1; \
+	  echo "installed $$p"; \
+	done
+
+# dotlock invoked as dotlockfile behaves as liblockfile's dotlockfile.
+install-compat:
+	install -d "$(BINDIR)"
+	ln -sf dotlock "$(BINDIR)/dotlockfile"
+
+uninstall:
+	@for p in $(PROGRAMS); do \
+	  rm -f "$(BINDIR)/$$p" "$(MANDIR)/$$p.1" "$(BASHDIR)/$$p" "$(ZSHDIR)/_$$p" "$(FISHDIR)/$$p.fish"; \
+	done
+	@if [ -L "$(BINDIR)/dotlockfile" ] && [ "$$(readlink "$(BINDIR)/dotlockfile")" = dotlock ]; then \
+	  rm -f "$(BINDIR)/dotlockfile"; \
+	fi

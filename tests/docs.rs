@@ -1,0 +1,310 @@
+//! The documentation cannot rot: generated man pages and completions match
+//! the code, the pages render without warnings, bash completes our options,
+//! `make install` puts everything in place, and every README recipe runs.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{Scratch, dotlock_bin, skip};
+
+#[path = "../xtask/src/generate.rs"]
+mod generate;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn man_pages_and_completions_match_the_code() {
+    let drift: Vec<String> = generate::files()
+        .into_iter()
+        .filter(|(rel, bytes)| fs::read(root().join(rel)).ok().as_deref() != Some(&bytes[..]))
+        .map(|(rel, _)| rel.display().to_string())
+        .collect();
+    assert!(
+        drift.is_empty(),
+        "out of date with the code: {drift:?}\nregenerate with `cargo xtask` and commit"
+    );
+}
+
+#[test]
+fn man_pages_render_without_warnings() {
+    if !have("groff") || !have("man") {
+        return skip("groff and man are not installed (apt-get install groff-base man-db)");
+    }
+    for page in ["dotlock", "lockdir"] {
+        let file = root().join(format!("man/{page}.1"));
+        let out = Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(&file)
+            .env("MANWIDTH", "80")
+            .env("MAN_KEEP_FORMATTING", "0")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{page}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "",
+            "{page}: man warned"
+        );
+        // Without a terminal man emboldens by overstriking: "N\bN".
+        let mut text = String::new();
+        for c in String::from_utf8_lossy(&out.stdout).chars() {
+            if c == '\u{8}' {
+                text.pop();
+            } else {
+                text.push(c);
+            }
+        }
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "OPTIONS",
+            "EXIT STATUS",
+            "SIGNALS",
+            "NFS",
+            "EXAMPLES",
+        ] {
+            assert!(text.contains(section), "{page}: no {section} section");
+        }
+        let groff = Command::new("groff")
+            .args(["-man", "-ww", "-Tutf8", "-z"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&groff.stderr),
+            "",
+            "{page}: groff warned"
+        );
+    }
+}
+
+#[test]
+fn bash_completion_completes_dotlocks_options() {
+    let script = format!(
+        r#"source '{}'
+COMP_WORDS=(dotlock --st); COMP_CWORD=1; COMP_LINE='dotlock --st'; COMP_POINT=${{#COMP_LINE}}
+_dotlock dotlock --st dotlock
+printf '%s\n' "${{COMPREPLY[@]}}""#,
+        root().join("completions/dotlock.bash").display()
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    let words = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = words.split_whitespace().collect();
+    assert!(
+        words.contains(&"--status") && words.contains(&"--stale-after"),
+        "{words:?} {out:?}"
+    );
+}
+
+#[test]
+fn make_install_puts_everything_in_place() {
+    if !have("make") {
+        return skip("make is not installed");
+    }
+    let dest = tempfile::tempdir().unwrap();
+    let build = dotlock_bin().parent().unwrap().to_path_buf();
+    let make = |target: &str| {
+        let out = Command::new("make")
+            .current_dir(root())
+            .args(["-s", target, "PREFIX=/usr"])
+            .arg(format!("DESTDIR={}", dest.path().display()))
+            .arg(format!("BUILD={}", build.display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "make {target}: {out:?}");
+    };
+    make("install");
+    make("install-compat");
+    let usr = dest.path().join("usr");
+    for p in ["dotlock", "lockdir"] {
+        let bin = usr.join("bin").join(p);
+        assert!(
+            fs::metadata(&bin).unwrap().permissions().mode() & 0o111 != 0,
+            "{p} not executable"
+        );
+        for f in [
+            format!("share/man/man1/{p}.1"),
+            format!("share/bash-completion/completions/{p}"),
+            format!("share/zsh/site-functions/_{p}"),
+            format!("share/fish/vendor_completions.d/{p}.fish"),
+        ] {
+            assert!(usr.join(&f).is_file(), "{f} missing");
+        }
+    }
+    let compat = usr.join("bin/dotlockfile");
+    assert_eq!(fs::read_link(&compat).unwrap(), Path::new("dotlock"));
+    // The installed personality is the real thing.
+    let s = Scratch::new();
+    let out = Command::new(&compat)
+        .current_dir(s.dir.path())
+        .args(["-r", "x", "L"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("dotlockfile: "));
+    make("uninstall");
+    let left: Vec<_> = walk(dest.path())
+        .into_iter()
+        .filter(|p| !p.is_dir())
+        .collect();
+    assert!(left.is_empty(), "uninstall left {left:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// The commands the recipes lock, stubbed: each records that it ran.
+const STUBS: &[&str] = &[
+    "make-report",
+    "backup",
+    "process-queue",
+    "update-both",
+    "build-all",
+    "do-the-nightly-work",
+    "sync-the-mirror",
+    "convert-one",
+];
+
+/// The README's code blocks of a kind: (language, text).
+fn readme_blocks() -> Vec<(String, String)> {
+    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut lines = readme.lines();
+    while let Some(line) = lines.next() {
+        if let Some(lang) = line.strip_prefix("```").filter(|l| !l.is_empty()) {
+            let body: Vec<&str> = lines
+                .by_ref()
+                .take_while(|l| !l.starts_with("```"))
+                .collect();
+            blocks.push((lang.to_string(), body.join("\n") + "\n"));
+        }
+    }
+    blocks
+}
+
+#[test]
+fn every_readme_recipe_runs() {
+    let blocks = readme_blocks();
+    let recipes: Vec<_> = blocks
+        .iter()
+        .filter(|(lang, _)| lang != "console")
+        .collect();
+    assert!(
+        recipes.len() >= 10,
+        "recipes went missing: {}",
+        recipes.len()
+    );
+    let mut failures = Vec::new();
+    for (lang, text) in recipes {
+        if let Err(why) = run_recipe(lang, text) {
+            failures.push(format!("```{lang}\n{text}```\n{why}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} recipes failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+fn run_recipe(lang: &str, text: &str) -> Result<(), String> {
+    let s = Scratch::new();
+    let bin = s.path("bin");
+    fs::create_dir(&bin).unwrap();
+    for (name, target) in [
+        ("dotlock", dotlock_bin()),
+        ("lockdir", crate::lockdir::lockdir_bin()),
+    ] {
+        std::os::unix::fs::symlink(target, bin.join(name)).unwrap();
+    }
+    for stub in STUBS
+        .iter()
+        .map(|s| bin.join(s))
+        .chain([s.path("deploy.sh")])
+    {
+        fs::write(&stub, "#!/bin/sh\necho \"${0##*/} $*\" >> \"$RAN\"\n").unwrap();
+        fs::set_permissions(&stub, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for dir in ["lock", "spool", "nfs"] {
+        fs::create_dir(s.path(dir)).unwrap();
+    }
+    let root = s.dir.path().display().to_string();
+    let text = text
+        .replace("/var/lock/", &format!("{root}/lock/"))
+        .replace("/var/spool/", &format!("{root}/spool/"))
+        .replace("/shared/nfs/", &format!("{root}/nfs/"));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // -e: a recipe line that fails fails the recipe.
+    let shell = |script: &str| {
+        Command::new("sh")
+            .args(["-ec", script])
+            .current_dir(s.dir.path())
+            .env("PATH", &path)
+            .env("RAN", s.path("ran"))
+            .output()
+            .unwrap()
+    };
+    let outs = match lang {
+        "sh" => vec![shell(&text)],
+        "crontab" => text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| shell(&l.split_whitespace().skip(5).collect::<Vec<_>>().join(" ")))
+            .collect(),
+        "make" => {
+            fs::write(s.path("Makefile"), &text).unwrap();
+            vec![shell("make -s")]
+        }
+        other => return Err(format!("no runner for ```{other} blocks")),
+    };
+    for out in &outs {
+        if !out.status.success() {
+            return Err(format!("failed: {out:?}"));
+        }
+    }
+    let ran = fs::read_to_string(s.path("ran")).unwrap_or_default();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let wanted: Vec<&&str> = STUBS.iter().filter(|stub| words.contains(stub)).collect();
+    for stub in wanted {
+        if !ran.contains(*stub) {
+            return Err(format!("{stub} did not run (ran: {ran:?})"));
+        }
+    }
+    let left: Vec<String> = ["lock", "spool", "nfs"]
+        .iter()
+        .flat_map(|d| {
+            fs::read_dir(s.path(d))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        })
+        .collect();
+    if !left.is_empty() {
+        return Err(format!("left behind: {left:?}"));
+    }
+    Ok(())
+}
