@@ -2,7 +2,7 @@
 #
 #   make && sudo make install               # into /usr/local
 #   make install DESTDIR=/tmp/pkg PREFIX=/usr
-#   make install-compat                     # the dotlockfile symlink
+#   make install-compat                     # the dotlockfile and lockfile symlinks
 #   make uninstall
 #
 # `make install` installs what `make` built (BUILD, default target/release);
@@ -11,7 +11,7 @@
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 BUILD    ?= target/release
-PROGRAMS  = dotlock lockdir
+PROGRAMS  = dotlock lockdir filelock
 
 BINDIR   = $(DESTDIR)$(PREFIX)/bin
 MANDIR   = $(DESTDIR)$(PREFIX)/share/man/man1
@@ -38,10 +38,12 @@ install:
 	  echo "installed $$p"; \
 	done
 
-# dotlock invoked as dotlockfile behaves as liblockfile's dotlockfile.
+# dotlock invoked as dotlockfile behaves as liblockfile's dotlockfile;
+# filelock invoked as lockfile as procmail's lockfile.
 install-compat:
 	install -d "$(BINDIR)"
 	ln -sf dotlock "$(BINDIR)/dotlockfile"
+	ln -sf filelock "$(BINDIR)/lockfile"
 
 uninstall:
 	@for p in $(PROGRAMS); do \
@@ -49,4 +51,7 @@ uninstall:
 	done
 	@if [ -L "$(BINDIR)/dotlockfile" ] && [ "$$(readlink "$(BINDIR)/dotlockfile")" = dotlock ]; then \
 	  rm -f "$(BINDIR)/dotlockfile"; \
+	fi
+	@if [ -L "$(BINDIR)/lockfile" ] && [ "$$(readlink "$(BINDIR)/lockfile")" = filelock ]; then \
+	  rm -f "$(BINDIR)/lockfile"; \
 	fi

@@ -97,6 +97,7 @@ pub mod guard;
 pub mod host;
 pub mod lock;
 pub mod lockdir;
+pub mod lockset;
 pub mod mailbox;
 pub mod record;
 pub mod stale;

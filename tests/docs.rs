@@ -41,7 +41,7 @@ fn man_pages_render_without_warnings() {
     if !have("groff") || !have("man") {
         return skip("groff and man are not installed (apt-get install groff-base man-db)");
     }
-    for page in ["dotlock", "lockdir"] {
+    for page in ["dotlock", "lockdir", "filelock"] {
         let file = root().join(format!("man/{page}.1"));
         let out = Command::new("man")
             .args(["--warnings", "-l"])
@@ -127,7 +127,7 @@ fn make_install_puts_everything_in_place() {
     make("install");
     make("install-compat");
     let usr = dest.path().join("usr");
-    for p in ["dotlock", "lockdir"] {
+    for p in ["dotlock", "lockdir", "filelock"] {
         let bin = usr.join("bin").join(p);
         assert!(
             fs::metadata(&bin).unwrap().permissions().mode() & 0o111 != 0,
@@ -144,6 +144,10 @@ fn make_install_puts_everything_in_place() {
     }
     let compat = usr.join("bin/dotlockfile");
     assert_eq!(fs::read_link(&compat).unwrap(), Path::new("dotlock"));
+    assert_eq!(
+        fs::read_link(usr.join("bin/lockfile")).unwrap(),
+        Path::new("filelock")
+    );
     // The installed personality is the real thing.
     let s = Scratch::new();
     let out = Command::new(&compat)
@@ -235,6 +239,7 @@ fn run_recipe(lang: &str, text: &str) -> Result<(), String> {
     for (name, target) in [
         ("dotlock", dotlock_bin()),
         ("lockdir", crate::lockdir::lockdir_bin()),
+        ("filelock", crate::filelock::filelock_bin()),
     ] {
         std::os::unix::fs::symlink(target, bin.join(name)).unwrap();
     }

@@ -35,5 +35,8 @@ mod slots;
 // Docs that cannot rot: man/completions drift, rendering, make install, README recipes.
 mod docs;
 
+// filelock and the lockfile personality: procmail side by side, no deadlock.
+mod filelock;
+
 // Bad input (SPEC §8): one clear line, the documented code, nothing removed.
 mod bad_input;

@@ -75,11 +75,16 @@ impl Scratch {
     /// A symlink to dotlock named `name`, kept outside the scratch directory
     /// so that listings stay clean.
     pub fn personality_link(&self, name: &str) -> PathBuf {
+        self.personality_link_to(name, &dotlock_bin())
+    }
+
+    /// A symlink named `name` to `target`, outside the scratch directory.
+    pub fn personality_link_to(&self, name: &str, target: &Path) -> PathBuf {
         let bin = std::env::temp_dir().join(format!("lockutils-bin-{}", std::process::id()));
         fs::create_dir_all(&bin).unwrap();
         let link = bin.join(name);
         if !link.exists() {
-            let _ = std::os::unix::fs::symlink(dotlock_bin(), &link);
+            let _ = std::os::unix::fs::symlink(target, &link);
         }
         link
     }
@@ -228,4 +233,57 @@ pub fn stderr_lines(out: &Output) -> Vec<String> {
 pub fn os(bytes: &[u8]) -> &OsStr {
     use std::os::unix::ffi::OsStrExt;
     OsStr::from_bytes(bytes)
+}
+
+/// Run `cmd`, killing it if it takes longer than `limit` (then panic).
+pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < limit {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            true
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        !watchdog.join().unwrap(),
+        "{cmd:?} took longer than {limit:?}"
+    );
+    out
+}
+
+/// Wait for `child`, killing it (and failing) if it takes longer than `limit`.
+pub fn wait_with_timeout(
+    mut child: std::process::Child,
+    limit: Duration,
+) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("still running after {limit:?}: deadlocked?");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -34,25 +34,42 @@ pub struct Wait<'a> {
 /// Wait for the lock. The caught signals come back with it: command mode
 /// goes on with them.
 pub fn acquire<P: Protocol>(w: &Wait<'_>, lock: &P) -> Result<(P::Held, Signals), Stop> {
+    let signals = catch(w.release.is_some())?;
+    let held = acquire_with(w, lock, &signals)?;
+    Ok((held, signals))
+}
+
+/// Catch the signals that end a wait (and SIGIO, for early wake).
+pub fn catch(early_wake: bool) -> Result<Signals, Stop> {
     let mut caught = guard::WAITING.to_vec();
-    if w.release.is_some() {
+    if early_wake {
         caught.push(Signal::SIGIO);
     }
-    let signals = Signals::catch(&caught).map_err(|e| Error::io("signalfd", e))?;
+    Ok(Signals::catch(&caught).map_err(|e| Error::io("signalfd", e))?)
+}
+
+/// Wait for the lock with signals already caught (several locks in turn).
+pub fn acquire_with<P: Protocol>(
+    w: &Wait<'_>,
+    lock: &P,
+    signals: &Signals,
+) -> Result<P::Held, Stop> {
+    acquire_reporting(w, lock, signals, report::events(w.out, lock.path()))
+}
+
+/// The same, telling `report` what happens instead of the `--verbose` lines.
+pub fn acquire_reporting<P: Protocol>(
+    w: &Wait<'_>,
+    lock: &P,
+    signals: &Signals,
+    report: impl FnMut(lock::Event),
+) -> Result<P::Held, Stop> {
     let parent = w.watch_parent.then(ParentWatch::new);
-    let mut sleeper = Sleeper::new(Some(&signals), parent);
+    let mut sleeper = Sleeper::new(Some(signals), parent);
     if let Some((paths, dir)) = &w.release {
         sleeper = sleeper.wake_on_release(paths.clone(), dir);
     }
-    let held = lock::acquire(
-        lock,
-        &w.patience,
-        &w.policy,
-        &mut sleeper,
-        report::events(w.out, lock.path()),
-    )?;
-    drop(sleeper);
-    Ok((held, signals))
+    lock::acquire(lock, &w.patience, &w.policy, &mut sleeper, report)
 }
 
 /// The locks of `--slots N` (`LOCK.1` … `LOCK.N`), or the lock itself.

@@ -3,6 +3,7 @@
 //! tests all use the same definitions.
 
 pub mod dotlock;
+pub mod filelock;
 pub mod hold;
 pub mod lockdir;
 pub mod report;

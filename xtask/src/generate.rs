@@ -13,7 +13,7 @@ struct Page {
     extra: &'static str,
 }
 
-fn pages() -> [Page; 2] {
+fn pages() -> [Page; 3] {
     [
         Page {
             name: "dotlock",
@@ -24,6 +24,11 @@ fn pages() -> [Page; 2] {
             name: "lockdir",
             command: lockutils::cli::lockdir::command,
             extra: include_str!("man/lockdir.roff"),
+        },
+        Page {
+            name: "filelock",
+            command: lockutils::cli::filelock::command,
+            extra: include_str!("man/filelock.roff"),
         },
     ]
 }

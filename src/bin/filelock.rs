@@ -1,0 +1,5 @@
+//! `filelock` (and, as `lockfile`, procmail's): see `lockutils::cli::filelock`.
+
+fn main() {
+    lockutils::cli::filelock::main()
+}

@@ -1,0 +1,149 @@
+//! Several locks at once, all or nothing.
+//!
+//! [`LockSet::canonical`] orders the lock paths canonically — absolute,
+//! lexically normalised, sorted, duplicates collapsed — so that two calls
+//! on overlapping sets take their common locks in the same order and can
+//! never deadlock. [`LockSet::in_order`] keeps the order given (procmail's
+//! `lockfile`). [`LockSet::acquire`] takes each lock in turn; if one cannot
+//! be had — retries spent, an error, a signal — every lock this call took is
+//! released before it returns.
+
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+
+use crate::dotlock::LockPath;
+use crate::error::{Error, Result};
+use crate::lock::{Holding, Stop};
+
+/// An ordered set of lock paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockSet {
+    locks: Vec<LockPath>,
+}
+
+impl LockSet {
+    /// Canonical order: absolute, normalised (`.` and `..` folded without
+    /// following symlinks), sorted, duplicates collapsed.
+    pub fn canonical(paths: &[OsString]) -> Result<LockSet> {
+        let mut abs = Vec::with_capacity(paths.len());
+        for p in paths {
+            let path = Path::new(p);
+            let full = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+            abs.push(normalize(&full));
+        }
+        abs.sort();
+        abs.dedup();
+        Ok(LockSet {
+            locks: abs.iter().map(LockPath::new).collect::<Result<_>>()?,
+        })
+    }
+
+    /// The order given, duplicates kept (procmail's `lockfile`).
+    pub fn in_order(paths: &[OsString]) -> Result<LockSet> {
+        Ok(LockSet {
+            locks: paths.iter().map(LockPath::new).collect::<Result<_>>()?,
+        })
+    }
+
+    /// The locks, in the order they are taken.
+    pub fn locks(&self) -> &[LockPath] {
+        &self.locks
+    }
+
+    /// Take every lock in order with `take`; on the first failure release
+    /// those taken (in reverse order) and return the failure with the index
+    /// of the lock that could not be had.
+    pub fn acquire<H: Holding>(
+        &self,
+        mut take: impl FnMut(usize, &LockPath) -> std::result::Result<H, Stop>,
+    ) -> std::result::Result<Vec<H>, (usize, Stop)> {
+        let mut held = Vec::with_capacity(self.locks.len());
+        for (i, lock) in self.locks.iter().enumerate() {
+            match take(i, lock) {
+                Ok(h) => held.push(h),
+                Err(stop) => {
+                    while let Some(h) = held.pop() {
+                        let _ = h.release();
+                    }
+                    return Err((i, stop));
+                }
+            }
+        }
+        Ok(held)
+    }
+}
+
+/// Fold `.` and `..` lexically (the lock names need not exist yet).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(set: &LockSet) -> Vec<String> {
+        set.locks()
+            .iter()
+            .map(|l| l.path().display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn canonical_order_is_absolute_sorted_and_unique() {
+        let args: Vec<OsString> = ["/t/b", "/t/a", "/t/./b", "/t/x/../a", "/t/c"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(
+            names(&LockSet::canonical(&args).unwrap()),
+            ["/t/a", "/t/b", "/t/c"]
+        );
+        let rel = LockSet::canonical(&[OsString::from("r.lock")]).unwrap();
+        assert!(rel.locks()[0].path().is_absolute());
+    }
+
+    #[test]
+    fn in_order_keeps_order_and_duplicates() {
+        let args: Vec<OsString> = ["b", "a", "b"].iter().map(OsString::from).collect();
+        assert_eq!(names(&LockSet::in_order(&args).unwrap()), ["b", "a", "b"]);
+    }
+
+    #[test]
+    fn failure_releases_what_was_taken() {
+        use crate::dotlock::{Attempt, try_lock};
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<OsString> = ["a", "b", "c"]
+            .iter()
+            .map(|n| dir.path().join(n).into_os_string())
+            .collect();
+        std::fs::write(dir.path().join("c"), "held").unwrap();
+        let set = LockSet::canonical(&paths).unwrap();
+        let result = set.acquire(|_, lock| match try_lock(lock, b"1\n", 0o644) {
+            Ok(Attempt::Acquired(h)) => Ok(h),
+            Ok(_) => Err(Stop::Error(Error::Busy {
+                path: lock.path().into(),
+                attempts: 1,
+            })),
+            Err(e) => Err(Stop::Error(e)),
+        });
+        let Err((2, _)) = result else {
+            panic!("the third lock is held")
+        };
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["c"]);
+    }
+}

@@ -1,0 +1,391 @@
+//! `filelock` and its `lockfile` personality: side by side with procmail's
+//! `lockfile`, all or nothing without deadlock, signals, bad input.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::util::{Scratch, age, as_nobody, is_root, skip, stderr_lines, wait_until};
+
+pub fn filelock_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_filelock"))
+}
+
+/// procmail's real `lockfile`, if installed.
+fn real_lockfile() -> Option<PathBuf> {
+    let p = PathBuf::from("/usr/bin/lockfile");
+    if p.exists() {
+        Some(p)
+    } else {
+        skip("/usr/bin/lockfile is not installed (apt-get install procmail)");
+        None
+    }
+}
+
+fn filelock(s: &Scratch) -> Command {
+    let mut cmd = Command::new(filelock_bin());
+    cmd.current_dir(s.dir.path());
+    cmd
+}
+
+fn as_lockfile(s: &Scratch) -> Command {
+    let mut cmd = Command::new(s.personality_link_to("lockfile", &filelock_bin()));
+    cmd.current_dir(s.dir.path());
+    cmd
+}
+
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    code: Option<i32>,
+    locks: Vec<(String, Vec<u8>, u32)>,
+}
+
+struct Scenario {
+    name: &'static str,
+    steps: &'static [&'static [&'static str]],
+    setup: fn(&Scratch),
+}
+
+fn none(_: &Scratch) {}
+
+fn scenarios() -> Vec<Scenario> {
+    let s = |name, steps, setup| Scenario { name, steps, setup };
+    vec![
+        s("a single file", &[&["a"]], none),
+        s("several files", &[&["a", "b", "c"]], none),
+        s(
+            "several files, one held: all or nothing",
+            &[&["a"], &["-r", "0", "d", "a", "e"]],
+            none,
+        ),
+        s("-r 0 on a held lock", &[&["a"], &["-r", "0", "a"]], none),
+        s("-r0 (joined)", &[&["a"], &["-r0", "a"]], none),
+        s(
+            "the same file twice",
+            &[&["-r", "0", "x", "-r", "0", "x"]],
+            none,
+        ),
+        s(
+            "-! on a held lock",
+            &[&["a"], &["-!", "-r", "0", "a"]],
+            none,
+        ),
+        s("-! on a free lock", &[&["-!", "-r", "0", "n"]], none),
+        s(
+            "-l/-s break an old lock",
+            &[&["-l", "5", "-s", "0", "-r", "0", "old"]],
+            |s| {
+                fs::write(s.path("old"), "0").unwrap();
+                age(&s.path("old"), 60);
+            },
+        ),
+        s(
+            "-l leaves a young lock",
+            &[&["-l", "100", "-s", "0", "-r", "0", "young"]],
+            |s| {
+                fs::write(s.path("young"), "0").unwrap();
+                age(&s.path("young"), 10);
+            },
+        ),
+        s("-nnn sleeptime", &[&["-0", "-r", "1", "a"]], none),
+        s(
+            "negative -r is forever (free lock)",
+            &[&["-r", "-5", "a"]],
+            none,
+        ),
+        s("missing directory", &[&["nodir/x"]], none),
+        s("usage: no arguments", &[&[]], none),
+        s("usage: -r x", &[&["-r", "x", "a"]], none),
+        s("usage: unknown option", &[&["-z", "a"]], none),
+        s("usage: lone -", &[&["-"]], none),
+        s("usage: -r without a number", &[&["-r"]], none),
+    ]
+}
+
+fn run(scenario: &Scenario, program: &Path, s: &Scratch) -> Outcome {
+    (scenario.setup)(s);
+    let mut code = None;
+    let last = scenario.steps.len() - 1;
+    for (i, args) in scenario.steps.iter().enumerate() {
+        let out = Command::new(program)
+            .args(*args)
+            .current_dir(s.dir.path())
+            .output()
+            .unwrap();
+        if i < last {
+            assert!(
+                out.status.success(),
+                "{}: setup failed {out:?}",
+                scenario.name
+            );
+        }
+        code = out.status.code();
+    }
+    let mut locks: Vec<(String, Vec<u8>, u32)> = fs::read_dir(s.dir.path())
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = fs::symlink_metadata(e.path()).unwrap();
+            let content = fs::read(e.path()).unwrap_or_default();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                content,
+                meta.permissions().mode() & 0o7777,
+            )
+        })
+        .collect();
+    locks.sort();
+    Outcome { code, locks }
+}
+
+#[test]
+fn same_codes_content_mode_and_leftovers_as_procmails_lockfile() {
+    let Some(real) = real_lockfile() else { return };
+    let ours = Scratch::new().personality_link_to("lockfile", &filelock_bin());
+    let mut differences = Vec::new();
+    for scenario in scenarios() {
+        let theirs = run(&scenario, &real, &Scratch::new());
+        let mine = run(&scenario, &ours, &Scratch::new());
+        if theirs != mine {
+            differences.push(format!(
+                "{}:\n  lockfile: {theirs:?}\n  ours:     {mine:?}",
+                scenario.name
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} scenarios differ:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
+
+#[test]
+fn forced_unlock_respects_retries() {
+    // procmail loops forever when a forced removal is denied; we give up
+    // after -r as asked, with nothing of ours left.
+    if !is_root() {
+        return skip("acting as nobody needs root");
+    }
+    let s = Scratch::new();
+    fs::create_dir(s.path("spool")).unwrap();
+    fs::set_permissions(s.path("spool"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::write(s.path("spool/old"), "0").unwrap();
+    age(&s.path("spool/old"), 600);
+    let mut cmd = as_lockfile(&s);
+    cmd.args(["-l", "5", "-s", "0", "-0", "-r", "2", "spool/old"]);
+    let out = crate::util::run_with_timeout(as_nobody(&mut cmd), Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(69), "{out:?}");
+    assert_eq!(
+        fs::read_dir(s.path("spool")).unwrap().count(),
+        1,
+        "{:?}",
+        s.listing()
+    );
+}
+
+/// Two loops take the same two locks in opposite orders, 200 times each.
+fn crossed(first: &str, second: &str, prog: &str) {
+    let s = Scratch::new();
+    let script = |order: &str| {
+        format!(
+            r#"i=0
+while [ $i -lt 200 ]; do
+  until {prog} {order}; do :; done
+  mkdir inside 2>/dev/null || echo "overlap $i" >> errors
+  rmdir inside
+  rm -f a b
+  i=$((i + 1))
+done"#
+        )
+    };
+    let spawn = |order: &str| {
+        Command::new("sh")
+            .args(["-c", &script(order)])
+            .current_dir(s.dir.path())
+            .env("FILELOCK", filelock_bin())
+            .env(
+                "LOCKFILE",
+                s.personality_link_to("lockfile", &filelock_bin()),
+            )
+            .spawn()
+            .unwrap()
+    };
+    let workers = [spawn(first), spawn(second)];
+    for w in workers {
+        let out = crate::util::wait_with_timeout(w, Duration::from_secs(120));
+        assert!(out.success(), "a loop failed or deadlocked: {out:?}");
+    }
+    assert_eq!(fs::read_to_string(s.path("errors")).ok(), None);
+    assert!(s.listing().is_empty(), "{:?}", s.listing());
+}
+
+#[test]
+fn filelock_a_b_and_b_a_never_deadlock_nor_overlap() {
+    crossed("a b", "b a", r#""$FILELOCK" -r -1 -s 0.005"#);
+}
+
+#[test]
+fn lockfile_personality_in_given_order_gives_up_instead_of_deadlocking() {
+    crossed("a b", "b a", r#""$LOCKFILE" -0 -r 3"#);
+}
+
+#[test]
+fn sigterm_while_waiting_for_the_third_lock_releases_the_first_two() {
+    let s = Scratch::new();
+    fs::write(s.path("c"), "0\n").unwrap();
+    let err = s.dir.path().with_extension("err");
+    let mut child = filelock(&s)
+        .args(["--verbose", "-r", "-1", "c", "a", "b"])
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until("the wait for c", Duration::from_secs(10), || {
+        fs::read_to_string(&err)
+            .unwrap_or_default()
+            .contains("waiting for")
+    });
+    assert!(
+        s.path("a").exists() && s.path("b").exists(),
+        "canonical order: a, b, then c"
+    );
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+    assert_eq!(
+        s.listing(),
+        ["c"],
+        "a and b released, c untouched, no temp files"
+    );
+    assert_eq!(fs::read(s.path("c")).unwrap(), b"0\n");
+}
+
+#[test]
+fn failed_in_time_and_unlock_messages() {
+    let s = Scratch::new();
+    fs::write(s.path("b"), "0\n").unwrap();
+    let out = s.expect(filelock(&s).args(["-r", "1", "-s", "0.05", "a", "b"]), 1);
+    let want = format!(
+        "filelock: Failed: couldn't create {} in time",
+        s.path("b").display()
+    );
+    assert_eq!(stderr_lines(&out), [want]);
+    assert_eq!(s.listing(), ["b"], "a released again");
+    let out = s.expect(filelock(&s).args(["-u", "b", "a"]), 1);
+    assert_eq!(stderr_lines(&out), ["filelock: a: not locked"]);
+    assert!(s.listing().is_empty());
+    // The locks name the calling shell; filelock -u from it releases them.
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            r#""$0" a b && head -1 a > pid && echo $$ > shell && "$0" -u a b"#,
+        ])
+        .arg(filelock_bin())
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        fs::read(s.path("pid")).unwrap(),
+        fs::read(s.path("shell")).unwrap()
+    );
+}
+
+#[test]
+fn bad_input() {
+    let s = Scratch::new();
+    let one_line = |cmd: &mut Command, code: i32, prefix: &str, mentions: &str| {
+        let out = s.expect(cmd, code);
+        let lines = stderr_lines(&out);
+        assert!(
+            lines.len() == 1 && lines[0].starts_with(prefix) && lines[0].contains(mentions),
+            "{lines:?}"
+        );
+    };
+    fs::create_dir(s.path("dir")).unwrap();
+    fs::write(s.path("file"), "x").unwrap();
+    std::os::unix::fs::symlink("file", s.path("link")).unwrap();
+    one_line(
+        filelock(&s).arg("nodir/x"),
+        1,
+        "filelock: ",
+        "nodir: no such directory",
+    );
+    one_line(
+        filelock(&s).arg("file/x"),
+        1,
+        "filelock: ",
+        "file: not a directory",
+    );
+    one_line(
+        filelock(&s).args(["-r", "0", "dir"]),
+        1,
+        "filelock: ",
+        "is a directory, not a lock file",
+    );
+    one_line(
+        filelock(&s).args(["-r", "0", "link"]),
+        1,
+        "filelock: ",
+        "link: is a symbolic link",
+    );
+    one_line(filelock(&s).args(["-r", "x", "a"]), 1, "filelock: ", "-r x");
+    one_line(
+        filelock(&s).args(["-s", "-1", "a"]),
+        1,
+        "filelock: ",
+        "-s -1",
+    );
+    one_line(&mut filelock(&s), 1, "filelock: ", "required");
+    one_line(
+        filelock(&s).arg("n".repeat(256)),
+        1,
+        "filelock: ",
+        "name too long",
+    );
+    one_line(
+        as_lockfile(&s).args(["-r", "0", "dir"]),
+        69,
+        "lockfile: ",
+        "Try praying, giving up on \"dir\"",
+    );
+    one_line(
+        as_lockfile(&s).args(["-r", "0", "link"]),
+        69,
+        "lockfile: ",
+        "Try praying",
+    );
+    one_line(
+        as_lockfile(&s).arg("n".repeat(256)),
+        69,
+        "lockfile: ",
+        "Try praying",
+    );
+    assert_eq!(fs::read(s.path("file")).unwrap(), b"x");
+    assert_eq!(s.listing(), ["dir/", "file", "link"]);
+    if !is_root() {
+        return skip("acting as nobody needs root");
+    }
+    fs::set_permissions(s.path("dir"), fs::Permissions::from_mode(0o555)).unwrap();
+    let mut cmd = filelock(&s);
+    one_line(
+        as_nobody(cmd.arg("dir/x")),
+        1,
+        "filelock: ",
+        "Permission denied",
+    );
+    let mut cmd = as_lockfile(&s);
+    one_line(
+        as_nobody(cmd.args(["-r", "0", "dir/x"])),
+        69,
+        "lockfile: ",
+        "Try praying",
+    );
+}
