@@ -31,6 +31,7 @@ use nix::sys::time::TimeSpec;
 use crate::error::{Error, Result};
 use crate::host;
 use crate::lock::{self, Try};
+use crate::mailbox;
 use crate::record::{MAX_RECORD, Record};
 use crate::stale::{self, Broken, Policy, Verdict};
 
@@ -137,7 +138,10 @@ impl lock::Protocol for DotLock<'_> {
     }
 
     fn try_once(&self) -> Result<Try<Held, Observed>> {
-        Ok(match try_lock(self.lock, self.record, self.mode)? {
+        let attempt = mailbox::privileged(self.lock.path(), || {
+            try_lock(self.lock, self.record, self.mode)
+        });
+        Ok(match attempt? {
             Attempt::Acquired(held) => Try::Acquired(held),
             Attempt::Busy(seen) => Try::Busy(seen),
             Attempt::Vanished => Try::Vanished,
@@ -149,7 +153,7 @@ impl lock::Protocol for DotLock<'_> {
     }
 
     fn break_stale(&self, seen: &Observed) -> Result<Broken> {
-        stale::break_lock(self.lock, seen)
+        mailbox::privileged(self.lock.path(), || stale::break_lock(self.lock, seen))
     }
 
     fn holder(&self, seen: &Observed) -> (Record, Option<Duration>) {
@@ -439,6 +443,10 @@ pub fn touch(path: &Path) -> Result<bool> {
 /// link itself (never its target). Directories, FIFOs and devices are not
 /// locks and are left alone. `Ok(false)`: there was none.
 pub fn remove(path: &Path) -> Result<bool> {
+    mailbox::privileged(path, || remove_unprivileged(path))
+}
+
+fn remove_unprivileged(path: &Path) -> Result<bool> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => {}
         Ok(m) => check_regular(path, &m)?,
@@ -525,7 +533,7 @@ impl Held {
         if !self.is_ours() {
             return Ok(false);
         }
-        match fs::remove_file(&self.path) {
+        match mailbox::privileged(&self.path, || fs::remove_file(&self.path)) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(Error::io(&self.path, e)),

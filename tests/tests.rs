@@ -38,5 +38,8 @@ mod docs;
 // filelock and the lockfile personality: procmail side by side, no deadlock.
 mod filelock;
 
+// The setgid mailbox rules, as root with a test user and a setgid copy.
+mod mailbox;
+
 // Bad input (SPEC §8): one clear line, the documented code, nothing removed.
 mod bad_input;

@@ -91,6 +91,7 @@ pub fn command() -> clap::Command {
 
 /// Parse `argv`, run, and exit the process accordingly.
 pub fn main() -> ! {
+    crate::mailbox::drop_privileges();
     let argv: Vec<OsString> = std::env::args_os().collect();
     let personality = Personality::from_argv0(argv.first().map(OsString::as_os_str));
     finish(run_argv(argv, personality))

@@ -71,6 +71,7 @@ pub fn command() -> clap::Command {
 
 /// Parse `argv`, run, and exit: as `lockfile` if invoked under that name.
 pub fn main() -> ! {
+    crate::mailbox::drop_privileges();
     let argv: Vec<OsString> = std::env::args_os().collect();
     let name = argv.first().map(Path::new).and_then(Path::file_name);
     if name == Some(OsStr::new("lockfile")) {

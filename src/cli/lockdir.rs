@@ -90,6 +90,7 @@ pub fn command() -> clap::Command {
 
 /// Parse `argv`, run, and exit the process accordingly.
 pub fn main() -> ! {
+    crate::mailbox::drop_privileges();
     let argv: Vec<OsString> = std::env::args_os().collect();
     let matches = command().try_get_matches_from(argv);
     finish(match matches.and_then(|m| Args::from_arg_matches(&m)) {
