@@ -389,3 +389,26 @@ fn bad_input() {
         "Try praying",
     );
 }
+
+#[test]
+fn lockfile_personality_gives_up_on_a_signal_with_75() {
+    let s = Scratch::new();
+    fs::write(s.path("b"), "0").unwrap();
+    let mut child = as_lockfile(&s)
+        .args(["-1", "a", "b"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the first lock", Duration::from_secs(10), || {
+        s.path("a").exists()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    assert_eq!(
+        stderr_lines(&out),
+        ["lockfile: Signal received, giving up on \"b\""]
+    );
+    assert_eq!(s.listing(), ["b"], "a released, nothing left behind");
+}

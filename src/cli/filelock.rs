@@ -214,33 +214,32 @@ mod pm {
 const USAGE: &str =
     "Usage: lockfile -v | -nnn | -r nnn | -l nnn | -s nnn | -! | -ml | -mu | file ...";
 
+/// The options in force when a file is reached.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    sleeptime: Duration,
+    retries: Option<u64>,
+    locktimeout: Option<u64>,
+    suspend: Duration,
+}
+
 /// procmail's `lockfile`: options and files left to right, each file taken
-/// with the options seen so far, in the order given; all or nothing.
+/// with the options seen before it, in the order given; all or nothing.
 pub fn procmail(args: &[OsString]) -> Exit {
     let say = |msg: &str| crate::cli::say("lockfile", msg);
     let usage = || {
         let _ = writeln!(std::io::stderr(), "{USAGE}");
         Exit::Code(pm::USAGE)
     };
-    let mut sleeptime = Duration::from_secs(8);
-    let mut retries: Option<u64> = None;
-    let mut locktimeout: Option<u64> = None;
-    let mut suspend = Duration::from_secs(16);
+    let mut now = Settings {
+        sleeptime: Duration::from_secs(8),
+        retries: None,
+        locktimeout: None,
+        suspend: Duration::from_secs(16),
+    };
     let mut invert = false;
-    let mut held: Vec<Held> = Vec::new();
     let mut worked = false;
-    let record: &[u8] = b"0";
-    let signals = match hold::catch(true) {
-        Ok(s) => s,
-        Err(_) => return Exit::Code(pm::UNAVAILABLE),
-    };
-    let finish_with = |code: i32, invert: bool| {
-        Exit::Code(match (invert, code) {
-            (true, 0) => pm::CANTCREAT,
-            (true, pm::CANTCREAT) => 0,
-            (_, c) => c,
-        })
-    };
+    let mut plan: Vec<(OsString, Settings)> = Vec::new();
     let mut i = 0;
     while i < args.len() {
         let arg = args[i].as_encoded_bytes();
@@ -254,81 +253,83 @@ pub fn procmail(args: &[OsString]) -> Exit {
             };
             text.parse().ok()
         };
-        let file: OsString = if arg.len() > 1 && arg[0] == b'-' {
-            let rest = &arg[1..];
-            match rest[0] {
-                b'v' if rest.len() == 1 => {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "lockfile (lockutils {}), compatible with procmail's lockfile v3.22\n\nYour system mailbox's lockfile:\t{}",
-                        crate::VERSION,
-                        mailbox::procmail_lock_path()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default()
-                    );
-                    return Exit::Code(pm::USAGE);
-                }
-                b'!' if rest.len() == 1 => {
-                    invert = true;
-                    continue;
-                }
-                b'm' if rest == b"ml" || rest == b"mu" => match mailbox::procmail_lock_path() {
-                    Ok(p) if rest == b"ml" => p.into_os_string(),
-                    Ok(p) => {
-                        worked = true;
-                        match dotlock::remove(&p) {
-                            Ok(true) => continue,
-                            _ => {
-                                say(&format!("Can't unlock \"{}\"", p.display()));
-                                return Exit::Code(pm::USAGE);
-                            }
-                        }
-                    }
-                    Err(msg) => {
-                        say(&msg);
-                        return Exit::Code(pm::NOPERM);
-                    }
-                },
-                b'r' | b'l' | b's' => {
-                    let Some(n) = number(&rest[1..], &mut i) else {
-                        return usage();
-                    };
-                    match rest[0] {
-                        b'r' => retries = u64::try_from(n).ok(),
-                        b'l' => locktimeout = u64::try_from(n).ok().filter(|&n| n > 0),
-                        _ => suspend = Duration::from_secs(n.max(0) as u64),
-                    }
-                    continue;
-                }
-                b'0'..=b'9' => match std::str::from_utf8(rest)
-                    .ok()
-                    .and_then(|t| t.parse::<u64>().ok())
-                {
-                    Some(n) => {
-                        sleeptime = Duration::from_secs(n);
-                        continue;
-                    }
-                    None => return usage(),
-                },
-                _ => return usage(),
+        if arg == b"-" || arg.first() != Some(&b'-') {
+            if arg == b"-" {
+                return usage();
             }
-        } else if arg == b"-" {
-            return usage();
-        } else {
-            args[i - 1].clone()
-        };
-        worked = true;
-        let set = match LockSet::in_order(std::slice::from_ref(&file)) {
-            Ok(s) => s,
-            Err(_) => {
-                say(&format!(
-                    "Try praying, giving up on \"{}\"",
-                    Path::new(&file).display()
-                ));
-                return Exit::Code(pm::UNAVAILABLE);
+            plan.push((args[i - 1].clone(), now));
+            continue;
+        }
+        let rest = &arg[1..];
+        match rest[0] {
+            b'v' if rest.len() == 1 => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "lockfile (lockutils {}), compatible with procmail's lockfile v3.22\n\nYour system mailbox's lockfile:\t{}",
+                    crate::VERSION,
+                    mailbox::procmail_lock_path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                );
+                return Exit::Code(pm::USAGE);
             }
-        };
-        let lock = &set.locks()[0];
+            b'!' if rest.len() == 1 => invert = true,
+            b'm' if rest == b"ml" || rest == b"mu" => match mailbox::procmail_lock_path() {
+                Ok(p) if rest == b"ml" => plan.push((p.into_os_string(), now)),
+                Ok(p) => {
+                    worked = true;
+                    if !matches!(dotlock::remove(&p), Ok(true)) {
+                        say(&format!("Can't unlock \"{}\"", p.display()));
+                        return Exit::Code(pm::USAGE);
+                    }
+                }
+                Err(msg) => {
+                    say(&msg);
+                    return Exit::Code(pm::NOPERM);
+                }
+            },
+            b'r' | b'l' | b's' => {
+                let Some(n) = number(&rest[1..], &mut i) else {
+                    return usage();
+                };
+                match rest[0] {
+                    b'r' => now.retries = u64::try_from(n).ok(),
+                    b'l' => now.locktimeout = u64::try_from(n).ok().filter(|&n| n > 0),
+                    _ => now.suspend = Duration::from_secs(n.max(0) as u64),
+                }
+            }
+            b'0'..=b'9' => match std::str::from_utf8(rest)
+                .ok()
+                .and_then(|t| t.parse::<u64>().ok())
+            {
+                Some(n) => now.sleeptime = Duration::from_secs(n),
+                None => return usage(),
+            },
+            _ => return usage(),
+        }
+    }
+    if plan.is_empty() {
+        return if worked { Exit::Code(0) } else { usage() };
+    }
+    let shown = |i: usize| Path::new(&plan[i].0).display().to_string();
+    let files: Vec<OsString> = plan.iter().map(|(f, _)| f.clone()).collect();
+    let set = match LockSet::in_order(&files) {
+        Ok(set) => set,
+        Err(_) => {
+            let bad = files
+                .iter()
+                .position(|f| dotlock::LockPath::new(f).is_err())
+                .unwrap_or(0);
+            say(&format!("Try praying, giving up on \"{}\"", shown(bad)));
+            return Exit::Code(pm::UNAVAILABLE);
+        }
+    };
+    let signals = match hold::catch(true) {
+        Ok(s) => s,
+        Err(_) => return Exit::Code(pm::UNAVAILABLE),
+    };
+    let taken = set.acquire(|i, lock| {
+        let settings = plan[i].1;
         let wait = Wait {
             out: Reporter {
                 prog: "lockfile",
@@ -337,55 +338,54 @@ pub fn procmail(args: &[OsString]) -> Exit {
                 say_busy: false,
             },
             patience: Patience {
-                schedule: Schedule::Fixed(sleeptime),
-                retries,
+                schedule: Schedule::Fixed(settings.sleeptime),
+                retries: settings.retries,
                 timeout: None,
             },
             policy: Policy {
-                stale_after: locktimeout.map_or(Duration::MAX, Duration::from_secs),
+                stale_after: settings
+                    .locktimeout
+                    .map_or(Duration::MAX, Duration::from_secs),
                 trust_bare_pid: false,
             },
             release: Some((vec![lock.path().to_path_buf()], lock.dir())),
             watch_parent: false,
         };
-        let shown = Path::new(&file).display().to_string();
         let forced = |e: Event| {
             if let Event::Breaking { .. } = e {
-                say(&format!("Forcing lock on \"{shown}\""));
-                std::thread::sleep(suspend);
+                say(&format!("Forcing lock on \"{}\"", shown(i)));
+                std::thread::sleep(settings.suspend);
             }
         };
         let protocol = DotLock {
             lock,
-            record,
+            record: b"0",
             mode: 0o444,
         };
-        match hold::acquire_reporting(&wait, &protocol, &signals, forced) {
-            Ok(h) => held.push(h),
-            Err(stop) => {
-                for h in held.drain(..).rev() {
-                    let _ = h.release();
-                }
-                return match stop {
-                    Stop::Signal(_) => {
-                        say(&format!("Signal received, giving up on \"{shown}\""));
-                        Exit::Code(pm::TEMPFAIL)
-                    }
-                    Stop::Error(Error::Busy { .. } | Error::TimedOut { .. }) => {
-                        say(&format!("Sorry, giving up on \"{shown}\""));
-                        finish_with(pm::CANTCREAT, invert)
-                    }
-                    Stop::Error(_) => {
-                        say(&format!("Try praying, giving up on \"{shown}\""));
-                        Exit::Code(pm::UNAVAILABLE)
-                    }
-                };
-            }
+        hold::acquire_reporting(&wait, &protocol, &signals, forced)
+    });
+    let code = match taken {
+        Ok(held) => {
+            held.into_iter().for_each(Held::keep);
+            0
         }
-    }
-    if !worked {
-        return usage();
-    }
-    held.into_iter().for_each(Held::keep);
-    finish_with(0, invert)
+        Err((i, Stop::Signal(_))) => {
+            say(&format!("Signal received, giving up on \"{}\"", shown(i)));
+            pm::TEMPFAIL
+        }
+        Err((i, Stop::Error(Error::Busy { .. } | Error::TimedOut { .. }))) => {
+            say(&format!("Sorry, giving up on \"{}\"", shown(i)));
+            pm::CANTCREAT
+        }
+        Err((i, Stop::Error(_))) => {
+            say(&format!("Try praying, giving up on \"{}\"", shown(i)));
+            pm::UNAVAILABLE
+        }
+    };
+    // -! exchanges success and giving up.
+    Exit::Code(match (invert, code) {
+        (true, 0) => pm::CANTCREAT,
+        (true, pm::CANTCREAT) => 0,
+        (_, c) => c,
+    })
 }
