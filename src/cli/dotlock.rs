@@ -9,7 +9,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::cli::hold::{self, Wait};
 use crate::cli::report::Holder;
-use crate::cli::{Exit, Personality, Reporter, WaitArgs, fail, finish};
+use crate::cli::{Common, Exit, Personality, WaitArgs, fail, finish};
 use crate::dotlock::{self, DotLock, LockPath, Via};
 use crate::exit::ExitCode;
 use crate::host;
@@ -129,34 +129,22 @@ enum Action {
 
 /// Run a parsed invocation.
 pub fn run(args: Args, personality: Personality) -> Exit {
-    let out = Reporter {
-        prog: prog_name(personality),
-        quiet: args.wait.quiet,
-        verbose: args.wait.verbose,
-        say_busy: false,
+    let Common {
+        out,
+        patience,
+        stale_after,
+        slots,
+    } = match args.wait.common(prog_name(personality), false) {
+        Ok(c) => c,
+        Err(exit) => return exit,
     };
-    let usage = |msg: &str| {
-        out.usage(msg);
-        Exit::from(ExitCode::Failure)
-    };
-    let bad_value = |msg: String| {
-        out.error(msg);
-        Exit::from(ExitCode::Error)
-    };
-    let (patience, stale_after) = match args.wait.parse() {
-        Ok(p) => p,
-        Err(msg) => return bad_value(msg),
-    };
-    let slots = match args.wait.slots() {
-        Ok(s) => s,
-        Err(msg) => return bad_value(msg),
-    };
+    let usage = |msg: &str| out.usage_exit(msg);
 
     let mut rest = args.args.clone();
     let lockfile: PathBuf = if args.mailbox {
         match mailbox::lock_path() {
             Ok(p) => p,
-            Err(msg) => return bad_value(msg),
+            Err(msg) => return out.bad_value(msg),
         }
     } else if rest.is_empty() {
         return usage("no lock file given");

@@ -9,7 +9,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::cli::hold::{self, Wait};
 use crate::cli::report::Holder;
-use crate::cli::{Exit, Personality, Reporter, WaitArgs, fail, finish, parse_duration};
+use crate::cli::{Common, Exit, Personality, Reporter, WaitArgs, fail, finish, parse_duration};
 use crate::dotlock::{self, LockPath};
 use crate::exit::ExitCode;
 use crate::host;
@@ -101,24 +101,17 @@ pub fn main() -> ! {
 
 /// Run a parsed invocation.
 pub fn run(args: Args) -> Exit {
-    let out = Reporter {
-        prog: "lockdir",
-        quiet: args.wait.quiet,
-        verbose: args.wait.verbose,
-        say_busy: true,
+    let Common {
+        out,
+        patience,
+        stale_after,
+        slots,
+    } = match args.wait.common("lockdir", true) {
+        Ok(c) => c,
+        Err(exit) => return exit,
     };
-    let usage = |msg: &str| {
-        out.usage(msg);
-        Exit::from(ExitCode::Failure)
-    };
-    let bad_value = |msg: String| {
-        out.error(msg);
-        Exit::from(ExitCode::Error)
-    };
-    let (patience, stale_after) = match args.wait.parse() {
-        Ok(p) => p,
-        Err(msg) => return bad_value(msg),
-    };
+    let usage = |msg: &str| out.usage_exit(msg);
+    let bad_value = |msg: String| out.bad_value(msg);
     let grace = match args.grace.as_deref().map(parse_duration) {
         None => lockdir::DEFAULT_GRACE,
         Some(Ok(d)) => d,
@@ -143,10 +136,6 @@ pub fn run(args: Args) -> Exit {
     if args.force && !args.unlock {
         return usage("--force goes with -u");
     }
-    let slots = match args.wait.slots() {
-        Ok(s) => s,
-        Err(msg) => return bad_value(msg),
-    };
     if slots.is_some() && (args.unlock || args.check) {
         return usage("--slots goes with locking and --status; release a slot with -u DIR.N");
     }

@@ -91,7 +91,39 @@ pub struct WaitArgs {
     pub slots: Option<String>,
 }
 
+/// What every lock command sets up first from its waiting options.
+#[derive(Debug, Clone, Copy)]
+pub struct Common {
+    pub out: Reporter,
+    pub patience: Patience,
+    pub stale_after: Duration,
+    pub slots: Option<usize>,
+}
+
 impl WaitArgs {
+    /// The reporter for `prog` and the parsed waiting options, or the exit
+    /// for a bad value (5, with one line on stderr).
+    pub fn common(&self, prog: &'static str, say_busy: bool) -> Result<Common, Exit> {
+        let out = Reporter {
+            prog,
+            quiet: self.quiet,
+            verbose: self.verbose,
+            say_busy,
+        };
+        let parsed = self
+            .parse()
+            .and_then(|(patience, stale_after)| Ok((patience, stale_after, self.slots()?)));
+        match parsed {
+            Ok((patience, stale_after, slots)) => Ok(Common {
+                out,
+                patience,
+                stale_after,
+                slots,
+            }),
+            Err(msg) => Err(out.bad_value(msg)),
+        }
+    }
+
     /// The patience and stale age these options ask for, or the message
     /// for a bad value (exit 5).
     pub fn parse(&self) -> Result<(Patience, Duration), String> {
@@ -196,6 +228,18 @@ impl Reporter {
     /// A usage error: always said, whatever `-q`.
     pub fn usage(&self, msg: impl std::fmt::Display) {
         say(self.prog, format_args!("{msg}; try '{} --help'", self.prog));
+    }
+
+    /// Say a usage error; exit 1.
+    pub fn usage_exit(&self, msg: &str) -> Exit {
+        self.usage(msg);
+        ExitCode::Failure.into()
+    }
+
+    /// Say a bad option value; exit 5.
+    pub fn bad_value(&self, msg: impl std::fmt::Display) -> Exit {
+        self.error(msg);
+        ExitCode::Error.into()
     }
 }
 
