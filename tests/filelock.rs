@@ -394,7 +394,7 @@ fn bad_input() {
 fn lockfile_personality_gives_up_on_a_signal_with_75() {
     let s = Scratch::new();
     fs::write(s.path("b"), "0").unwrap();
-    let mut child = as_lockfile(&s)
+    let child = as_lockfile(&s)
         .args(["-1", "a", "b"])
         .stderr(std::process::Stdio::piped())
         .spawn()
