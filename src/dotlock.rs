@@ -137,14 +137,9 @@ impl lock::Protocol for DotLock<'_> {
         self.lock.path()
     }
 
-    fn try_once(&self) -> Result<Try<Held, Observed>> {
-        let attempt = mailbox::privileged(self.lock.path(), || {
+    fn try_once(&self) -> Result<Attempt> {
+        mailbox::privileged(self.lock.path(), || {
             try_lock(self.lock, self.record, self.mode)
-        });
-        Ok(match attempt? {
-            Attempt::Acquired(held) => Try::Acquired(held),
-            Attempt::Busy(seen) => Try::Busy(seen),
-            Attempt::Vanished => Try::Vanished,
         })
     }
 
@@ -187,17 +182,10 @@ pub enum Via {
     Exclusive,
 }
 
-/// The outcome of one attempt.
-#[derive(Debug)]
-pub enum Attempt {
-    /// The lock is ours.
-    Acquired(Held),
-    /// Someone else holds it; what we saw of their lock.
-    Busy(Observed),
-    /// The lock was there when `link(2)` ran and gone when we looked:
-    /// released in between. Worth trying again at once.
-    Vanished,
-}
+/// The outcome of one attempt: ours, busy (with what we saw of the other
+/// lock), or vanished (there when `link(2)` ran, gone when we looked:
+/// released in between, worth trying again at once).
+pub type Attempt = Try<Held, Observed>;
 
 /// What a waiter saw of somebody else's lock.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -58,13 +58,16 @@ pub struct Here {
 }
 
 impl Here {
-    /// Read them from this host.
+    /// This host's facts, read once per process: they cannot change while
+    /// it runs, and waiters judge a busy lock on every attempt.
     pub fn current() -> Here {
-        Here {
+        static HERE: std::sync::OnceLock<Here> = std::sync::OnceLock::new();
+        HERE.get_or_init(|| Here {
             host: host::hostname(),
             boot_id: host::boot_id(),
             pidns: host::pid_namespace(),
-        }
+        })
+        .clone()
     }
 }
 

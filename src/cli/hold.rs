@@ -152,14 +152,13 @@ pub fn run_under<H: Holding>(
             let _ = held.touch();
         }
     });
-    let ours = held.is_ours();
     match held.release() {
-        Err(e) => out.error(e),
-        Ok(_) if !ours => out.error(format_args!(
+        Ok(true) => {}
+        Ok(false) => out.error(format_args!(
             "{}: the lock was broken while the command ran; left the new holder's lock alone",
             path.display()
         )),
-        Ok(_) => {}
+        Err(e) => out.error(e),
     }
     ended
 }
