@@ -235,6 +235,55 @@ fn rows() -> Vec<Row> {
         r("-u with a command", none, &["-u", "L", "true"], 1, no_lock),
         r("-l with -u", none, &["-l", "-u", "L"], 1, no_lock),
         r("-u with -c", none, &["-u", "-c", "L"], 1, no_lock),
+        r(
+            "--status of a held lock",
+            held,
+            &["--status", "L"],
+            0,
+            has_lock,
+        ),
+        r(
+            "--status of a free lock",
+            none,
+            &["--status", "L"],
+            1,
+            no_lock,
+        ),
+        r(
+            "--stale-after breaks a lock older than it",
+            |s| {
+                held(s);
+                age(&s.path("L"), 10)
+            },
+            &["-r", "0", "--stale-after", "5", "L"],
+            0,
+            has_lock,
+        ),
+        r(
+            "--stale-after 0",
+            none,
+            &["--stale-after", "0", "L"],
+            5,
+            no_lock,
+        ),
+        r(
+            "--slots takes a free slot",
+            none,
+            &["--slots", "2", "L"],
+            0,
+            |s| s.path("L.1").exists(),
+        ),
+        r(
+            "--slots with every slot held",
+            |s| {
+                fs::write(s.path("L.1"), "0\n").unwrap();
+                fs::write(s.path("L.2"), "0\n").unwrap()
+            },
+            &["--slots", "2", "-r", "0", "L"],
+            4,
+            ok,
+        ),
+        r("--slots 0", none, &["--slots", "0", "L"], 5, no_lock),
         r("--help", none, &["--help"], 0, ok),
         r("--version", none, &["--version"], 0, ok),
         r(
