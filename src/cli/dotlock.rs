@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, Parser};
 
 use crate::cli::hold::{self, Wait};
 use crate::cli::report::Holder;
@@ -107,13 +107,9 @@ fn prog_name(personality: Personality) -> &'static str {
 /// Parse and run; usage errors exit 1 as liblockfile's do.
 pub fn run_argv(argv: Vec<OsString>, personality: Personality) -> Exit {
     let prog = prog_name(personality);
-    let matches = command()
-        .name(prog)
-        .bin_name(prog)
-        .try_get_matches_from(argv);
-    match matches.and_then(|m| Args::from_arg_matches(&m)) {
+    match crate::cli::parse(command().name(prog).bin_name(prog), prog, argv) {
         Ok(args) => run(args, personality),
-        Err(e) => crate::cli::clap_failure(prog, &e),
+        Err(exit) => exit,
     }
 }
 

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, Parser};
 
 use crate::Error;
 use crate::cli::hold::{self, Wait};
@@ -77,15 +77,7 @@ pub fn main() -> ! {
     if name == Some(OsStr::new("lockfile")) {
         finish(procmail(&argv[1..]))
     }
-    finish(
-        match command()
-            .try_get_matches_from(argv)
-            .and_then(|m| Args::from_arg_matches(&m))
-        {
-            Ok(args) => run(args),
-            Err(e) => crate::cli::clap_failure("filelock", &e),
-        },
-    )
+    finish(crate::cli::parse(command(), "filelock", argv).map_or_else(|exit| exit, run))
 }
 
 /// The record of a lock held for the calling shell.

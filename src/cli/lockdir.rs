@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, Parser};
 
 use crate::cli::hold::{self, Wait};
 use crate::cli::report::Holder;
@@ -92,11 +92,7 @@ pub fn command() -> clap::Command {
 pub fn main() -> ! {
     crate::mailbox::drop_privileges();
     let argv: Vec<OsString> = std::env::args_os().collect();
-    let matches = command().try_get_matches_from(argv);
-    finish(match matches.and_then(|m| Args::from_arg_matches(&m)) {
-        Ok(args) => run(args),
-        Err(e) => crate::cli::clap_failure("lockdir", &e),
-    })
+    finish(crate::cli::parse(command(), "lockdir", argv).map_or_else(|exit| exit, run))
 }
 
 /// Run a parsed invocation.

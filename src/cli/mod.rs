@@ -294,6 +294,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{s}: duration too large"))
 }
 
+/// Parse `argv` with `cmd` into `A`, or the exit for help, version or a
+/// usage error (see [`clap_failure`]).
+pub fn parse<A: clap::FromArgMatches>(
+    cmd: clap::Command,
+    prog: &str,
+    argv: Vec<std::ffi::OsString>,
+) -> Result<A, Exit> {
+    cmd.try_get_matches_from(argv)
+        .and_then(|m| A::from_arg_matches(&m))
+        .map_err(|e| clap_failure(prog, &e))
+}
+
 /// A failed parse: help and version go to stdout with exit 0; errors are
 /// one line on stderr with exit 1 (liblockfile's usage status).
 pub fn clap_failure(prog: &str, e: &clap::Error) -> Exit {
