@@ -161,6 +161,17 @@ def case5(tools, lock):
     return out
 
 
+def table(title, columns, rows, intro=()):
+    """A section of BENCHMARKS.md: heading, optional intro lines, and a
+    table of one row a tool."""
+    out = ["", f"## {title}", ""]
+    if intro:
+        out += [*intro, ""]
+    out += ["| tool | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    out += [f"| `{name}` | " + " | ".join(cells) + " |" for name, cells in rows.items()]
+    return out
+
+
 def machine():
     model = "unknown CPU"
     try:
@@ -215,53 +226,37 @@ def main():
         f"dotlock release build; dotlockfile from liblockfile-bin, lockfile from procmail, flock from util-linux.",
         "",
         "Regenerate with `python3 bench/bench.py` (sizes: `BENCH_RUNS`, `BENCH_HANDOVERS`, `BENCH_CYCLES`).",
-        "",
-        f"## 1. Uncontended lock + unlock, as whole processes ({RUNS} runs, median)",
-        "",
-        "| tool | median | vs dotlockfile |",
-        "|---|---|---|",
     ]
-    for name, s in c1.items():
-        lines.append(f"| `{name}` | {median_ms(s):.2f} ms | {median_ms(s) / median_ms(c1['dotlockfile']):.2f} |")
-    lines += [
-        "",
-        f"## 2. Command mode: `TOOL -l L true` ({RUNS} runs, median)",
-        "",
-        "| tool | median | vs dotlockfile |",
-        "|---|---|---|",
-    ]
-    for name, s in c2.items():
-        lines.append(f"| `{name}` | {median_ms(s):.2f} ms | {median_ms(s) / median_ms(c2['dotlockfile']):.2f} |")
-    lines += [
-        "",
-        f"## 3. Hand-over latency, release to acquisition ({HANDOVERS} hand-overs, default schedules)",
-        "",
-        "The waiter is asleep when the holder releases (0.2–1 s after it started waiting);",
-        "the time includes starting `date` in the waiter's shell, the same for every tool.",
-        "",
-        "| tool | median | 95th percentile |",
-        "|---|---|---|",
-    ]
-    for name, s in c3.items():
-        lines.append(f"| `{name}` | {median_ms(s):.1f} ms | {p95_ms(s):.1f} ms |")
-    lines += [
-        "",
-        f"## 4. Contended throughput: {WORKERS} processes × {CYCLES} cycles of `TOOL -l L true`",
-        "",
-        "| tool | total | vs flock |",
-        "|---|---|---|",
-    ]
-    for name, t in c4.items():
-        lines.append(f"| `{name}` | {t:.2f} s | {t / c4['flock']:.2f} |")
-    lines += [
-        "",
-        "## 5. Peak memory of case 2 (max RSS from GNU time, smallest of 20 runs)",
-        "",
-        "| tool | max RSS | vs dotlockfile |",
-        "|---|---|---|",
-    ]
-    for name, kb in c5.items():
-        lines.append(f"| `{name}` | {kb} KiB | {kb / c5['dotlockfile']:.2f} |")
+    ratio = lambda base: lambda s: median_ms(s) / median_ms(base)
+    lines += table(
+        f"1. Uncontended lock + unlock, as whole processes ({RUNS} runs, median)",
+        ["median", "vs dotlockfile"],
+        {n: [f"{median_ms(s):.2f} ms", f"{ratio(c1['dotlockfile'])(s):.2f}"] for n, s in c1.items()},
+    )
+    lines += table(
+        f"2. Command mode: `TOOL -l L true` ({RUNS} runs, median)",
+        ["median", "vs dotlockfile"],
+        {n: [f"{median_ms(s):.2f} ms", f"{ratio(c2['dotlockfile'])(s):.2f}"] for n, s in c2.items()},
+    )
+    lines += table(
+        f"3. Hand-over latency, release to acquisition ({HANDOVERS} hand-overs, default schedules)",
+        ["median", "95th percentile"],
+        {n: [f"{median_ms(s):.1f} ms", f"{p95_ms(s):.1f} ms"] for n, s in c3.items()},
+        intro=[
+            "The waiter is asleep when the holder releases (0.2–1 s after it started waiting);",
+            "the time includes starting `date` in the waiter's shell, the same for every tool.",
+        ],
+    )
+    lines += table(
+        f"4. Contended throughput: {WORKERS} processes × {CYCLES} cycles of `TOOL -l L true`",
+        ["total", "vs flock"],
+        {n: [f"{t:.2f} s", f"{t / c4['flock']:.2f}"] for n, t in c4.items()},
+    )
+    lines += table(
+        "5. Peak memory of case 2 (max RSS from GNU time, smallest of 20 runs)",
+        ["max RSS", "vs dotlockfile"],
+        {n: [f"{kb} KiB", f"{kb / c5['dotlockfile']:.2f}"] for n, kb in c5.items()},
+    )
     lines += [
         "",
         "## Targets",
