@@ -342,6 +342,13 @@ fn unlock_refuses_another_live_holder_and_removes_nothing() {
     let s = Scratch::new();
     let mut live = Command::new("sleep").arg("60").spawn().unwrap();
     let pid = live.id().to_string();
+    // spawn() returns once exec has begun; the kernel renames the task a
+    // moment later, and the record names whatever the task is called then.
+    wait_until(
+        "the child to be called sleep",
+        Duration::from_secs(5),
+        || fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n"),
+    );
     s.expect(lockdir(&s).args(["--pid", &pid, "L.d"]), 0);
     fs::write(s.path("L.d/work"), "in progress").unwrap();
     let out = s.expect(lockdir(&s).args(["-u", "L.d"]), 1);
