@@ -18,7 +18,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use nix::unistd::{Gid, User, getegid, geteuid, getgid, getuid, setresgid};
+use nix::unistd::{Gid, getegid, geteuid, getgid, getuid, setresgid};
+
+use crate::accounts;
 
 /// The setgid group we were started with, kept as the saved group.
 static MAIL_GROUP: OnceLock<Option<Gid>> = OnceLock::new();
@@ -86,21 +88,15 @@ pub const MAILDIR: &str = "/var/mail";
 /// from `$LOGNAME` if that user's uid is the real uid, else the real uid's
 /// passwd entry.
 pub fn procmail_lock_path() -> Result<PathBuf, String> {
-    let uid = nix::unistd::getuid();
+    let uid = getuid().as_raw();
     let from_logname = std::env::var("LOGNAME")
         .ok()
-        .and_then(|name| User::from_name(&name).ok().flatten())
-        .filter(|u| u.uid == uid);
-    let user = match from_logname {
-        Some(u) => u,
-        None => match User::from_uid(uid) {
-            Ok(Some(u)) => u,
-            _ => {
-                return Err(format!(
-                    "uid {uid} has no passwd entry: cannot name its mailbox"
-                ));
-            }
-        },
+        .and_then(|name| accounts::user_by_name(&name))
+        .filter(|u| u.id == uid);
+    let Some(user) = from_logname.or_else(|| accounts::user_by_id(uid)) else {
+        return Err(format!(
+            "uid {uid} has no passwd entry: cannot name its mailbox"
+        ));
     };
     Ok(PathBuf::from(MAILDIR).join(format!("{}.lock", user.name)))
 }
@@ -112,11 +108,11 @@ pub fn lock_path() -> Result<PathBuf, String> {
         lock.push(".lock");
         return Ok(PathBuf::from(lock));
     }
-    match User::from_uid(geteuid()) {
-        Ok(Some(user)) => Ok(PathBuf::from(MAILDIR).join(format!("{}.lock", user.name))),
-        _ => Err(format!(
-            "uid {} has no passwd entry: cannot name its mailbox",
-            geteuid()
+    let uid = geteuid().as_raw();
+    match accounts::user_by_id(uid) {
+        Some(user) => Ok(PathBuf::from(MAILDIR).join(format!("{}.lock", user.name))),
+        None => Err(format!(
+            "uid {uid} has no passwd entry: cannot name its mailbox"
         )),
     }
 }

@@ -8,7 +8,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use nix::unistd::{Group, User};
+use lockutils::accounts::{self, Entry};
+use nix::unistd::{Gid, Uid};
 
 use crate::util::{dotlock_bin, is_root, skip};
 
@@ -17,13 +18,13 @@ const USER: &str = "lkutuser";
 const OTHER: &str = "lkutother";
 
 /// Create the test group and users if they are missing.
-fn ensure_accounts() -> Result<(Group, User, User), String> {
+fn ensure_accounts() -> Result<(Entry, Entry, Entry), String> {
     let run = |cmd: &mut Command| cmd.output().map_err(|e| e.to_string()).map(|_| ());
-    if Group::from_name(GROUP).ok().flatten().is_none() {
+    if accounts::group_by_name(GROUP).is_none() {
         run(Command::new("groupadd").args(["--system", GROUP]))?;
     }
     for user in [USER, OTHER] {
-        if User::from_name(user).ok().flatten().is_none() {
+        if accounts::user_by_name(user).is_none() {
             run(Command::new("useradd").args([
                 "--system",
                 "--no-create-home",
@@ -33,18 +34,9 @@ fn ensure_accounts() -> Result<(Group, User, User), String> {
             ]))?;
         }
     }
-    let group = Group::from_name(GROUP)
-        .ok()
-        .flatten()
-        .ok_or("groupadd failed")?;
-    let user = User::from_name(USER)
-        .ok()
-        .flatten()
-        .ok_or("useradd failed")?;
-    let other = User::from_name(OTHER)
-        .ok()
-        .flatten()
-        .ok_or("useradd failed")?;
+    let group = accounts::group_by_name(GROUP).ok_or("groupadd failed")?;
+    let user = accounts::user_by_name(USER).ok_or("useradd failed")?;
+    let other = accounts::user_by_name(OTHER).ok_or("useradd failed")?;
     Ok((group, user, other))
 }
 
@@ -54,7 +46,7 @@ struct Spool {
     setgid_bin: PathBuf,
     plain_bin: PathBuf,
     out: PathBuf,
-    user: User,
+    user: Entry,
 }
 
 fn setup() -> Option<Spool> {
@@ -76,24 +68,24 @@ fn setup() -> Option<Spool> {
     fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let spool = root.path().join("spool");
     fs::create_dir(&spool).unwrap();
-    chown(&spool, Some(0), Some(group.gid.as_raw())).unwrap();
+    chown(&spool, Some(0), Some(group.id)).unwrap();
     fs::set_permissions(&spool, fs::Permissions::from_mode(0o775)).unwrap();
-    let mailbox = |name: &str, owner: &User| {
+    let mailbox = |name: &str, owner: &Entry| {
         let p = spool.join(name);
         fs::write(&p, "").unwrap();
-        chown(&p, Some(owner.uid.as_raw()), Some(owner.gid.as_raw())).unwrap();
+        chown(&p, Some(owner.id), Some(owner.gid)).unwrap();
     };
     mailbox(USER, &user);
     mailbox(OTHER, &other);
     let elsewhere = root.path().join("elsewhere");
     fs::write(&elsewhere, "").unwrap();
-    chown(&elsewhere, Some(user.uid.as_raw()), None).unwrap();
+    chown(&elsewhere, Some(user.id), None).unwrap();
     std::os::unix::fs::symlink(&elsewhere, spool.join("linked")).unwrap();
     let setgid_bin = root.path().join("dotlock-setgid");
     let plain_bin = root.path().join("dotlock-plain");
     for bin in [&setgid_bin, &plain_bin] {
         fs::copy(dotlock_bin(), bin).unwrap();
-        chown(bin, Some(0), Some(group.gid.as_raw())).unwrap();
+        chown(bin, Some(0), Some(group.id)).unwrap();
     }
     fs::set_permissions(&setgid_bin, fs::Permissions::from_mode(0o2755)).unwrap();
     fs::set_permissions(&plain_bin, fs::Permissions::from_mode(0o755)).unwrap();
@@ -113,23 +105,28 @@ fn setup() -> Option<Spool> {
 impl Spool {
     /// Run `bin ARGS` as the test user, in the spool.
     fn run(&self, bin: &Path, args: &[&str], mail: Option<&str>) -> Output {
-        let (uid, gid) = (self.user.uid, self.user.gid);
         let mut cmd = Command::new(bin);
         cmd.args(args).current_dir(&self.spool).env_remove("MAIL");
         if let Some(m) = mail {
             cmd.env("MAIL", self.spool.join(m));
         }
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::unistd::setgroups(&[])?;
-                nix::unistd::setgid(gid)?;
-                nix::unistd::setuid(uid)?;
-                Ok(())
-            });
-        }
-        cmd.output().unwrap()
+        run_as(cmd, self.user.id, self.user.gid)
     }
+}
+
+/// Run `cmd` with only the given uid and gid.
+fn run_as(mut cmd: Command, uid: u32, gid: u32) -> Output {
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setgroups(&[])?;
+            nix::unistd::setgid(gid)?;
+            nix::unistd::setuid(uid)?;
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
 }
 
 #[test]
@@ -183,7 +180,7 @@ fn setgid_mailbox_rules() {
         .skip(1)
         .map(|g| g.parse().unwrap())
         .collect();
-    let user_gid = s.user.gid.as_raw();
+    let user_gid = s.user.gid;
     assert_eq!(
         status, [user_gid; 4],
         "real, effective, saved and fs gid: {gids}"
@@ -194,4 +191,53 @@ fn setgid_mailbox_rules() {
         "no supplementary mail group: {gids}"
     );
     assert!(!s.spool.join(&own).exists(), "released after the command");
+}
+
+/// Without `$MAIL`, the mailbox is named from the passwd entry of the
+/// caller's uid, looked up without NSS modules in the process (the
+/// programs are linked statically): a name from `/etc/passwd`, and a clear
+/// error for a uid that no source knows.
+#[test]
+fn mailbox_named_from_the_passwd_entry() {
+    let Some(s) = setup() else { return };
+    let no_mail = |bin: &Path, args: &[&str], logname: &str| {
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .current_dir(&s.out)
+            .env_remove("MAIL")
+            .env("LOGNAME", logname);
+        cmd
+    };
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    // /var/mail is closed to the test user, so the attempt fails, naming
+    // the lock it tried.
+    let own = format!("/var/mail/{USER}.lock");
+    let out = run_as(
+        no_mail(&s.plain_bin, &["-m", "-r", "0"], USER),
+        s.user.id,
+        s.user.gid,
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr(&out).contains(&own), "{out:?}");
+    // procmail's -ml takes $LOGNAME only if it names the caller's uid.
+    let lockfile = s.out.join("lockfile");
+    std::os::unix::fs::symlink(crate::filelock::filelock_bin(), &lockfile).unwrap();
+    for logname in [USER, OTHER, "no-such-user-here"] {
+        let out = run_as(
+            no_mail(&lockfile, &["-r", "0", "-ml"], logname),
+            s.user.id,
+            s.user.gid,
+        );
+        assert_ne!(out.status.code(), Some(0), "{out:?}");
+        assert!(stderr(&out).contains(&own), "LOGNAME={logname}: {out:?}");
+    }
+    // A uid without an entry anywhere.
+    let out = run_as(no_mail(&s.plain_bin, &["-m"], USER), 3_999_999, 3_999_999);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let message = stderr(&out);
+    assert!(
+        message.contains("uid 3999999 has no passwd entry") && message.lines().count() == 1,
+        "{out:?}"
+    );
+    assert!(!Path::new(&own).exists());
 }
