@@ -5,12 +5,13 @@
 #   make install-compat                     # the dotlockfile and lockfile symlinks
 #   make uninstall
 #
-# `make install` installs what `make` built (BUILD, default target/release);
+# `make install` installs what `make` built (BUILD, by default
+# target/<host triple>/release, where .cargo/config.toml has cargo put it);
 # it does not build, so it can run as root without a Rust toolchain.
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
-BUILD    ?= target/release
+BUILD    ?= $(firstword $(patsubst %/dotlock,%,$(wildcard target/*/release/dotlock)) target/release)
 PROGRAMS  = dotlock lockdir filelock
 
 BINDIR   = $(DESTDIR)$(PREFIX)/bin

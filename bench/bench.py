@@ -16,6 +16,7 @@ Cases:
 """
 
 import fcntl
+import json
 import os
 import platform
 import random
@@ -184,10 +185,31 @@ def machine():
     return model
 
 
+def build_dotlock():
+    """Build dotlock as `make` does, and return the program cargo made."""
+    out = subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--bin", "dotlock", "--message-format=json"],
+        cwd=ROOT, check=True, stdout=subprocess.PIPE,
+    ).stdout.decode()
+    for line in out.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
+            if msg["target"]["name"] == "dotlock":
+                return msg["executable"]
+    sys.exit("bench: cargo built no dotlock")
+
+
+def linkage(path):
+    """"static" or "dynamic": whether the program names a dynamic loader."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    return "dynamic" if b"ld-linux" in head else "static"
+
+
 def main():
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "dotlock"], cwd=ROOT, check=True)
+    dotlock = build_dotlock()
     tools = {
-        "dotlock": os.path.join(ROOT, "target", "release", "dotlock"),
+        "dotlock": dotlock,
         "dotlockfile": need("dotlockfile"),
         "lockfile": need("lockfile"),
         "flock": need("flock"),
@@ -223,7 +245,7 @@ def main():
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, {os.cpu_count()} cores, "
         f"Linux {platform.release()}, lock directory on {fstype}. "
-        f"dotlock release build; dotlockfile from liblockfile-bin, lockfile from procmail, flock from util-linux.",
+        f"dotlock release build, linked {linkage(dotlock)}; dotlockfile from liblockfile-bin, lockfile from procmail, flock from util-linux.",
         "",
         "Regenerate with `python3 bench/bench.py` (sizes: `BENCH_RUNS`, `BENCH_HANDOVERS`, `BENCH_CYCLES`).",
     ]
