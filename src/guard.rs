@@ -15,8 +15,9 @@
 //!   fresh, and report how it ended.
 //!
 //! Signals that were ignored when we started (`nohup`, `trap '' HUP`) stay
-//! ignored and are not caught. SIGPIPE is the exception: the Rust runtime
-//! ignores it before `main`, so its inherited state cannot be known.
+//! ignored and are not caught, and the command inherits them ignored. That
+//! includes SIGPIPE: the programs enter at the C `main`, so the Rust
+//! runtime does not ignore SIGPIPE behind the caller's back.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -64,7 +65,7 @@ impl Signals {
     pub fn catch(signals: &[Signal]) -> io::Result<Signals> {
         let mut set = SigSet::empty();
         for &sig in signals {
-            if sig == Signal::SIGPIPE || !is_ignored(sig) {
+            if !is_ignored(sig) {
                 set.add(sig);
             }
         }
@@ -148,9 +149,15 @@ impl ChildEnd {
 }
 
 /// Start `argv` as `execvp(3)` would (a `PATH` search; a file without a
-/// `#!` line runs under `/bin/sh`), with an empty signal mask and SIGPIPE
-/// back to its default. `posix_spawn(3)` instead of `fork(2)`: no copy of
-/// our page tables, which is most of the cost of a short command.
+/// `#!` line runs under `/bin/sh`), with an empty signal mask; ignored
+/// signals stay ignored, caught ones (none: we block and read them) start
+/// at their default. `posix_spawn(3)` instead of `fork(2)`: no copy of our
+/// page tables, which is most of the cost of a short command.
+///
+/// SIGPIPE is passed on as this process has it. The programs leave it as
+/// they inherited it; a Rust `main` ignores it, so a program using this
+/// library from one should restore the default first if its commands are
+/// to die of a broken pipe.
 pub fn spawn(argv: &[OsString], extra_env: &[(&str, String)]) -> io::Result<Pid> {
     let cstr = |s: &OsStr| {
         CString::new(s.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
@@ -174,12 +181,7 @@ pub fn spawn(argv: &[OsString], extra_env: &[(&str, String)]) -> io::Result<Pid>
         .collect::<io::Result<Vec<_>>>()?;
     let mut attr = PosixSpawnAttr::init()?;
     attr.set_sigmask(&SigSet::empty())?;
-    let mut pipe = SigSet::empty();
-    pipe.add(Signal::SIGPIPE);
-    attr.set_sigdefault(&pipe)?;
-    attr.set_flags(
-        PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF,
-    )?;
+    attr.set_flags(PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK)?;
     let actions = PosixSpawnFileActions::init()?;
     let program = args
         .first()

@@ -79,14 +79,46 @@ fn the_shell_sees_128_plus_n() {
 fn an_ignored_signal_stays_ignored() {
     let s = Scratch::new();
     fs::write(s.path("L"), "0\n").unwrap();
-    let out = s.shell(r#"trap '' HUP; "$0" -r 1 -i 0.5 L & p=$!; sleep 0.2; kill -HUP $p; wait $p; echo "status $?""#)
+    for sig in ["HUP", "PIPE"] {
+        let script = format!(
+            r#"trap '' {sig}; "$0" -r 1 -i 0.5 L & p=$!; sleep 0.2; kill -{sig} $p; wait $p; echo "status $?""#
+        );
+        let out = s.shell(&script).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "status 4",
+            "{sig} should have been ignored"
+        );
+    }
+}
+
+/// The command inherits SIGPIPE as the caller left it: ignored after
+/// `trap '' PIPE`, else at its default (so `yes | head` in it ends).
+#[test]
+fn the_command_inherits_sigpipe_as_the_caller_left_it() {
+    let s = Scratch::new();
+    // Bit 13-1 of SigIgn in /proc/PID/status is SIGPIPE.
+    let ignores_pipe = |script: &str| {
+        let out = s.shell(script).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mask = line
+            .trim()
+            .strip_prefix("SigIgn:")
+            .unwrap()
+            .trim()
+            .to_string();
+        u64::from_str_radix(&mask, 16).unwrap() & (1 << 12) != 0
+    };
+    let probe = r#""$0" -l L grep SigIgn /proc/self/status"#;
+    assert!(!ignores_pipe(probe));
+    assert!(ignores_pipe(&format!("trap '' PIPE; {probe}")));
+    // And a broken pipe ends a command at once, as without the lock.
+    let out = s
+        .shell(r#""$0" -l L sh -c 'yes | head -n 1'; echo "status $?""#)
         .output()
         .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "status 4",
-        "HUP should have been ignored"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "y\nstatus 0\n");
 }
 
 /// The holder's child records its pid and which signals reached it.
