@@ -50,12 +50,18 @@ def p95_ms(samples):
     return s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))] * 1000
 
 
-def timed(fn, runs):
-    out = []
+def timed(cases, runs):
+    """Time each case `runs` times. The tools take turns, in a new random
+    order each round, so that drift in the machine's speed (frequency,
+    caches, other work) falls on every tool alike."""
+    out = {name: [] for name in cases}
+    names = list(cases)
     for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
+        random.shuffle(names)
+        for name in names:
+            t0 = time.perf_counter()
+            cases[name]()
+            out[name].append(time.perf_counter() - t0)
     return out
 
 
@@ -71,7 +77,7 @@ def case1(tools, lock):
         "dotlockfile": lambda: (run(dotlockfile, lock), run(dotlockfile, "-u", lock)),
         "lockfile + rm -f": lambda: (run(lockfile, lock), run("rm", "-f", lock)),
     }
-    return {name: timed(fn, RUNS) for name, fn in cases.items()}
+    return timed(cases, RUNS)
 
 
 def case2(tools, lock):
@@ -82,7 +88,7 @@ def case2(tools, lock):
         # flock(1) leaves its file behind: give it a name of its own.
         "flock": [tools["flock"], lock + ".flock", "true"],
     }
-    return {name: timed(lambda a=argv: run(*a), RUNS) for name, argv in cases.items()}
+    return timed({name: (lambda a=argv: run(*a)) for name, argv in cases.items()}, RUNS)
 
 
 def case3(tools, d):
