@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::cli::hold::{self, Wait};
 use crate::cli::report::Holder;
-use crate::cli::{Common, Exit, Personality, WaitArgs, fail, finish};
+use crate::cli::{Common, Exit, Personality, WaitArgs, fail};
 use crate::dotlock::{self, DotLock, LockPath, Via};
 use crate::exit::ExitCode;
 use crate::host;
@@ -89,14 +89,6 @@ pub fn command() -> clap::Command {
     Args::command()
 }
 
-/// Parse `argv`, run, and exit the process accordingly.
-pub fn main() -> ! {
-    crate::mailbox::drop_privileges();
-    let argv: Vec<OsString> = std::env::args_os().collect();
-    let personality = Personality::from_argv0(argv.first().map(OsString::as_os_str));
-    finish(run_argv(argv, personality))
-}
-
 fn prog_name(personality: Personality) -> &'static str {
     match personality {
         Personality::Native => "dotlock",
@@ -104,8 +96,10 @@ fn prog_name(personality: Personality) -> &'static str {
     }
 }
 
-/// Parse and run; usage errors exit 1 as liblockfile's do.
-pub fn run_argv(argv: Vec<OsString>, personality: Personality) -> Exit {
+/// Parse `argv` and run, as `dotlockfile` if invoked under that name;
+/// usage errors exit 1 as liblockfile's do.
+pub fn main(argv: Vec<OsString>) -> Exit {
+    let personality = Personality::from_argv0(argv.first().map(OsString::as_os_str));
     let prog = prog_name(personality);
     match crate::cli::parse(command().name(prog).bin_name(prog), prog, argv) {
         Ok(args) => run(args, personality),

@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::Error;
 use crate::cli::hold::{self, Wait};
-use crate::cli::{Exit, Reporter, finish, parse_duration, parse_retries};
+use crate::cli::{Exit, Reporter, parse_duration, parse_retries};
 use crate::dotlock::{self, DotLock, Held};
 use crate::exit::ExitCode;
 use crate::guard::Signals;
@@ -69,15 +69,13 @@ pub fn command() -> clap::Command {
     Args::command()
 }
 
-/// Parse `argv`, run, and exit: as `lockfile` if invoked under that name.
-pub fn main() -> ! {
-    crate::mailbox::drop_privileges();
-    let argv: Vec<OsString> = std::env::args_os().collect();
+/// Parse `argv` and run, as `lockfile` if invoked under that name.
+pub fn main(argv: Vec<OsString>) -> Exit {
     let name = argv.first().map(Path::new).and_then(Path::file_name);
     if name == Some(OsStr::new("lockfile")) {
-        finish(procmail(&argv[1..]))
+        return procmail(&argv[1..]);
     }
-    finish(crate::cli::parse(command(), "filelock", argv).map_or_else(|exit| exit, run))
+    crate::cli::parse(command(), "filelock", argv).map_or_else(|exit| exit, run)
 }
 
 /// The record of a lock held for the calling shell.

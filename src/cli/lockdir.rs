@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::cli::hold::{self, Wait};
 use crate::cli::report::Holder;
-use crate::cli::{Common, Exit, Personality, Reporter, WaitArgs, fail, finish, parse_duration};
+use crate::cli::{Common, Exit, Personality, Reporter, WaitArgs, fail, parse_duration};
 use crate::dotlock::{self, LockPath};
 use crate::exit::ExitCode;
 use crate::host;
@@ -88,11 +88,9 @@ pub fn command() -> clap::Command {
     Args::command()
 }
 
-/// Parse `argv`, run, and exit the process accordingly.
-pub fn main() -> ! {
-    crate::mailbox::drop_privileges();
-    let argv: Vec<OsString> = std::env::args_os().collect();
-    finish(crate::cli::parse(command(), "lockdir", argv).map_or_else(|exit| exit, run))
+/// Parse `argv` and run.
+pub fn main(argv: Vec<OsString>) -> Exit {
+    crate::cli::parse(command(), "lockdir", argv).map_or_else(|exit| exit, run)
 }
 
 /// Run a parsed invocation.

@@ -8,7 +8,7 @@ pub mod hold;
 pub mod lockdir;
 pub mod report;
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::time::Duration;
 
@@ -28,6 +28,33 @@ impl From<ExitCode> for Exit {
     fn from(code: ExitCode) -> Self {
         Exit::Code(i32::from(code.code()))
     }
+}
+
+/// The programs' entry: drop the setgid group before anything else, run
+/// `main` on the arguments, and end the process as it says.
+pub fn enter(main: fn(Vec<OsString>) -> Exit) -> ! {
+    crate::mailbox::drop_privileges();
+    finish(main(std::env::args_os().collect()))
+}
+
+/// Define a program's C `main`, which calls [`enter`] with `$main`. The
+/// program must say `#![no_main]`.
+///
+/// The programs enter at the C `main`: the Rust runtime's own start-up
+/// (reading `/proc/self/maps` for a stack guard, an alternate signal stack,
+/// SIGPIPE ignored) is about twenty system calls that a tool started once
+/// per lock does not need, and SIGPIPE stays as the caller left it.
+#[macro_export]
+macro_rules! c_main {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        extern "C" fn main(
+            _argc: ::std::ffi::c_int,
+            _argv: *const *const ::std::ffi::c_char,
+        ) -> ::std::ffi::c_int {
+            $crate::cli::enter($main)
+        }
+    };
 }
 
 /// End the process with `exit`.
