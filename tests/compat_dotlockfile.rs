@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{Scratch, as_nobody, is_root, real_dotlockfile, skip};
+use crate::util::{Scratch, as_nobody, assert_no_differences, is_root, real_dotlockfile, skip};
 
 /// What a scenario leaves: exit code, lock content, lock mode, listing.
 #[derive(Debug, PartialEq)]
@@ -179,12 +179,7 @@ fn same_codes_content_mode_and_leftovers_as_dotlockfile() {
             ));
         }
     }
-    assert!(
-        differences.is_empty(),
-        "{} scenarios differ:\n{}",
-        differences.len(),
-        differences.join("\n")
-    );
+    assert_no_differences(&differences);
 }
 
 /// The one difference we keep on purpose: liblockfile judges "now" by the

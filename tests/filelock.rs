@@ -11,7 +11,9 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::util::{Scratch, age, as_nobody, is_root, skip, stderr_lines, wait_until};
+use crate::util::{
+    Scratch, age, as_nobody, assert_no_differences, is_root, skip, stderr_lines, wait_until,
+};
 
 pub fn filelock_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_filelock"))
@@ -159,12 +161,7 @@ fn same_codes_content_mode_and_leftovers_as_procmails_lockfile() {
             ));
         }
     }
-    assert!(
-        differences.is_empty(),
-        "{} scenarios differ:\n{}",
-        differences.len(),
-        differences.join("\n")
-    );
+    assert_no_differences(&differences);
 }
 
 #[test]

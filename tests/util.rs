@@ -287,3 +287,13 @@ pub fn wait_with_timeout(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Fail with every scenario in which ours and the real tool differed.
+pub fn assert_no_differences(differences: &[String]) {
+    assert!(
+        differences.is_empty(),
+        "{} scenarios differ:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
