@@ -14,31 +14,39 @@
 //! the lock is created with `O_CREAT|O_EXCL` on its own name instead.
 //! Release removes the lock only if it is still ours: same device, inode and
 //! record.
+//!
+//! Every call is made relative to the lock's directory, opened once
+//! ([`crate::fs::Dir`]). A waiter ([`DotLock`]) first *looks* at a busy
+//! lock and creates nothing while its holder is alive or the lock is young
+//! (so idle waiters do not wake each other's directory watches), and a
+//! locker that finds a breaker at work backs off until the break is done
+//! (see [`DotLock`]).
 
+use std::cell::Cell;
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::fd::IntoRawFd;
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::libc;
-use nix::sys::stat::{UtimensatFlags, utimensat};
-use nix::sys::time::TimeSpec;
 
 use crate::error::{Error, Result};
+use crate::fs::{self as rel, Dir, Meta};
 use crate::host;
 use crate::lock::{self, Try};
 use crate::mailbox;
 use crate::record::{MAX_RECORD, Record};
+use crate::seam;
 use crate::stale::{self, Broken, Policy, Verdict};
 
 /// `NAME_MAX` on Linux: the longest file name.
 pub const NAME_MAX: usize = 255;
 /// `PATH_MAX` on Linux, counting the terminating NUL.
 pub const PATH_MAX: usize = 4096;
+
+/// The suffix of the break lock beside each lock.
+pub const BREAK_SUFFIX: &str = ".break";
 
 /// A validated lock path, split into its directory and file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,11 +58,14 @@ pub struct LockPath {
 
 impl LockPath {
     /// Check lengths (`NAME_MAX` per component, `PATH_MAX` in all) and split.
-    /// A path that names a directory (`dir/`, `..`) is refused.
+    /// A path that names a directory (`dir/`, `..`) is refused, and so is a
+    /// name too long for its break lock (`NAME.break`) to fit in `NAME_MAX`.
     pub fn new(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes = path.as_os_str().as_bytes();
-        if bytes.len() >= PATH_MAX || bytes.split(|&b| b == b'/').any(|c| c.len() > NAME_MAX) {
+        if bytes.len() + BREAK_SUFFIX.len() >= PATH_MAX
+            || bytes.split(|&b| b == b'/').any(|c| c.len() > NAME_MAX)
+        {
             return Err(Error::NameTooLong { path: path.into() });
         }
         let names_dir = bytes.is_empty() || bytes.ends_with(b"/");
@@ -62,6 +73,9 @@ impl LockPath {
             Some(name) if !names_dir => name.to_os_string(),
             _ => return Err(Error::LockIsDirectory { path: path.into() }),
         };
+        if name.len() + BREAK_SUFFIX.len() > NAME_MAX {
+            return Err(Error::NameTooLong { path: path.into() });
+        }
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -88,45 +102,247 @@ impl LockPath {
         &self.name
     }
 
-    /// A sibling lock named `<name><suffix>`, shortened so that the name
-    /// still fits in `NAME_MAX`.
-    pub fn sibling(&self, suffix: &str) -> LockPath {
-        let mut name = self.name.as_bytes().to_vec();
-        name.truncate(NAME_MAX - suffix.len());
-        name.extend_from_slice(suffix.as_bytes());
-        let name = OsString::from_vec(name);
-        LockPath {
+    /// The sibling lock `<name><suffix>` (a slot `.N`), refused with "name
+    /// too long" where it, or its own break lock, would not fit in
+    /// `NAME_MAX`: a name is never cut short.
+    pub fn sibling(&self, suffix: &str) -> Result<LockPath> {
+        let mut name = self.name.clone();
+        name.push(suffix);
+        if name.len() + BREAK_SUFFIX.len() > NAME_MAX && suffix != BREAK_SUFFIX
+            || name.len() > NAME_MAX
+        {
+            return Err(Error::NameTooLong {
+                path: self.path.with_file_name(&name),
+            });
+        }
+        Ok(LockPath {
             path: self.path.with_file_name(&name),
             dir: self.dir.clone(),
             name,
-        }
+        })
+    }
+
+    /// The break lock `<name>.break`, which [`LockPath::new`] made room for.
+    pub fn break_lock(&self) -> LockPath {
+        self.sibling(BREAK_SUFFIX)
+            .expect("LockPath::new leaves room for .break")
+    }
+
+    /// Open the lock's directory, which must exist and be a directory.
+    pub fn open_dir(&self) -> Result<Dir> {
+        Dir::open(&self.dir).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => Error::NoDirectory {
+                dir: self.dir.clone(),
+            },
+            Some(libc::ENOTDIR) => Error::NotADirectory {
+                dir: self.dir.clone(),
+            },
+            _ => Error::io(&self.dir, e),
+        })
     }
 
     /// The lock's directory must exist and be a directory.
     pub fn check_dir(&self) -> Result<()> {
-        match fs::metadata(&self.dir) {
-            Ok(m) if m.is_dir() => Ok(()),
-            Ok(_) => Err(Error::NotADirectory {
-                dir: self.dir.clone(),
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoDirectory {
-                dir: self.dir.clone(),
-            }),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Err(Error::NotADirectory {
-                dir: self.dir.clone(),
-            }),
-            Err(e) => Err(Error::io(&self.dir, e)),
+        self.open_dir().map(drop)
+    }
+}
+
+/// How long the filesystem's clock may be read as an offset from ours
+/// before it is measured again; it is always measured afresh before a
+/// break.
+const FS_CLOCK_FOR: Duration = Duration::from_secs(30);
+
+/// The filesystem's clock as last measured, carried forward on our
+/// monotonic clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FsClock {
+    at: Instant,
+    fs: SystemTime,
+}
+
+impl FsClock {
+    pub(crate) fn measured(fs: SystemTime) -> FsClock {
+        FsClock {
+            at: Instant::now(),
+            fs,
+        }
+    }
+
+    /// The filesystem's "now", if the measurement is recent enough.
+    pub(crate) fn now(&self) -> Option<SystemTime> {
+        let since = self.at.elapsed();
+        (since <= FS_CLOCK_FOR).then(|| self.fs + since)
+    }
+}
+
+/// What a look at a busy lock, before any file is created, concludes.
+pub(crate) enum Glance {
+    /// Not decided: make a real attempt (which measures the clock).
+    Attempt,
+    /// Held by a live holder, or young: busy, with no file created; the
+    /// filesystem's "now" as far as it is known (for messages).
+    Busy(Option<SystemTime>),
+}
+
+/// Judge a busy lock without creating a file: by proof alone where the
+/// record allows it, else by its age on the filesystem's clock measured
+/// at most [`FS_CLOCK_FOR`] ago. Undecided — never measured, or a lock
+/// that may be stale — it is left to a real attempt, which measures the
+/// clock afresh and judges again before anything is broken.
+pub(crate) fn glance<S>(
+    seen: &S,
+    clock: Option<FsClock>,
+    judge: impl Fn(&S, Option<SystemTime>) -> Verdict,
+) -> Glance {
+    let Some(clock) = clock else {
+        return Glance::Attempt;
+    };
+    let estimate = Some(clock.fs + clock.at.elapsed());
+    if let Verdict::Valid(stale::Reason::Alive { .. }) = judge(seen, None) {
+        return Glance::Busy(estimate);
+    }
+    match clock.now() {
+        Some(now) if !judge(seen, Some(now)).is_stale() => Glance::Busy(Some(now)),
+        _ => Glance::Attempt,
+    }
+}
+
+/// A dot-lock to take: the lock path, its opened directory, the owner
+/// record, the file mode.
+///
+/// Each attempt first looks ([`glance`]): a lock whose holder is alive,
+/// or that is younger than the stale age on the filesystem's clock (kept
+/// as an offset for at most 30 s), is busy without a temporary file being
+/// made — idle waiters create nothing, so they do not wake each other.
+///
+/// After a successful `link(2)`, a live break lock (`LOCK.break`) means a
+/// breaker has confirmed the *previous* lock and is about to unlink the
+/// name: our fresh lock may be what it removes. We then back off without
+/// using the lock — the breaker's unlink removes it, or, once the break
+/// lock is gone and our lock is still there, we claim it. So among
+/// lockutils processes a lock that was taken is never removed by a break.
+/// On NFS the look at `LOCK.break` right after our own `LINK` is not
+/// answered from a stale negative cache: the link changed the directory,
+/// and the client revalidates negative entries of a changed directory.
+#[derive(Debug)]
+pub struct DotLock<'a> {
+    lock: &'a LockPath,
+    dir: Dir,
+    record: &'a [u8],
+    mode: u32,
+    clock: Cell<Option<FsClock>>,
+    /// Our own lock, linked while a break was in progress: (dev, ino).
+    deferred: Cell<Option<(u64, u64)>>,
+}
+
+impl<'a> DotLock<'a> {
+    /// A dot-lock at `lock` holding `record`, mode `mode` before the umask
+    /// (0644; procmail's lockfile: 0444). Opens the lock's directory.
+    pub fn new(lock: &'a LockPath, record: &'a [u8], mode: u32) -> Result<DotLock<'a>> {
+        Ok(DotLock {
+            lock,
+            dir: lock.open_dir()?,
+            record,
+            mode,
+            clock: Cell::new(None),
+            deferred: Cell::new(None),
+        })
+    }
+
+    /// The lock's path.
+    pub fn lock(&self) -> &LockPath {
+        self.lock
+    }
+
+    fn attempt(&self, policy: &Policy) -> Result<Attempt> {
+        let (dir, lock) = (&self.dir, self.lock);
+        if let Some((dev, ino)) = self.deferred.get() {
+            match observe_at(dir, lock.name(), lock.path())? {
+                Some(mut seen) if seen.dev == dev && seen.ino == ino => {
+                    if self.break_in_progress() {
+                        seen.fs_now = self.clock.get().and_then(|c| c.now());
+                        return Ok(Try::Busy(seen));
+                    }
+                    self.deferred.set(None);
+                    let meta = dir
+                        .lstat(lock.name())
+                        .map_err(|e| Error::io(lock.path(), e))?;
+                    return Ok(Try::Acquired(Held::new(
+                        dir.try_clone().map_err(|e| Error::io(lock.dir(), e))?,
+                        lock,
+                        &meta,
+                        self.record,
+                        self.mode,
+                        Via::Link,
+                    )));
+                }
+                _ => self.deferred.set(None),
+            }
+        }
+        if let Some(mut seen) = observe_at(dir, lock.name(), lock.path())? {
+            let judged = |s: &Observed, now| {
+                let s = Observed {
+                    fs_now: now,
+                    ..s.clone()
+                };
+                stale::judge_observed(&s, policy)
+            };
+            if let Glance::Busy(now) = glance(&seen, self.clock.get(), judged) {
+                seen.fs_now = now;
+                return Ok(Try::Busy(seen));
+            }
+        }
+        let attempt = try_lock_at(dir, lock, self.record, self.mode)?;
+        match attempt {
+            Try::Busy(ref seen) => {
+                if let Some(fs) = seen.fs_now {
+                    self.clock.set(Some(FsClock::measured(fs)));
+                }
+                Ok(attempt)
+            }
+            Try::Acquired(held) if self.break_in_progress() => {
+                // A breaker may be about to unlink the name: do not use
+                // the lock until the break is over (see the type's docs).
+                self.deferred.set(Some((held.dev, held.ino)));
+                held.keep();
+                match observe_at(dir, lock.name(), lock.path())? {
+                    Some(seen) => Ok(Try::Busy(seen)),
+                    None => Ok(Try::Vanished),
+                }
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Is a live breaker at work on this lock? A file at `LOCK.break`
+    /// counts only if it is marked as a break lock (`break=1`) and is not
+    /// itself stale.
+    fn break_in_progress(&self) -> bool {
+        let guard = self.lock.break_lock();
+        match observe_at(&self.dir, guard.name(), guard.path()) {
+            Ok(Some(mut seen)) => {
+                seen.fs_now = self.clock.get().and_then(|c| c.now());
+                seen.record().break_lock
+                    && !stale::judge_observed(&seen, &stale::break_lock_policy()).is_stale()
+            }
+            _ => false,
         }
     }
 }
 
-/// A dot-lock to take: the lock path, the owner record, the file mode.
-#[derive(Debug, Clone, Copy)]
-pub struct DotLock<'a> {
-    pub lock: &'a LockPath,
-    pub record: &'a [u8],
-    /// Before the umask: 0644 (procmail's lockfile: 0444).
-    pub mode: u32,
+impl Drop for DotLock<'_> {
+    /// Giving up while backed off: our own unused lock is removed, if it
+    /// is still the one we linked.
+    fn drop(&mut self) {
+        if let Some((dev, ino)) = self.deferred.take()
+            && let Ok(m) = self.dir.lstat(self.lock.name())
+            && m.dev == dev
+            && m.ino == ino
+        {
+            let dir = &self.dir;
+            let _ = mailbox::privileged(dir, self.lock.name(), || dir.unlink(self.lock.name()));
+        }
+    }
 }
 
 impl lock::Protocol for DotLock<'_> {
@@ -137,10 +353,8 @@ impl lock::Protocol for DotLock<'_> {
         self.lock.path()
     }
 
-    fn try_once(&self) -> Result<Attempt> {
-        mailbox::privileged(self.lock.path(), || {
-            try_lock(self.lock, self.record, self.mode)
-        })
+    fn try_once(&self, policy: &Policy) -> Result<Attempt> {
+        mailbox::privileged(&self.dir, self.lock.name(), || self.attempt(policy))
     }
 
     fn judge(&self, seen: &Observed, policy: &Policy) -> Verdict {
@@ -148,7 +362,9 @@ impl lock::Protocol for DotLock<'_> {
     }
 
     fn break_stale(&self, seen: &Observed) -> Result<Broken> {
-        mailbox::privileged(self.lock.path(), || stale::break_lock(self.lock, seen))
+        mailbox::privileged(&self.dir, self.lock.name(), || {
+            stale::break_lock(&self.dir, self.lock, seen)
+        })
     }
 
     fn holder(&self, seen: &Observed) -> (Record, Option<Duration>) {
@@ -162,6 +378,9 @@ impl lock::Holding for Held {
     }
     fn touch(&self) -> Result<bool> {
         Held::touch(self)
+    }
+    fn add_child(&mut self, pid: u32) -> Result<bool> {
+        Held::add_child(self, pid)
     }
     fn release(self) -> Result<bool> {
         Held::release(self)
@@ -226,44 +445,61 @@ impl Observed {
 /// One attempt at the lock, with `record` as the owner record and `mode`
 /// (before the umask) for the lock file.
 pub fn try_lock(lock: &LockPath, record: &[u8], mode: u32) -> Result<Attempt> {
-    let temp = TempFile::create(lock, record, mode)?;
-    let linked = seam::link(temp.path(), lock.path());
-    let tmeta = fs::symlink_metadata(temp.path()).map_err(|e| Error::io(temp.path(), e))?;
-    let fs_now = tmeta.modified().ok();
+    try_lock_at(&lock.open_dir()?, lock, record, mode)
+}
+
+/// One attempt, in the lock's opened directory `dir`.
+pub fn try_lock_at(dir: &Dir, lock: &LockPath, record: &[u8], mode: u32) -> Result<Attempt> {
+    let temp = TempFile::create(dir, lock.path(), record, mode)?;
+    seam::pause("IN_ATTEMPT");
+    let linked = link(dir, temp.name(), lock.name());
+    let tmeta = dir
+        .lstat(temp.name())
+        .map_err(|e| Error::io(temp.path(), e))?;
+    let fs_now = Some(tmeta.mtime);
     let same_inode = || {
-        fs::symlink_metadata(lock.path())
-            .map(|m| m.dev() == tmeta.dev() && m.ino() == tmeta.ino())
+        dir.lstat(lock.name())
+            .map(|m| m.same_file(&tmeta))
             .unwrap_or(false)
     };
-    if tmeta.nlink() == 2 || same_inode() {
+    if tmeta.nlink == 2 || same_inode() {
         let via = if linked.is_ok() {
             Via::Link
         } else {
             Via::LinkDespiteError
         };
-        return Ok(Attempt::Acquired(Held::new(
-            lock.path(),
-            tmeta.dev(),
-            tmeta.ino(),
-            record,
-            via,
+        let dir = dir.try_clone().map_err(|e| Error::io(lock.dir(), e))?;
+        return Ok(Try::Acquired(Held::new(
+            dir, lock, &tmeta, record, mode, via,
         )));
     }
     if let Err(e) = &linked
         && no_hard_links(e)
     {
         drop(temp);
-        return create_exclusive(lock, record, mode, fs_now);
+        return create_exclusive(dir, lock, record, mode, fs_now);
     }
-    match observe(lock.path())? {
+    match observe_at(dir, lock.name(), lock.path())? {
         Some(mut seen) => {
             seen.fs_now = fs_now;
-            Ok(Attempt::Busy(seen))
+            Ok(Try::Busy(seen))
         }
         None => match linked {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(link_error(lock, e)),
-            _ => Ok(Attempt::Vanished),
+            _ => Ok(Try::Vanished),
         },
+    }
+}
+
+/// `link(2)`, or what a test seam asks it to pretend.
+fn link(dir: &Dir, temp: &OsStr, lock: &OsStr) -> io::Result<()> {
+    match seam::link() {
+        seam::Link::LostReply => {
+            let _ = dir.link(temp, lock);
+            Err(io::Error::from_raw_os_error(libc::EIO))
+        }
+        seam::Link::Unsupported => Err(io::Error::from_raw_os_error(libc::EPERM)),
+        seam::Link::Real => dir.link(temp, lock),
     }
 }
 
@@ -274,96 +510,106 @@ fn no_hard_links(e: &io::Error) -> bool {
     )
 }
 
-fn link_error(lock: &LockPath, e: io::Error) -> Error {
+/// The error for a failed create or link of a name in the lock's directory.
+pub(crate) fn create_error(lock: &Path, e: io::Error) -> Error {
+    let dir = match lock.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
     match e.raw_os_error() {
-        Some(libc::ENOENT) => Error::NoDirectory {
-            dir: lock.dir().into(),
-        },
-        Some(libc::EACCES | libc::EROFS | libc::ENOSPC | libc::EDQUOT) => Error::CreateTemp {
-            path: lock.path().into(),
-            source: e,
-        },
-        _ => Error::io(lock.path(), e),
+        Some(libc::ENOENT) => Error::NoDirectory { dir },
+        Some(libc::ENOTDIR) => Error::NotADirectory { dir },
+        Some(libc::ENAMETOOLONG) => Error::NameTooLong { path: lock.into() },
+        Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ENOSPC | libc::EDQUOT) => {
+            Error::CreateTemp {
+                path: lock.into(),
+                source: e,
+            }
+        }
+        _ => Error::io(lock, e),
     }
+}
+
+fn link_error(lock: &LockPath, e: io::Error) -> Error {
+    create_error(lock.path(), e)
 }
 
 /// The fallback for filesystems without hard links.
 fn create_exclusive(
+    dir: &Dir,
     lock: &LockPath,
     record: &[u8],
     mode: u32,
     fs_now: Option<SystemTime>,
 ) -> Result<Attempt> {
-    match open_new(lock.path(), mode) {
+    match dir.create_new(lock.name(), mode) {
         Ok(file) => {
-            write_record(file, record, lock.path()).inspect_err(|_| {
-                let _ = fs::remove_file(lock.path());
-            })?;
-            let m = fs::symlink_metadata(lock.path()).map_err(|e| Error::io(lock.path(), e))?;
-            Ok(Attempt::Acquired(Held::new(
-                lock.path(),
-                m.dev(),
-                m.ino(),
+            rel::write_and_close(file, record)
+                .map_err(|source| Error::ShortWrite {
+                    path: lock.path().into(),
+                    source,
+                })
+                .inspect_err(|_| {
+                    let _ = dir.unlink(lock.name());
+                })?;
+            let m = dir
+                .lstat(lock.name())
+                .map_err(|e| Error::io(lock.path(), e))?;
+            let dir = dir.try_clone().map_err(|e| Error::io(lock.dir(), e))?;
+            Ok(Try::Acquired(Held::new(
+                dir,
+                lock,
+                &m,
                 record,
+                mode,
                 Via::Exclusive,
             )))
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match observe(lock.path())? {
-            Some(mut seen) => {
-                seen.fs_now = fs_now;
-                Ok(Attempt::Busy(seen))
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            match observe_at(dir, lock.name(), lock.path())? {
+                Some(mut seen) => {
+                    seen.fs_now = fs_now;
+                    Ok(Try::Busy(seen))
+                }
+                None => Ok(Try::Vanished),
             }
-            None => Ok(Attempt::Vanished),
-        },
+        }
         Err(e) => Err(link_error(lock, e)),
     }
 }
 
-/// `open(2)` with `O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC`.
-fn open_new(path: &Path, mode: u32) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-}
-
-/// Write the record and close, reporting errors of `close(2)` too: NFS
-/// reports delayed write errors there.
-fn write_record(mut file: File, record: &[u8], lock: &Path) -> Result<()> {
-    let short = |source| Error::ShortWrite {
-        path: lock.into(),
-        source,
-    };
-    file.write_all(record).map_err(short)?;
-    nix::unistd::close(file.into_raw_fd()).map_err(|errno| short(errno.into()))
-}
-
-/// Look at the lock without following links or blocking on a FIFO.
-/// `Ok(None)`: there is no lock (any more).
+/// Look at the lock at `path` without following links or blocking on a
+/// FIFO. `Ok(None)`: there is no lock (any more), or no directory for it.
 pub fn observe(path: &Path) -> Result<Option<Observed>> {
-    let meta = match fs::symlink_metadata(path) {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::LockIsDirectory { path: path.into() });
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    match Dir::open(parent) {
+        Ok(dir) => observe_at(&dir, name, path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(parent, e)),
+    }
+}
+
+/// Look at the lock `name` in `dir` (`path` for messages).
+pub fn observe_at(dir: &Dir, name: &OsStr, path: &Path) -> Result<Option<Observed>> {
+    let meta = match dir.lstat(name) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
     check_regular(path, &meta)?;
-    let opened = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path);
-    let (meta, content) = match opened {
+    let (meta, content) = match dir.open_read(name) {
         Ok(file) => {
-            let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+            // Judge what was opened: the name may have changed since.
+            let meta = Meta::of(&file).map_err(|e| Error::io(path, e))?;
             check_regular(path, &meta)?;
-            let mut buf = Vec::with_capacity(MAX_RECORD);
-            let content = file
-                .take(MAX_RECORD as u64)
-                .read_to_end(&mut buf)
-                .ok()
-                .map(|_| buf);
-            (meta, content)
+            (meta, rel::read_prefix(file, MAX_RECORD))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
@@ -373,23 +619,22 @@ pub fn observe(path: &Path) -> Result<Option<Observed>> {
         Err(_) => (meta, None),
     };
     Ok(Some(Observed {
-        dev: meta.dev(),
-        ino: meta.ino(),
-        size: meta.size(),
-        mtime: meta.modified().map_err(|e| Error::io(path, e))?,
+        dev: meta.dev,
+        ino: meta.ino,
+        size: meta.size,
+        mtime: meta.mtime,
         content,
         fs_now: None,
     }))
 }
 
 /// Only a regular file can be a lock.
-fn check_regular(path: &Path, meta: &fs::Metadata) -> Result<()> {
-    let ft = meta.file_type();
-    if ft.is_file() {
+fn check_regular(path: &Path, meta: &Meta) -> Result<()> {
+    if meta.is_file() {
         Ok(())
-    } else if ft.is_dir() {
+    } else if meta.is_dir() {
         Err(Error::LockIsDirectory { path: path.into() })
-    } else if ft.is_symlink() {
+    } else if meta.is_symlink() {
         Err(Error::LockIsSymlink { path: path.into() })
     } else {
         Err(Error::LockNotRegular { path: path.into() })
@@ -399,49 +644,54 @@ fn check_regular(path: &Path, meta: &fs::Metadata) -> Result<()> {
 /// "Now" on the filesystem's clock: the mtime of a file just created beside
 /// the lock (and removed at once). Never the local clock, never atime.
 pub fn fs_now(lock: &LockPath) -> Result<SystemTime> {
-    let temp = TempFile::create(lock, b"", 0o600)?;
-    fs::symlink_metadata(temp.path())
-        .and_then(|m| m.modified())
+    fs_now_at(&lock.open_dir()?, lock.path())
+}
+
+/// [`fs_now`] in an opened directory.
+pub fn fs_now_at(dir: &Dir, lock: &Path) -> Result<SystemTime> {
+    let temp = TempFile::create(dir, lock, b"", 0o600)?;
+    dir.lstat(temp.name())
+        .map(|m| m.mtime)
         .map_err(|e| Error::io(temp.path(), e))
 }
 
 /// Set the lock's mtime (and atime) to now, without following a symlink.
 /// `Ok(false)`: there is no lock.
-pub fn touch(path: &Path) -> Result<bool> {
-    match fs::symlink_metadata(path) {
+pub fn touch(lock: &LockPath) -> Result<bool> {
+    touch_at(&lock.open_dir()?, lock.name(), lock.path())
+}
+
+/// [`touch`] of `name` in `dir`.
+pub fn touch_at(dir: &Dir, name: &OsStr, path: &Path) -> Result<bool> {
+    match dir.lstat(name) {
         Ok(m) => check_regular(path, &m)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io(path, e)),
     }
-    let now = TimeSpec::UTIME_NOW;
-    match utimensat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        &now,
-        &now,
-        UtimensatFlags::NoFollowSymlink,
-    ) {
+    match dir.touch(name) {
         Ok(()) => Ok(true),
-        Err(nix::errno::Errno::ENOENT) => Ok(false),
-        Err(e) => Err(Error::io(path, e.into())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
     }
 }
 
-/// Remove whatever lock is at `path` (`-u`): a regular file, or a symbolic
+/// Remove whatever lock is at `lock` (`-u`): a regular file, or a symbolic
 /// link itself (never its target). Directories, FIFOs and devices are not
 /// locks and are left alone. `Ok(false)`: there was none.
-pub fn remove(path: &Path) -> Result<bool> {
-    mailbox::privileged(path, || remove_unprivileged(path))
+pub fn remove(lock: &LockPath) -> Result<bool> {
+    let dir = lock.open_dir()?;
+    mailbox::privileged(&dir, lock.name(), || remove_at(&dir, lock))
 }
 
-fn remove_unprivileged(path: &Path) -> Result<bool> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {}
+fn remove_at(dir: &Dir, lock: &LockPath) -> Result<bool> {
+    let path = lock.path();
+    match dir.lstat(lock.name()) {
+        Ok(m) if m.is_symlink() => {}
         Ok(m) => check_regular(path, &m)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io(path, e)),
     }
-    match fs::remove_file(path) {
+    match dir.unlink(lock.name()) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io(path, e)),
@@ -454,21 +704,25 @@ fn remove_unprivileged(path: &Path) -> Result<bool> {
 #[must_use = "dropping a Held lock releases it at once"]
 #[derive(Debug)]
 pub struct Held {
-    path: PathBuf,
+    dir: Dir,
+    lock: LockPath,
     dev: u64,
     ino: u64,
     record: Vec<u8>,
+    mode: u32,
     via: Via,
     done: bool,
 }
 
 impl Held {
-    fn new(path: &Path, dev: u64, ino: u64, record: &[u8], via: Via) -> Self {
+    fn new(dir: Dir, lock: &LockPath, meta: &Meta, record: &[u8], mode: u32, via: Via) -> Self {
         Held {
-            path: path.to_path_buf(),
-            dev,
-            ino,
+            dir,
+            lock: lock.clone(),
+            dev: meta.dev,
+            ino: meta.ino,
             record: record.to_vec(),
+            mode,
             via,
             done: false,
         }
@@ -476,7 +730,7 @@ impl Held {
 
     /// The lock's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.lock.path()
     }
 
     /// How the lock was obtained.
@@ -487,7 +741,7 @@ impl Held {
     /// Is the lock at our path still the one we created: same device and
     /// inode, same record?
     pub fn is_ours(&self) -> bool {
-        match observe(&self.path) {
+        match observe_at(&self.dir, self.lock.name(), self.lock.path()) {
             Ok(Some(seen)) => {
                 seen.dev == self.dev
                     && seen.ino == self.ino
@@ -499,10 +753,57 @@ impl Held {
 
     /// Refresh the lock's mtime, if it is still ours.
     pub fn touch(&self) -> Result<bool> {
-        match fs::symlink_metadata(&self.path) {
-            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => touch(&self.path),
+        match self.dir.lstat(self.lock.name()) {
+            Ok(m) if m.dev == self.dev && m.ino == self.ino => {
+                touch_at(&self.dir, self.lock.name(), self.lock.path())
+            }
             _ => Ok(false),
         }
+    }
+
+    /// Record the command run under the lock (`child=`, `child_start=`),
+    /// appended to the lock file in one write, so that the lock is not
+    /// judged dead while the command lives, even if we are killed.
+    /// `Ok(false)`: the lock is no longer ours.
+    pub fn add_child(&mut self, pid: u32) -> Result<bool> {
+        let extra = Record::child_lines(pid);
+        let file = match self.dir.open_append(self.lock.name()) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(self.lock.path(), e)),
+        };
+        let m = Meta::of(&file).map_err(|e| Error::io(self.lock.path(), e))?;
+        if m.dev != self.dev || m.ino != self.ino {
+            return Ok(false);
+        }
+        rel::write_and_close(file, &extra).map_err(|source| Error::ShortWrite {
+            path: self.lock.path().into(),
+            source,
+        })?;
+        self.record.extend_from_slice(&extra);
+        Ok(true)
+    }
+
+    /// Replace the lock's record with `record`, atomically (a temporary
+    /// file renamed over the lock, which is ours), if it is still ours.
+    pub fn rewrite(&mut self, record: &[u8]) -> Result<bool> {
+        if !self.is_ours() {
+            return Ok(false);
+        }
+        let (dir, lock) = (&self.dir, &self.lock);
+        let meta = mailbox::privileged(dir, lock.name(), || -> Result<Meta> {
+            let temp = TempFile::create(dir, lock.path(), record, self.mode)?;
+            let m = dir
+                .lstat(temp.name())
+                .map_err(|e| Error::io(temp.path(), e))?;
+            dir.rename(temp.name(), lock.name())
+                .map_err(|e| Error::io(lock.path(), e))?;
+            Ok(m)
+        })?;
+        self.dev = meta.dev;
+        self.ino = meta.ino;
+        self.record = record.to_vec();
+        Ok(true)
     }
 
     /// Remove the lock if it is still ours. `Ok(false)`: it was not (it was
@@ -521,10 +822,11 @@ impl Held {
         if !self.is_ours() {
             return Ok(false);
         }
-        match mailbox::privileged(&self.path, || fs::remove_file(&self.path)) {
+        let (dir, name) = (&self.dir, self.lock.name());
+        match mailbox::privileged(dir, name, || dir.unlink(name)) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::io(&self.path, e)),
+            Err(e) => Err(Error::io(self.lock.path(), e)),
         }
     }
 }
@@ -538,19 +840,28 @@ impl Drop for Held {
 }
 
 /// The temporary file of one attempt; removed when dropped, on every path.
-struct TempFile {
+struct TempFile<'a> {
+    dir: &'a Dir,
+    name: OsString,
     path: PathBuf,
 }
 
-impl TempFile {
-    fn create(lock: &LockPath, record: &[u8], mode: u32) -> Result<TempFile> {
+impl<'a> TempFile<'a> {
+    fn create(dir: &'a Dir, lock: &Path, record: &[u8], mode: u32) -> Result<TempFile<'a>> {
         let mut tries = 0;
         loop {
-            let path = lock.dir().join(temp_name());
-            match open_new(&path, mode) {
+            let name = temp_name();
+            match dir.create_new(&name, mode) {
                 Ok(file) => {
-                    let temp = TempFile { path };
-                    write_record(file, record, lock.path())?;
+                    let temp = TempFile {
+                        dir,
+                        path: dir.path().join(&name),
+                        name,
+                    };
+                    rel::write_and_close(file, record).map_err(|source| Error::ShortWrite {
+                        path: lock.into(),
+                        source,
+                    })?;
                     return Ok(temp);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 10 => tries += 1,
@@ -559,32 +870,18 @@ impl TempFile {
         }
     }
 
+    fn name(&self) -> &OsStr {
+        &self.name
+    }
+
     fn path(&self) -> &Path {
         &self.path
     }
 }
 
-impl Drop for TempFile {
+impl Drop for TempFile<'_> {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
-}
-
-fn create_error(lock: &LockPath, e: io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(libc::ENOENT) => Error::NoDirectory {
-            dir: lock.dir().into(),
-        },
-        Some(libc::ENOTDIR) => Error::NotADirectory {
-            dir: lock.dir().into(),
-        },
-        Some(libc::ENAMETOOLONG) => Error::NameTooLong {
-            path: lock.path().into(),
-        },
-        _ => Error::CreateTemp {
-            path: lock.path().into(),
-            source: e,
-        },
+        let _ = self.dir.unlink(&self.name);
     }
 }
 
@@ -619,33 +916,10 @@ fn escape_host(host: &str) -> String {
     out
 }
 
-/// Test seams, compiled into debug builds only (what `cargo test` runs):
-/// `LOCKUTILS_TEST_LINK=lost-reply` makes `link(2)` happen but report
-/// `EIO`, as a lost NFS reply does; `=unsupported` makes it fail with
-/// `EPERM` without linking, as on a filesystem without hard links.
-mod seam {
-    use super::*;
-
-    pub fn link(temp: &Path, lock: &Path) -> io::Result<()> {
-        #[cfg(debug_assertions)]
-        match std::env::var_os("LOCKUTILS_TEST_LINK")
-            .as_deref()
-            .map(OsStr::as_bytes)
-        {
-            Some(b"lost-reply") => {
-                let _ = fs::hard_link(temp, lock);
-                return Err(io::Error::from_raw_os_error(libc::EIO));
-            }
-            Some(b"unsupported") => return Err(io::Error::from_raw_os_error(libc::EPERM)),
-            _ => {}
-        }
-        fs::hard_link(temp, lock)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn lock_path_splits_and_validates() {
@@ -666,7 +940,7 @@ mod tests {
             LockPath::new(&long),
             Err(Error::NameTooLong { .. })
         ));
-        assert!(LockPath::new("a".repeat(255)).is_ok());
+        assert!(LockPath::new("a".repeat(249)).is_ok());
         let deep = "d/".repeat(2048);
         assert!(matches!(
             LockPath::new(&deep),
@@ -675,13 +949,21 @@ mod tests {
     }
 
     #[test]
-    fn sibling_names_fit() {
-        let l = LockPath::new(format!("/tmp/{}", "a".repeat(255))).unwrap();
-        let b = l.sibling(".break");
+    fn names_too_long_for_their_siblings_are_refused_not_cut() {
+        let too_long = |r: Result<LockPath>| matches!(r, Err(Error::NameTooLong { .. }));
+        // Room for `.break` is needed beside every lock.
+        assert!(too_long(LockPath::new(format!("/tmp/{}", "a".repeat(250)))));
+        let l = LockPath::new(format!("/tmp/{}", "a".repeat(249))).unwrap();
+        let b = l.break_lock();
         assert_eq!(b.name().len(), 255);
         assert!(b.name().as_bytes().ends_with(b".break"));
+        // A slot `.N` needs room for its own `.break`.
+        assert!(too_long(l.sibling(".1")));
+        let l = LockPath::new(format!("/tmp/{}", "a".repeat(247))).unwrap();
+        assert_eq!(l.sibling(".1").unwrap().name().len(), 249);
+        assert!(too_long(l.sibling(".10")));
         assert_eq!(
-            LockPath::new("/tmp/x").unwrap().sibling(".break").path(),
+            LockPath::new("/tmp/x").unwrap().break_lock().path(),
             Path::new("/tmp/x.break")
         );
     }

@@ -41,6 +41,15 @@ pub enum Error {
     #[error("{}: is not a directory, not a lock directory", path.display())]
     NotALockDirectory { path: PathBuf },
 
+    /// A directory holds what lockdir never puts in a lock directory: it
+    /// is somebody's data, not a lock, and is left alone at any age.
+    #[error("{}: holds {}, which lockdir did not put there: not a lock directory, left alone", path.display(), entry.display())]
+    NotALock { path: PathBuf, entry: PathBuf },
+
+    /// A duration or count out of range.
+    #[error("{0}")]
+    BadValue(String),
+
     /// A lock directory that is not ours would have to be removed.
     #[error("{}: held by {holder}; not ours, left alone (--force removes it)", path.display())]
     NotOurs { path: PathBuf, holder: String },

@@ -63,6 +63,8 @@ impl Error {
             Error::Orphaned => ExitCode::Orphaned,
             Error::LockIsDirectory { .. }
             | Error::NotALockDirectory { .. }
+            | Error::NotALock { .. }
+            | Error::BadValue(_)
             | Error::LockIsSymlink { .. }
             | Error::LockNotRegular { .. }
             | Error::ParentDied

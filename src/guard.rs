@@ -34,16 +34,30 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-/// Signals that end a wait.
+/// Signals that end a wait: every catchable signal whose default action
+/// ends the process (SIGIO aside, which carries the directory watch), so
+/// that none can leave a temporary file or a half-taken set of locks.
+/// Real-time signals are not among them.
 pub const WAITING: &[Signal] = &[
     Signal::SIGINT,
     Signal::SIGTERM,
     Signal::SIGHUP,
     Signal::SIGQUIT,
     Signal::SIGPIPE,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGXCPU,
+    Signal::SIGXFSZ,
+    Signal::SIGPWR,
+    Signal::SIGSTKFLT,
 ];
 
-/// Signals passed on to the child in command mode.
+/// Signals passed on to the child in command mode: those of SPEC §5 (INT,
+/// TERM, HUP, QUIT, USR1, USR2) and the other fatal ones a process may be
+/// sent. SIGPIPE and SIGXFSZ concern our own writes and are not.
 pub const FORWARDED: &[Signal] = &[
     Signal::SIGINT,
     Signal::SIGTERM,
@@ -51,6 +65,12 @@ pub const FORWARDED: &[Signal] = &[
     Signal::SIGQUIT,
     Signal::SIGUSR1,
     Signal::SIGUSR2,
+    Signal::SIGALRM,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGXCPU,
+    Signal::SIGPWR,
+    Signal::SIGSTKFLT,
 ];
 
 /// A set of blocked signals, readable from a signalfd.
@@ -91,6 +111,39 @@ impl Signals {
     /// Is `sig` among the caught signals?
     pub fn catches(&self, sig: Signal) -> bool {
         self.set.contains(sig)
+    }
+
+    /// Wait up to `d` for a caught signal to be pending, leaving it
+    /// pending; `true` if one is.
+    /// SIGIO (directory notifications) does not count and is consumed.
+    pub fn wait(&self, d: Duration) -> bool {
+        let deadline = Instant::now().checked_add(d);
+        loop {
+            let left = deadline.map_or(Duration::MAX, |t| {
+                t.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return false;
+            }
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            let ready = poll(
+                &mut fds,
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+            );
+            if !matches!(ready, Ok(n) if n > 0) {
+                continue;
+            }
+            match self.take() {
+                Some(Signal::SIGIO) | None => {}
+                Some(sig) => {
+                    // Still blocked: raised again, it stays pending for
+                    // whoever reads it next.
+                    let _ = raise(sig);
+                    return true;
+                }
+            }
+        }
     }
 
     /// The next pending caught signal, if any; never blocks.
@@ -196,8 +249,18 @@ pub fn spawn(argv: &[OsString], extra_env: &[(&str, String)]) -> io::Result<Pid>
     }
 }
 
-/// Run `argv` and wait for it, forwarding [`FORWARDED`] signals and calling
-/// `refresh` every `every` (to keep the lock fresh). `signals` must already
+/// What [`run_child`] tells its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildEvent {
+    /// The command was started with this pid.
+    Spawned(u32),
+    /// `every` has passed: time to keep the lock fresh.
+    Tick,
+}
+
+/// Run `argv` and wait for it, forwarding [`FORWARDED`] signals, telling
+/// `event` the child's pid as soon as it is spawned and then every `every`
+/// (to keep the lock fresh). `signals` must already
 /// catch SIGCHLD and the forwarded signals: blocked before the spawn, none
 /// can be lost. The child starts with an empty signal mask and the
 /// dispositions we inherited.
@@ -206,9 +269,10 @@ pub fn run_child(
     extra_env: &[(&str, String)],
     signals: &Signals,
     every: Duration,
-    mut refresh: impl FnMut(),
+    mut event: impl FnMut(ChildEvent),
 ) -> io::Result<ChildEnd> {
     let pid = spawn(argv, extra_env)?;
+    event(ChildEvent::Spawned(pid.as_raw() as u32));
     let mut next = Instant::now() + every;
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
@@ -231,7 +295,7 @@ pub fn run_child(
         }
         let now = Instant::now();
         if now >= next {
-            refresh();
+            event(ChildEvent::Tick);
             next = now + every;
         }
         let left = next.saturating_duration_since(Instant::now());

@@ -69,6 +69,24 @@ pub fn command_name(pid: u32) -> Option<String> {
     (!comm.is_empty()).then(|| comm.to_string())
 }
 
+/// Has the process ended, waiting only to be reaped (state `Z` or `X` in
+/// field 3 of `/proc/PID/stat`)?
+fn is_zombie(pid: u32) -> bool {
+    let Ok(stat) = fs::read(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    parse_state(&stat).is_some_and(|s| s == b'Z' || s == b'X')
+}
+
+/// Field 3 (the state letter) of a `/proc/PID/stat` line.
+fn parse_state(stat: &[u8]) -> Option<u8> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    stat[close + 1..]
+        .iter()
+        .copied()
+        .find(|b| !b.is_ascii_whitespace())
+}
+
 /// What `kill(pid, 0)` can tell about a process on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
@@ -89,6 +107,8 @@ pub fn liveness(pid: u32) -> Liveness {
         return Liveness::Unknown;
     }
     match kill(Pid::from_raw(raw), None) {
+        // A zombie has ended; only its parent has not reaped it yet.
+        Ok(()) | Err(Errno::EPERM) if is_zombie(pid) => Liveness::Gone,
         Ok(()) | Err(Errno::EPERM) => Liveness::Running,
         Err(Errno::ESRCH) => Liveness::Gone,
         Err(_) => Liveness::Unknown,
@@ -104,6 +124,27 @@ mod tests {
         let line =
             b"4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(parse_start_time(line), Some(987654));
+    }
+
+    #[test]
+    fn state_letter_follows_the_command_name() {
+        assert_eq!(parse_state(b"42 (a) Z) R 1 2"), Some(b'R'));
+        assert_eq!(parse_state(b"42 (x) Z 1"), Some(b'Z'));
+        assert_eq!(parse_state(b"garbage"), None);
+    }
+
+    #[test]
+    fn a_zombie_is_gone() {
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while liveness(pid) != Liveness::Gone && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Not reaped yet: kill(pid, 0) still succeeds, but it has ended.
+        assert!(kill(Pid::from_raw(pid as i32), None).is_ok());
+        assert_eq!(liveness(pid), Liveness::Gone);
+        drop(child);
     }
 
     #[test]

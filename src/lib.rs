@@ -94,6 +94,7 @@ pub mod cli;
 pub mod dotlock;
 pub mod error;
 pub mod exit;
+pub mod fs;
 pub mod guard;
 pub mod host;
 pub mod lock;
@@ -101,6 +102,7 @@ pub mod lockdir;
 pub mod lockset;
 pub mod mailbox;
 pub mod record;
+mod seam;
 pub mod stale;
 pub mod wait;
 

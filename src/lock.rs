@@ -41,8 +41,9 @@ pub trait Protocol {
 
     /// The lock's path.
     fn path(&self) -> &Path;
-    /// One attempt.
-    fn try_once(&self) -> Result<Try<Self::Held, Self::Seen>>;
+    /// One attempt. `policy` lets it tell, before creating anything, that
+    /// a busy lock is surely not stale.
+    fn try_once(&self, policy: &Policy) -> Result<Try<Self::Held, Self::Seen>>;
     /// Is the lock seen stale?
     fn judge(&self, seen: &Self::Seen, policy: &Policy) -> Verdict;
     /// Remove the stale lock seen, race-free.
@@ -57,6 +58,9 @@ pub trait Holding {
     fn is_ours(&self) -> bool;
     /// Refresh its timestamp, if still ours.
     fn touch(&self) -> Result<bool>;
+    /// Record the command `pid` run under it (command mode), so that the
+    /// lock is not judged dead while the command lives.
+    fn add_child(&mut self, pid: u32) -> Result<bool>;
     /// Remove it if still ours; `Ok(false)`: it was not, and was left alone.
     fn release(self) -> Result<bool>;
     /// Leave it in place.
@@ -106,7 +110,8 @@ pub fn acquire<P: Protocol>(
     sleeper: &mut Sleeper<'_>,
     mut report: impl FnMut(Event),
 ) -> Result<P::Held, Stop> {
-    let deadline = patience.timeout.map(|t| Instant::now() + t);
+    // A deadline beyond what the clock can hold is no deadline.
+    let deadline = patience.timeout.and_then(|t| Instant::now().checked_add(t));
     let mut failures: u64 = 0;
     let mut announced = false;
     let mut attempt = |sleeper: &Sleeper<'_>| -> Result<Option<P::Held>, Stop> {
@@ -125,7 +130,11 @@ pub fn acquire<P: Protocol>(
             .into());
         }
         let now = Instant::now();
-        let mut until = now + patience.schedule.delay(failures);
+        let far = now + Duration::from_secs(86_400 * 365);
+        let mut until = now
+            .checked_add(patience.schedule.delay(failures))
+            .unwrap_or(far)
+            .min(far);
         if let Some(deadline) = deadline {
             if now >= deadline {
                 return Err(Error::TimedOut {
@@ -163,7 +172,7 @@ fn attempt<P: Protocol>(
         if let Some(sig) = sleeper.pending_signal() {
             return Err(Stop::Signal(sig));
         }
-        match lock.try_once()? {
+        match lock.try_once(policy)? {
             Try::Acquired(held) => {
                 // A signal that came during the attempt still wins.
                 if let Some(sig) = sleeper.pending_signal() {
@@ -178,6 +187,11 @@ fn attempt<P: Protocol>(
                 if verdict.is_stale() {
                     let (holder, _) = lock.holder(&seen);
                     report(Event::Breaking { holder, verdict });
+                    // A signal that came while reporting (procmail's
+                    // suspend) ends the wait before anything is removed.
+                    if let Some(sig) = sleeper.pending_signal() {
+                        return Err(Stop::Signal(sig));
+                    }
                     match lock.break_stale(&seen)? {
                         Broken::Removed | Broken::Changed => continue,
                         Broken::Busy => {}
@@ -222,11 +236,11 @@ impl<P: Protocol> Protocol for AnyOf<P> {
         &self.path
     }
 
-    fn try_once(&self) -> Result<Try<Self::Held, Self::Seen>> {
+    fn try_once(&self, policy: &Policy) -> Result<Try<Self::Held, Self::Seen>> {
         let mut seen = Vec::with_capacity(self.slots.len());
         let mut vanished = false;
         for (i, slot) in self.slots.iter().enumerate() {
-            match slot.try_once()? {
+            match slot.try_once(policy)? {
                 Try::Acquired(held) => return Ok(Try::Acquired((i + 1, held))),
                 Try::Busy(s) => seen.push((i + 1, s)),
                 Try::Vanished => vanished = true,
@@ -282,6 +296,9 @@ impl<H: Holding> Holding for (usize, H) {
     }
     fn touch(&self) -> Result<bool> {
         self.1.touch()
+    }
+    fn add_child(&mut self, pid: u32) -> Result<bool> {
+        self.1.add_child(pid)
     }
     fn release(self) -> Result<bool> {
         self.1.release()

@@ -12,20 +12,27 @@
 //! clock). Otherwise the rules of [`crate::stale`] apply, and stale lock
 //! directories are broken under the same `LOCK.break` protocol.
 //!
-//! Removal first renames the directory to a unique name beside it — freeing
-//! the lock name atomically, so nobody ever sees a half-removed lock — and
-//! then deletes that tree without following symbolic links inside it.
+//! **Only a lock is ever removed.** A lock directory holds nothing but what
+//! lockdir puts there: `owner` and its temporary `.owner.PID`. A directory
+//! holding anything else — a mistyped path naming somebody's data — is not
+//! a lock: it is never judged stale, never broken and never removed, at
+//! any age, `--force` or not ([`Error::NotALock`]). Removal unlinks our
+//! own names inside, then removes the then empty directory with `rmdir(2)`,
+//! which refuses a directory that anything was added to meanwhile. Killed
+//! half-way, it leaves an empty directory, which the grace rule reclaims.
 
-use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::cell::Cell;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use nix::libc;
 
-use crate::dotlock::{self, LockPath, Observed};
+use crate::dotlock::{self, FsClock, Glance, LockPath, Observed, glance};
 use crate::error::{Error, Result};
+use crate::fs::{self as rel, Dir};
 use crate::lock::{self, Try};
 use crate::record::Record;
 use crate::stale::{self, Broken, Here, Policy, Reason, SystemProbe, Verdict};
@@ -33,9 +40,17 @@ use crate::stale::{self, Broken, Here, Policy, Reason, SystemProbe, Verdict};
 /// The owner record's name inside the lock directory.
 pub const OWNER: &str = "owner";
 
+/// The prefix of the owner record's temporary name inside the directory.
+const OWNER_TEMP: &str = ".owner.";
+
 /// How long a directory without an owner file is presumed to be in the
 /// middle of being created.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// Is `name`, inside a lock directory, something lockdir puts there?
+pub fn is_ours(name: &OsStr) -> bool {
+    name == OWNER || name.as_bytes().starts_with(OWNER_TEMP.as_bytes())
+}
 
 /// What a waiter saw of somebody else's lock directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,29 +95,74 @@ impl SeenDir {
     }
 }
 
+/// The parent directory of a lock directory, and the lock's name in it.
+fn split(path: &Path) -> (PathBuf, &OsStr) {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    (parent, path.file_name().unwrap_or(path.as_os_str()))
+}
+
 /// Look at the lock directory without following links. `Ok(None)`: none.
+/// A directory holding anything lockdir did not put there is
+/// [`Error::NotALock`].
 pub fn observe(path: &Path) -> Result<Option<SeenDir>> {
-    let meta = match fs::symlink_metadata(path) {
+    let (parent, name) = split(path);
+    match Dir::open(&parent) {
+        Ok(dir) => observe_at(&dir, name, path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&parent, e)),
+    }
+}
+
+/// [`observe`] of `name` in the opened directory `parent`.
+pub fn observe_at(parent: &Dir, name: &OsStr, path: &Path) -> Result<Option<SeenDir>> {
+    let meta = match parent.lstat(name) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
-    let ft = meta.file_type();
-    if ft.is_symlink() {
+    if meta.is_symlink() {
         return Err(Error::LockIsSymlink { path: path.into() });
     }
-    if !ft.is_dir() {
+    if !meta.is_dir() {
         return Err(Error::NotALockDirectory { path: path.into() });
     }
+    let inside = match parent.open_child(name) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    check_contents(&inside, path)?;
     // An owner that is not a readable regular file is no record at all.
-    let owner = dotlock::observe(&path.join(OWNER)).ok().flatten();
+    let owner_path = path.join(OWNER);
+    let owner = dotlock::observe_at(&inside, OsStr::new(OWNER), &owner_path)
+        .ok()
+        .flatten();
     Ok(Some(SeenDir {
-        dev: meta.dev(),
-        ino: meta.ino(),
-        mtime: meta.modified().map_err(|e| Error::io(path, e))?,
+        dev: meta.dev,
+        ino: meta.ino,
+        mtime: meta.mtime,
         owner,
         fs_now: None,
     }))
+}
+
+/// Refuse a directory that holds anything but what lockdir puts there.
+fn check_contents(inside: &Dir, path: &Path) -> Result<()> {
+    let names = match inside.names() {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    match names.into_iter().find(|n| !is_ours(n)) {
+        Some(entry) => Err(Error::NotALock {
+            path: path.into(),
+            entry: PathBuf::from(entry),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Judge a lock directory: by its record, or — without one — by age
@@ -110,19 +170,61 @@ pub fn observe(path: &Path) -> Result<Option<SeenDir>> {
 pub fn judge(seen: &SeenDir, grace: Duration, policy: &Policy) -> Verdict {
     let age = seen.age().unwrap_or(Duration::ZERO);
     match &seen.owner {
-        None if age >= grace => Verdict::Stale(Reason::Aged { age }),
+        None if age >= grace && seen.fs_now.is_some() => Verdict::Stale(Reason::Aged { age }),
         None => Verdict::Valid(Reason::Fresh { age }),
         Some(owner) => stale::judge(&owner.record(), age, &Here::current(), policy, &SystemProbe),
     }
 }
 
-/// A lock directory to take.
-#[derive(Debug, Clone, Copy)]
+/// A lock directory to take. Like [`dotlock::DotLock`], an attempt on a
+/// busy lock creates nothing while its holder is alive or the lock young.
+#[derive(Debug)]
 pub struct DirLock<'a> {
-    pub lock: &'a LockPath,
+    lock: &'a LockPath,
+    parent: Dir,
     /// The owner record written to `DIR/owner`.
-    pub record: &'a [u8],
-    pub grace: Duration,
+    record: &'a [u8],
+    grace: Duration,
+    clock: Cell<Option<FsClock>>,
+}
+
+impl<'a> DirLock<'a> {
+    /// A lock directory at `lock` with owner record `record`; an ownerless
+    /// directory is stale after `grace`. Opens the parent directory.
+    pub fn new(lock: &'a LockPath, record: &'a [u8], grace: Duration) -> Result<DirLock<'a>> {
+        Ok(DirLock {
+            lock,
+            parent: lock.open_dir()?,
+            record,
+            grace,
+            clock: Cell::new(None),
+        })
+    }
+
+    fn attempt(&self, policy: &Policy) -> Result<Try<HeldDir, SeenDir>> {
+        let (parent, lock) = (&self.parent, self.lock);
+        match try_lock_at(parent, lock, self.record)? {
+            Try::Busy(mut seen) => {
+                let judged = |s: &SeenDir, now| {
+                    let s = SeenDir {
+                        fs_now: now,
+                        ..s.clone()
+                    };
+                    judge(&s, self.grace, policy)
+                };
+                seen.fs_now = match glance(&seen, self.clock.get(), judged) {
+                    Glance::Busy(now) => now,
+                    Glance::Attempt => {
+                        let fs = dotlock::fs_now_at(parent, lock.path()).ok();
+                        self.clock.set(fs.map(FsClock::measured));
+                        fs
+                    }
+                };
+                Ok(Try::Busy(seen))
+            }
+            other => Ok(other),
+        }
+    }
 }
 
 impl lock::Protocol for DirLock<'_> {
@@ -133,8 +235,8 @@ impl lock::Protocol for DirLock<'_> {
         self.lock.path()
     }
 
-    fn try_once(&self) -> Result<Try<HeldDir, SeenDir>> {
-        try_lock(self.lock, self.record)
+    fn try_once(&self, policy: &Policy) -> Result<Try<HeldDir, SeenDir>> {
+        self.attempt(policy)
     }
 
     fn judge(&self, seen: &SeenDir, policy: &Policy) -> Verdict {
@@ -142,12 +244,7 @@ impl lock::Protocol for DirLock<'_> {
     }
 
     fn break_stale(&self, seen: &SeenDir) -> Result<Broken> {
-        let path = self.lock.path();
-        stale::break_guarded(
-            self.lock,
-            || Ok(observe(path)?.is_some_and(|now| now.same(seen))),
-            || remove_tree(path),
-        )
+        break_dir(&self.parent, self.lock, seen)
     }
 
     fn holder(&self, seen: &SeenDir) -> (Record, Option<Duration>) {
@@ -155,95 +252,137 @@ impl lock::Protocol for DirLock<'_> {
     }
 }
 
+/// Remove the lock directory `seen`, judged stale, if it is still the
+/// very one judged, under the break protocol.
+pub fn break_dir(parent: &Dir, lock: &LockPath, seen: &SeenDir) -> Result<Broken> {
+    let path = lock.path();
+    let mut removal = None;
+    let broken = stale::break_guarded(
+        parent,
+        lock,
+        || Ok(observe_at(parent, lock.name(), path)?.is_some_and(|now| now.same(seen))),
+        || match remove_dir(parent, lock, Some((seen.dev, seen.ino))) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+            Err(e) => {
+                removal = Some(e);
+                Err(io::Error::from_raw_os_error(libc::ENOTEMPTY))
+            }
+        },
+    );
+    match removal {
+        Some(e) => Err(e),
+        None => broken,
+    }
+}
+
 /// One attempt: `mkdir`, then the owner record.
 pub fn try_lock(lock: &LockPath, record: &[u8]) -> Result<Try<HeldDir, SeenDir>> {
+    try_lock_at(&lock.open_dir()?, lock, record)
+}
+
+/// [`try_lock`] in the lock's opened parent directory.
+pub fn try_lock_at(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<Try<HeldDir, SeenDir>> {
     let path = lock.path();
-    match fs::DirBuilder::new().mode(0o755).create(path) {
+    match parent.mkdir(lock.name(), 0o755) {
         Ok(()) => {
-            if let Err(e) = write_owner(lock, record) {
-                let _ = remove_tree(path);
+            if let Err(e) = write_owner(parent, lock, record) {
+                let _ = remove_dir(parent, lock, None);
                 return Err(e);
             }
-            let meta = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+            let meta = parent.lstat(lock.name()).map_err(|e| Error::io(path, e))?;
             Ok(Try::Acquired(HeldDir {
-                path: path.to_path_buf(),
-                dev: meta.dev(),
-                ino: meta.ino(),
+                parent: parent.try_clone().map_err(|e| Error::io(lock.dir(), e))?,
+                lock: lock.clone(),
+                dev: meta.dev,
+                ino: meta.ino,
                 record: record.to_vec(),
                 done: false,
             }))
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match observe(path)? {
-            Some(mut seen) => {
-                seen.fs_now = dotlock::fs_now(lock).ok();
-                Ok(Try::Busy(seen))
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            match observe_at(parent, lock.name(), path)? {
+                Some(seen) => Ok(Try::Busy(seen)),
+                None => Ok(Try::Vanished),
             }
-            None => Ok(Try::Vanished),
-        },
-        Err(e) => Err(match e.raw_os_error() {
-            Some(libc::ENOENT) => Error::NoDirectory {
-                dir: lock.dir().into(),
-            },
-            Some(libc::ENOTDIR) => Error::NotADirectory {
-                dir: lock.dir().into(),
-            },
-            Some(libc::ENAMETOOLONG) => Error::NameTooLong { path: path.into() },
-            Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ENOSPC | libc::EDQUOT) => {
-                Error::CreateTemp {
-                    path: path.into(),
-                    source: e,
-                }
-            }
-            _ => Error::io(path, e),
-        }),
+        }
+        Err(e) => Err(dotlock::create_error(path, e)),
     }
 }
 
 /// Write `DIR/owner` whole: a temporary file, then `rename(2)`.
-fn write_owner(lock: &LockPath, record: &[u8]) -> Result<()> {
-    let dir = lock.path();
-    let temp = dir.join(format!(".owner.{}", std::process::id()));
+fn write_owner(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<()> {
     let short = |source| Error::ShortWrite {
         path: lock.path().into(),
         source,
     };
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&temp)
+    let inside = parent
+        .open_child(lock.name())
+        .map_err(|e| Error::io(lock.path(), e))?;
+    let temp = OsString::from(format!("{OWNER_TEMP}{}", std::process::id()));
+    let file = inside
+        .create_new(&temp, 0o644)
         .map_err(|source| Error::CreateTemp {
             path: lock.path().into(),
             source,
         })?;
-    file.write_all(record).map_err(short)?;
-    drop(file);
-    fs::rename(&temp, dir.join(OWNER)).map_err(short)
+    rel::write_and_close(file, record)
+        .and_then(|()| inside.rename(&temp, OsStr::new(OWNER)))
+        .map_err(|e| {
+            let _ = inside.unlink(&temp);
+            short(e)
+        })
 }
 
-/// Remove a lock directory: rename it away (freeing the name at once), then
-/// delete the renamed tree; symbolic links inside are removed, never
-/// followed.
-pub fn remove_tree(path: &Path) -> io::Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+/// Remove the lock directory `lock` (in `parent`): only our own names
+/// inside are unlinked, then the directory itself with `rmdir(2)`. With
+/// `expect`, only if it is still that directory (device, inode).
+/// `Ok(false)`: it was gone, or is another directory now. A directory
+/// holding anything else is refused ([`Error::NotALock`]) and left intact.
+pub fn remove_dir(parent: &Dir, lock: &LockPath, expect: Option<(u64, u64)>) -> Result<bool> {
+    let path = lock.path();
+    let inside = match parent.open_child(lock.name()) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Error::LockIsSymlink { path: path.into() });
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            return Err(Error::NotALockDirectory { path: path.into() });
+        }
+        Err(e) => return Err(Error::io(path, e)),
     };
-    let grave = parent.join(format!(
-        ".lkgone.{}.{:08x}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    fs::rename(path, &grave)?;
-    fs::remove_dir_all(&grave)
+    let meta = inside.meta().map_err(|e| Error::io(path, e))?;
+    if expect.is_some_and(|(dev, ino)| (meta.dev, meta.ino) != (dev, ino)) {
+        return Ok(false);
+    }
+    check_contents(&inside, path)?;
+    let names = inside.names().map_err(|e| Error::io(path, e))?;
+    for name in names.iter().filter(|n| is_ours(n)) {
+        match inside.unlink(name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(path.join(name), e)),
+        }
+    }
+    match parent.rmdir(lock.name()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        // Something was put inside meanwhile: it stays, and so does the lock.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
+            check_contents(&inside, path)?;
+            Err(Error::io(path, e))
+        }
+        Err(e) => Err(Error::io(path, e)),
+    }
 }
 
 /// A lock directory we hold. Dropping it releases it (best effort).
 #[must_use = "dropping a HeldDir releases the lock at once"]
 #[derive(Debug)]
 pub struct HeldDir {
-    path: PathBuf,
+    parent: Dir,
+    lock: LockPath,
     dev: u64,
     ino: u64,
     record: Vec<u8>,
@@ -252,35 +391,63 @@ pub struct HeldDir {
 
 impl HeldDir {
     fn same_dir(&self) -> bool {
-        fs::symlink_metadata(&self.path).is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino)
+        self.parent
+            .lstat(self.lock.name())
+            .is_ok_and(|m| m.dev == self.dev && m.ino == self.ino)
+    }
+
+    fn inside(&self) -> io::Result<Dir> {
+        let inside = self.parent.open_child(self.lock.name())?;
+        let m = inside.meta()?;
+        if (m.dev, m.ino) != (self.dev, self.ino) {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        Ok(inside)
     }
 
     fn release_inner(&self) -> Result<bool> {
         if !lock::Holding::is_ours(self) {
             return Ok(false);
         }
-        match remove_tree(&self.path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::io(&self.path, e)),
-        }
+        remove_dir(&self.parent, &self.lock, Some((self.dev, self.ino)))
     }
 }
 
 impl lock::Holding for HeldDir {
     fn is_ours(&self) -> bool {
-        self.same_dir()
-            && dotlock::observe(&self.path.join(OWNER))
-                .ok()
-                .flatten()
-                .is_some_and(|o| o.content.as_deref() == Some(&self.record[..]))
+        let Ok(inside) = self.inside() else {
+            return false;
+        };
+        dotlock::observe_at(&inside, OsStr::new(OWNER), &self.lock.path().join(OWNER))
+            .ok()
+            .flatten()
+            .is_some_and(|o| o.content.as_deref() == Some(&self.record[..]))
     }
 
     fn touch(&self) -> Result<bool> {
-        if !self.same_dir() {
+        let owner = self.lock.path().join(OWNER);
+        match self.inside() {
+            Ok(inside) => dotlock::touch_at(&inside, OsStr::new(OWNER), &owner),
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn add_child(&mut self, pid: u32) -> Result<bool> {
+        if !self.same_dir() || !lock::Holding::is_ours(self) {
             return Ok(false);
         }
-        dotlock::touch(&self.path.join(OWNER))
+        let owner = self.lock.path().join(OWNER);
+        let inside = self.inside().map_err(|e| Error::io(self.lock.path(), e))?;
+        let file = inside
+            .open_append(OsStr::new(OWNER))
+            .map_err(|e| Error::io(&owner, e))?;
+        let extra = Record::child_lines(pid);
+        rel::write_and_close(file, &extra).map_err(|source| Error::ShortWrite {
+            path: self.lock.path().into(),
+            source,
+        })?;
+        self.record.extend_from_slice(&extra);
+        Ok(true)
     }
 
     fn release(mut self) -> Result<bool> {
@@ -305,6 +472,7 @@ impl Drop for HeldDir {
 mod tests {
     use super::*;
     use crate::lock::{Holding, Protocol};
+    use std::fs;
 
     fn dirlock(dir: &Path) -> LockPath {
         LockPath::new(dir.join("L.d")).unwrap()
@@ -327,9 +495,22 @@ mod tests {
             panic!()
         };
         assert_eq!(seen.record().pid, Some(1));
-        fs::write(lock.path().join("scratch"), "x").unwrap();
         assert!(held.release().unwrap());
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn release_refuses_a_directory_something_was_put_in() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = dirlock(tmp.path());
+        let Try::Acquired(held) = try_lock(&lock, b"1\n").unwrap() else {
+            panic!()
+        };
+        fs::write(lock.path().join("scratch"), "x").unwrap();
+        let err = held.release().unwrap_err();
+        assert!(matches!(err, Error::NotALock { .. }), "{err:?}");
+        assert_eq!(fs::read(lock.path().join("scratch")).unwrap(), b"x");
+        assert!(lock.path().join(OWNER).exists());
     }
 
     #[test]
@@ -341,9 +522,32 @@ mod tests {
             panic!()
         };
         let p = Policy::default();
+        seen.fs_now = Some(seen.mtime);
         assert!(!judge(&seen, DEFAULT_GRACE, &p).is_stale());
         seen.fs_now = Some(seen.mtime + Duration::from_secs(11));
         assert!(judge(&seen, DEFAULT_GRACE, &p).is_stale());
+        // Without the filesystem's clock, nothing is stale by age.
+        seen.fs_now = None;
+        assert!(!judge(&seen, DEFAULT_GRACE, &p).is_stale());
+    }
+
+    #[test]
+    fn a_directory_with_anything_else_in_it_is_not_a_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = dirlock(tmp.path());
+        fs::create_dir(lock.path()).unwrap();
+        fs::write(lock.path().join("data.txt"), "important").unwrap();
+        for r in [
+            try_lock(&lock, b"1\n").map(|_| ()),
+            observe(lock.path()).map(|_| ()),
+            remove_dir(&lock.open_dir().unwrap(), &lock, None).map(|_| ()),
+        ] {
+            assert!(matches!(r, Err(Error::NotALock { .. })), "{r:?}");
+        }
+        assert_eq!(
+            fs::read(lock.path().join("data.txt")).unwrap(),
+            b"important"
+        );
     }
 
     #[test]
@@ -353,30 +557,36 @@ mod tests {
         fs::create_dir(lock.path()).unwrap();
         fs::write(lock.path().join(OWNER), "0\n").unwrap();
         let seen = observe(lock.path()).unwrap().unwrap();
-        let proto = DirLock {
-            lock: &lock,
-            record: b"9\n",
-            grace: DEFAULT_GRACE,
-        };
+        let proto = DirLock::new(&lock, b"9\n", DEFAULT_GRACE).unwrap();
         // Re-taken meanwhile: left alone.
-        remove_tree(lock.path()).unwrap();
+        assert!(remove_dir(&lock.open_dir().unwrap(), &lock, None).unwrap());
         let Try::Acquired(other) = try_lock(&lock, b"7\n").unwrap() else {
             panic!()
         };
         assert_eq!(proto.break_stale(&seen).unwrap(), Broken::Changed);
         assert!(other.is_ours());
-        // Still the one judged: removed, symlinks inside not followed.
+        // Still the one judged: removed.
+        let seen = observe(lock.path()).unwrap().unwrap();
+        assert_eq!(proto.break_stale(&seen).unwrap(), Broken::Removed);
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+        other.keep();
+    }
+
+    #[test]
+    fn a_symlink_inside_makes_it_no_lock_and_is_never_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = dirlock(tmp.path());
+        fs::create_dir(lock.path()).unwrap();
+        fs::write(lock.path().join(OWNER), "0\n").unwrap();
         let target = tmp.path().join("precious");
         fs::write(&target, "keep").unwrap();
         std::os::unix::fs::symlink(&target, lock.path().join("link")).unwrap();
-        let seen = observe(lock.path()).unwrap().unwrap();
-        assert_eq!(proto.break_stale(&seen).unwrap(), Broken::Removed);
+        let proto = DirLock::new(&lock, b"9\n", DEFAULT_GRACE).unwrap();
+        assert!(matches!(
+            proto.try_once(&Policy::default()),
+            Err(Error::NotALock { .. })
+        ));
         assert_eq!(fs::read(&target).unwrap(), b"keep");
-        let left: Vec<_> = fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(left, ["precious"]);
-        other.keep();
+        assert!(lock.path().join("link").exists());
     }
 }

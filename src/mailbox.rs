@@ -13,14 +13,21 @@
 //! directory belongs to our setgid group and is group-writable. A command
 //! run under a lock never has the group: it is started while the group is
 //! dropped, and `execve(2)` makes the saved group the effective one.
+//!
+//! The rules are checked on the lock's directory as opened once, and the
+//! privileged calls act on that descriptor ([`crate::fs`]): a symbolic
+//! link along the path that is flipped between the check and the call
+//! cannot point them at another user's spool.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use nix::unistd::{Gid, getegid, geteuid, getgid, getuid, setresgid};
 
 use crate::accounts;
+use crate::fs::Dir;
 
 /// The setgid group we were started with, kept as the saved group.
 static MAIL_GROUP: OnceLock<Option<Gid>> = OnceLock::new();
@@ -37,16 +44,23 @@ pub fn drop_privileges() {
     let _ = MAIL_GROUP.set(group);
 }
 
-/// Run `f` with the setgid group if `lock` passes every mailbox rule;
-/// otherwise without it (where it will fail for lack of permission, as it
-/// should).
-pub fn privileged<T>(lock: &Path, f: impl FnOnce() -> T) -> T {
+/// Run `f` with the setgid group if the lock `name` in the opened
+/// directory `dir` passes every mailbox rule; otherwise without it (where
+/// it will fail for lack of permission, as it should).
+///
+/// The rules are checked on the opened directory (`fstat(2)`) and the
+/// mailbox in it (`fstatat(2)`, `AT_SYMLINK_NOFOLLOW`), and `f` must act
+/// on `dir` alone, by its descriptor (`openat`, `linkat`, `unlinkat`):
+/// nothing renamed or swapped along the lock's path after `dir` was opened
+/// can redirect the privileged calls to another directory.
+pub fn privileged<T>(dir: &Dir, name: &OsStr, f: impl FnOnce() -> T) -> T {
     let Some(Some(group)) = MAIL_GROUP.get().copied() else {
         return f();
     };
-    if !rules_hold(lock, group) {
+    if !rules_hold(dir, name, group) {
         return f();
     }
+    crate::seam::pause("PRIVILEGED");
     let keep = Gid::from_raw(u32::MAX);
     if setresgid(keep, group, keep).is_err() {
         return f();
@@ -56,29 +70,23 @@ pub fn privileged<T>(lock: &Path, f: impl FnOnce() -> T) -> T {
     result
 }
 
-/// The mailbox rules of the module docs.
-fn rules_hold(lock: &Path, group: Gid) -> bool {
-    let bytes = lock.as_os_str().as_encoded_bytes();
-    let Some(mailbox) = bytes
+/// The mailbox rules of the module docs, on the opened directory.
+fn rules_hold(dir: &Dir, name: &OsStr, group: Gid) -> bool {
+    let Some(mailbox) = name
+        .as_bytes()
         .strip_suffix(b".lock")
-        .filter(|m| !m.is_empty() && !m.ends_with(b"/"))
+        .filter(|m| !m.is_empty())
     else {
         return false;
     };
-    // SAFETY: cutting off an ASCII suffix keeps the encoding valid.
-    let mailbox = PathBuf::from(unsafe { std::ffi::OsStr::from_encoded_bytes_unchecked(mailbox) });
-    let Ok(meta) = std::fs::symlink_metadata(&mailbox) else {
+    let Ok(meta) = dir.lstat(OsStr::from_bytes(mailbox)) else {
         return false;
     };
-    if !meta.file_type().is_file() || meta.uid() != getuid().as_raw() {
+    if !meta.is_file() || meta.uid != getuid().as_raw() {
         return false;
     }
-    let dir = match lock.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::metadata(dir)
-        .is_ok_and(|d| d.gid() == group.as_raw() && d.permissions().mode() & 0o020 != 0)
+    dir.meta()
+        .is_ok_and(|d| d.is_dir() && d.gid == group.as_raw() && d.mode & 0o020 != 0)
 }
 
 /// The system mail spool directory.

@@ -4,7 +4,9 @@
 //! is recorded), which is all liblockfile reads, so `dotlockfile -p` and
 //! mail clients understand every record. Optional `key=value` lines follow:
 //! `host`, `boot_id`, `start` (field 22 of `/proc/PID/stat`), `pidns`,
-//! `cmd`, `created` (unix seconds).
+//! `cmd`, `created` (unix seconds); in command mode `child` and
+//! `child_start`, the command's pid and start time, appended right after
+//! it is spawned; `break=1` in the record of a break lock (`LOCK.break`).
 //!
 //! Parsing is tolerant: procmail's `0` without a newline, empty files,
 //! garbage and binary all parse; whatever cannot be understood is simply
@@ -28,6 +30,12 @@ pub struct Record {
     pub pidns: Option<u64>,
     pub cmd: Option<String>,
     pub created: Option<i64>,
+    /// Command mode: the command's pid (`child=`).
+    pub child: Option<u32>,
+    /// Command mode: the command's start time (`child_start=`).
+    pub child_start: Option<u64>,
+    /// This is the record of a break lock (`break=1`).
+    pub break_lock: bool,
 }
 
 impl Record {
@@ -55,7 +63,18 @@ impl Record {
                 .duration_since(UNIX_EPOCH)
                 .ok()
                 .and_then(|d| i64::try_from(d.as_secs()).ok()),
+            ..Record::default()
         }
+    }
+
+    /// The lines that record the command `pid` run under a lock, appended
+    /// to its record right after the spawn.
+    pub fn child_lines(pid: u32) -> Vec<u8> {
+        let mut out = format!("child={pid}\n");
+        if let Some(start) = host::start_time(pid) {
+            out.push_str(&format!("child_start={start}\n"));
+        }
+        out.into_bytes()
     }
 
     /// The bytes written to the lock file.
@@ -85,6 +104,15 @@ impl Record {
         if let Some(v) = self.created {
             field("created", &v.to_string());
         }
+        if let Some(v) = self.child {
+            field("child", &v.to_string());
+        }
+        if let Some(v) = self.child_start {
+            field("child_start", &v.to_string());
+        }
+        if self.break_lock {
+            field("break", "1");
+        }
         let mut bytes = out.into_bytes();
         bytes.truncate(MAX_RECORD);
         bytes
@@ -100,7 +128,10 @@ impl Record {
             pid: parse_pid(first),
             ..Record::default()
         };
-        for line in lines {
+        // A key line counts only when complete (ended by a newline): a
+        // reader that meets a record half appended sees the lines before.
+        let complete = text.matches('\n').count();
+        for line in lines.take(complete.saturating_sub(1)) {
             let Some((key, value)) = line.split_once('=') else {
                 continue;
             };
@@ -115,6 +146,9 @@ impl Record {
                 "pidns" => record.pidns = value.parse().ok(),
                 "cmd" => record.cmd = Some(value.to_string()),
                 "created" => record.created = value.parse().ok(),
+                "child" => record.child = value.parse().ok().filter(|&p| p != 0),
+                "child_start" => record.child_start = value.parse().ok(),
+                "break" => record.break_lock = value == "1",
                 _ => {}
             }
         }
@@ -175,6 +209,9 @@ mod tests {
             pidns: Some(4026531836),
             cmd: Some("fetchmail".into()),
             created: Some(1_700_000_000),
+            child: Some(78),
+            child_start: Some(124),
+            break_lock: true,
         };
         let bytes = r.to_bytes();
         assert!(bytes.starts_with(b"77\nhost=mail\n"));
@@ -202,6 +239,17 @@ mod tests {
         let r = Record::parse(b"garbage\nhost=x\nstart=notanumber\n=\nnoequals\n");
         assert_eq!(r.host.as_deref(), Some("x"));
         assert_eq!(r.start, None);
+    }
+
+    #[test]
+    fn a_half_written_line_is_not_read() {
+        let r = Record::parse(b"7\nhost=h\nchild=12\nchild_start=99");
+        assert_eq!(r.child, Some(12));
+        assert_eq!(r.child_start, None);
+        let r = Record::parse(b"7\nhost=h\nchild=1");
+        assert_eq!((r.host.as_deref(), r.child), (Some("h"), None));
+        assert!(Record::parse(b"7\nbreak=1\n").break_lock);
+        assert!(!Record::parse(b"7\nbreak=0\n").break_lock);
     }
 
     #[test]

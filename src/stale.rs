@@ -15,14 +15,16 @@
 //! content). Two breakers that judged the same lock can then never remove a
 //! lock that a third process took in between.
 
-use std::fs;
 use std::io;
 use std::time::Duration;
 
-use crate::dotlock::{self, Attempt, LockPath, Observed};
+use crate::dotlock::{self, LockPath, Observed};
 use crate::error::{Error, Result};
+use crate::fs::Dir;
 use crate::host::{self, Liveness};
+use crate::lock::Try;
 use crate::record::Record;
+use crate::seam;
 
 /// The default age after which an unprovable lock is stale (liblockfile's).
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(300);
@@ -38,6 +40,15 @@ pub struct Policy {
     /// Trust the pid of a record that holds only a pid (liblockfile's
     /// `-p`): such a record does not say which host wrote it.
     pub trust_bare_pid: bool,
+}
+
+/// How a break lock is judged: by proof, else stale after
+/// [`BREAK_LOCK_STALE_AFTER`].
+pub fn break_lock_policy() -> Policy {
+    Policy {
+        stale_after: BREAK_LOCK_STALE_AFTER,
+        trust_bare_pid: false,
+    }
 }
 
 impl Default for Policy {
@@ -146,20 +157,20 @@ pub fn judge(
             policy.trust_bare_pid
         };
         if provable {
-            match probe.liveness(pid) {
-                Liveness::Gone => return Verdict::Stale(Reason::Dead { pid }),
-                Liveness::Running => {
-                    let reused = match (record.start, probe.start_time(pid)) {
-                        (Some(recorded), Some(now)) => recorded != now,
-                        _ => false,
-                    };
-                    return if reused {
-                        Verdict::Stale(Reason::PidReused { pid })
-                    } else {
-                        Verdict::Valid(Reason::Alive { pid })
-                    };
+            // In command mode the record names the command too: the lock
+            // is dead only when both are.
+            let holder = process(probe, pid, record.start);
+            let child = record
+                .child
+                .map(|c| (c, process(probe, c, record.child_start)));
+            match (holder, child) {
+                (Process::Alive, _) => return Verdict::Valid(Reason::Alive { pid }),
+                (_, Some((c, Process::Alive))) => {
+                    return Verdict::Valid(Reason::Alive { pid: c });
                 }
-                Liveness::Unknown => {}
+                (Process::Unknown, _) | (_, Some((_, Process::Unknown))) => {}
+                (Process::Dead, _) => return Verdict::Stale(Reason::Dead { pid }),
+                (Process::Reused, _) => return Verdict::Stale(Reason::PidReused { pid }),
             }
         }
     }
@@ -167,6 +178,26 @@ pub fn judge(
         Verdict::Stale(Reason::Aged { age })
     } else {
         Verdict::Valid(Reason::Fresh { age })
+    }
+}
+
+/// What the probe says of one recorded process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Process {
+    Alive,
+    Dead,
+    Reused,
+    Unknown,
+}
+
+fn process(probe: &dyn Probe, pid: u32, start: Option<u64>) -> Process {
+    match probe.liveness(pid) {
+        Liveness::Gone => Process::Dead,
+        Liveness::Unknown => Process::Unknown,
+        Liveness::Running => match (start, probe.start_time(pid)) {
+            (Some(recorded), Some(now)) if recorded != now => Process::Reused,
+            _ => Process::Alive,
+        },
     }
 }
 
@@ -188,13 +219,18 @@ pub enum Broken {
     Busy,
 }
 
-/// Remove `seen`, judged stale, from `lock` if and only if it is still
-/// there, under the break lock `LOCK.break` (which holds our own record).
-pub fn break_lock(lock: &LockPath, seen: &Observed) -> Result<Broken> {
+/// Remove `seen`, judged stale, from `lock` (in its opened directory
+/// `dir`) if and only if it is still there, under the break lock
+/// `LOCK.break` (which holds our own record, marked `break=1`).
+pub fn break_lock(dir: &Dir, lock: &LockPath, seen: &Observed) -> Result<Broken> {
     break_guarded(
+        dir,
         lock,
-        || Ok(dotlock::observe(lock.path())?.is_some_and(|now| now.same_lock(seen))),
-        || fs::remove_file(lock.path()),
+        || {
+            Ok(dotlock::observe_at(dir, lock.name(), lock.path())?
+                .is_some_and(|now| now.same_lock(seen)))
+        },
+        || dir.unlink(lock.name()),
     )
 }
 
@@ -202,32 +238,49 @@ pub fn break_lock(lock: &LockPath, seen: &Observed) -> Result<Broken> {
 /// ask `still_same` whether the lock is still the one judged stale, and
 /// only then `remove` it. A lock gone by the time `remove` runs counts as
 /// changed.
+///
+/// Between the check and the removal, a lockutils process that links the
+/// lock anew sees the live `LOCK.break` and backs off (see
+/// [`dotlock::DotLock`]), so the removal never takes a lock that was
+/// taken. A legacy tool (dotlockfile, procmail's lockfile) knows nothing
+/// of `LOCK.break`: one that takes the lock in that window — the few
+/// microseconds between a `stat` and an `unlink(2)` locally, one server
+/// round trip on NFS — can lose it to the removal. Unlink by name cannot be
+/// made conditional.
 pub fn break_guarded(
+    dir: &Dir,
     lock: &LockPath,
     still_same: impl FnOnce() -> Result<bool>,
     remove: impl FnOnce() -> io::Result<()>,
 ) -> Result<Broken> {
-    seam::pause_before_break();
-    let guard = lock.sibling(".break");
+    seam::pause("BEFORE_BREAK");
+    let guard = lock.break_lock();
     let me = std::process::id();
-    let breaker = Record::for_holder(Some(me), host::command_name(me)).to_bytes();
-    let held = match dotlock::try_lock(&guard, &breaker, 0o644)? {
-        Attempt::Acquired(held) => held,
-        Attempt::Busy(other) => {
-            clear_dead_break_lock(&guard, &other);
+    let breaker = Record {
+        break_lock: true,
+        ..Record::for_holder(Some(me), host::command_name(me))
+    }
+    .to_bytes();
+    let held = match dotlock::try_lock_at(dir, &guard, &breaker, 0o644)? {
+        Try::Acquired(held) => held,
+        Try::Busy(other) => {
+            clear_dead_break_lock(dir, &guard, &other);
             return Ok(Broken::Busy);
         }
-        Attempt::Vanished => return Ok(Broken::Busy),
+        Try::Vanished => return Ok(Broken::Busy),
     };
     let outcome = match still_same() {
-        Ok(true) => match remove() {
-            Ok(()) => Ok(Broken::Removed),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Broken::Changed),
-            Err(source) => Err(Error::StaleNotRemoved {
-                path: lock.path().into(),
-                source,
-            }),
-        },
+        Ok(true) => {
+            seam::pause("BEFORE_UNLINK");
+            match remove() {
+                Ok(()) => Ok(Broken::Removed),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Broken::Changed),
+                Err(source) => Err(Error::StaleNotRemoved {
+                    path: lock.path().into(),
+                    source,
+                }),
+            }
+        }
         Ok(false) => Ok(Broken::Changed),
         Err(e) => Err(e),
     };
@@ -237,38 +290,16 @@ pub fn break_guarded(
 
 /// A break lock is held for a few system calls; one whose breaker is
 /// proven dead, or older than [`BREAK_LOCK_STALE_AFTER`], was left by a
-/// crash. It is removed only if it is still the one seen.
-fn clear_dead_break_lock(guard: &LockPath, other: &Observed) {
-    let policy = Policy {
-        stale_after: BREAK_LOCK_STALE_AFTER,
-        trust_bare_pid: false,
-    };
-    if judge_observed(other, &policy).is_stale()
-        && let Ok(Some(now)) = dotlock::observe(guard.path())
+/// crash. It is removed only if it is marked as a break lock (`break=1`:
+/// a file at `LOCK.break` without the mark is somebody's lock) and is
+/// still the one seen.
+fn clear_dead_break_lock(dir: &Dir, guard: &LockPath, other: &Observed) {
+    if other.record().break_lock
+        && judge_observed(other, &break_lock_policy()).is_stale()
+        && let Ok(Some(now)) = dotlock::observe_at(dir, guard.name(), guard.path())
         && now.same_lock(other)
     {
-        let _ = fs::remove_file(guard.path());
-    }
-}
-
-/// Test seam, compiled into debug builds only: with
-/// `LOCKUTILS_TEST_PAUSE_BEFORE_BREAK=PATH` a breaker that has judged a
-/// lock stale creates `PATH.reached`, then waits (up to 60 s) until `PATH`
-/// exists before it breaks. Tests use it to force the interleaving of two
-/// breakers and a third process deterministically.
-mod seam {
-    pub fn pause_before_break() {
-        #[cfg(debug_assertions)]
-        if let Some(gate) = std::env::var_os("LOCKUTILS_TEST_PAUSE_BEFORE_BREAK") {
-            let gate = std::path::PathBuf::from(gate);
-            let mut reached = gate.clone().into_os_string();
-            reached.push(".reached");
-            let _ = std::fs::write(&reached, std::process::id().to_string());
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while !gate.exists() && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-        }
+        let _ = dir.unlink(guard.name());
     }
 }
 
@@ -276,6 +307,7 @@ mod seam {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::fs;
 
     struct FakeProbe(HashMap<u32, (Liveness, Option<u64>)>);
 
@@ -305,6 +337,15 @@ mod tests {
             pidns: Some(7),
             cmd: Some("job".into()),
             created: Some(1),
+            ..Record::default()
+        }
+    }
+
+    fn with_child(pid: u32, child: u32, child_start: u64) -> Record {
+        Record {
+            child: Some(child),
+            child_start: Some(child_start),
+            ..full(pid, 1)
         }
     }
 
@@ -364,6 +405,12 @@ mod tests {
             ("empty file, young", Record::parse(b""), S(1), trusting, Valid(Fresh { age: S(1) })),
             ("garbage, young", Record::parse(b"\x00\xffjunk"), S(1), trusting, Valid(Fresh { age: S(1) })),
             ("huge, young", Record::parse(&[b'9'; 100_000]), S(1), trusting, Valid(Fresh { age: S(1) })),
+            ("dead holder, live command", with_child(999, 100, 555), S(0), p, Valid(Alive { pid: 100 })),
+            ("dead holder, live command, any age", with_child(999, 100, 555), S(100_000), p, Valid(Alive { pid: 100 })),
+            ("dead holder, dead command", with_child(999, 998, 1), S(0), p, Stale(Dead { pid: 999 })),
+            ("dead holder, command pid reused", with_child(999, 100, 554), S(0), p, Stale(Dead { pid: 999 })),
+            ("dead holder, command unknown: age", with_child(999, 200, 1), S(10), p, Valid(Fresh { age: S(10) })),
+            ("live holder, dead command", Record { child: Some(998), ..full(100, 555) }, S(0), p, Valid(Alive { pid: 100 })),
         ];
         for (name, record, age, policy, want) in table {
             assert_eq!(
@@ -389,18 +436,18 @@ mod tests {
         assert_eq!(v, Verdict::Valid(Reason::Fresh { age: S(1) }));
     }
 
-    fn observed(dir: &std::path::Path, name: &str, content: &[u8]) -> (LockPath, Observed) {
+    fn observed(dir: &std::path::Path, name: &str, content: &[u8]) -> (Dir, LockPath, Observed) {
         let lock = LockPath::new(dir.join(name)).unwrap();
         fs::write(lock.path(), content).unwrap();
         let seen = dotlock::observe(lock.path()).unwrap().unwrap();
-        (lock, seen)
+        (lock.open_dir().unwrap(), lock, seen)
     }
 
     #[test]
     fn break_removes_the_judged_lock_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
-        let (lock, seen) = observed(dir.path(), "x.lock", b"0\n");
-        assert_eq!(break_lock(&lock, &seen).unwrap(), Broken::Removed);
+        let (d, lock, seen) = observed(dir.path(), "x.lock", b"0\n");
+        assert_eq!(break_lock(&d, &lock, &seen).unwrap(), Broken::Removed);
         assert!(!lock.path().exists());
         assert_eq!(
             fs::read_dir(dir.path()).unwrap().count(),
@@ -412,28 +459,49 @@ mod tests {
     #[test]
     fn break_leaves_a_lock_taken_anew() {
         let dir = tempfile::tempdir().unwrap();
-        let (lock, seen) = observed(dir.path(), "x.lock", b"0\n");
+        let (d, lock, seen) = observed(dir.path(), "x.lock", b"0\n");
         fs::remove_file(lock.path()).unwrap();
         fs::write(lock.path(), b"4242\n").unwrap();
-        assert_eq!(break_lock(&lock, &seen).unwrap(), Broken::Changed);
+        assert_eq!(break_lock(&d, &lock, &seen).unwrap(), Broken::Changed);
         assert_eq!(fs::read(lock.path()).unwrap(), b"4242\n");
     }
 
     #[test]
     fn break_waits_for_a_live_breaker_and_clears_a_dead_one() {
         let dir = tempfile::tempdir().unwrap();
-        let (lock, seen) = observed(dir.path(), "x.lock", b"0\n");
-        let guard = lock.sibling(".break");
+        let (d, lock, seen) = observed(dir.path(), "x.lock", b"0\n");
+        let guard = lock.break_lock();
         // A breaker at work (this process, alive): wait.
-        let live = Record::for_holder(Some(std::process::id()), None).to_bytes();
+        let mark = |r: Record| {
+            Record {
+                break_lock: true,
+                ..r
+            }
+            .to_bytes()
+        };
+        let live = mark(Record::for_holder(Some(std::process::id()), None));
         fs::write(guard.path(), &live).unwrap();
-        assert_eq!(break_lock(&lock, &seen).unwrap(), Broken::Busy);
+        assert_eq!(break_lock(&d, &lock, &seen).unwrap(), Broken::Busy);
         assert!(guard.path().exists());
         // A breaker that died (pid beyond pid_max): its break lock is cleared.
+        let dead = mark(Record::for_holder(Some(i32::MAX as u32 - 1), None));
+        fs::write(guard.path(), &dead).unwrap();
+        assert_eq!(break_lock(&d, &lock, &seen).unwrap(), Broken::Busy);
+        assert!(!guard.path().exists());
+        assert_eq!(break_lock(&d, &lock, &seen).unwrap(), Broken::Removed);
+    }
+
+    #[test]
+    fn a_lock_named_like_a_break_lock_is_never_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let (d, lock, seen) = observed(dir.path(), "x", b"0\n");
+        // Somebody's own lock `x.break`, without the mark; its holder is
+        // gone and it is old: still not ours to remove as a break lock.
+        let guard = lock.break_lock();
         let dead = Record::for_holder(Some(i32::MAX as u32 - 1), None).to_bytes();
         fs::write(guard.path(), &dead).unwrap();
-        assert_eq!(break_lock(&lock, &seen).unwrap(), Broken::Busy);
-        assert!(!guard.path().exists());
-        assert_eq!(break_lock(&lock, &seen).unwrap(), Broken::Removed);
+        assert_eq!(break_lock(&d, &lock, &seen).unwrap(), Broken::Busy);
+        assert_eq!(fs::read(guard.path()).unwrap(), dead);
+        assert!(lock.path().exists());
     }
 }

@@ -259,7 +259,9 @@ impl<'a> Sleeper<'a> {
     /// Sleep for `d`, or less if a signal arrives, the lock is released or
     /// the parent dies. No CPU is used meanwhile: one `poll(2)`.
     pub fn sleep(&mut self, d: Duration) -> Wake {
-        let deadline = Instant::now() + d;
+        let now = Instant::now();
+        let far = now + Duration::from_secs(86_400 * 365);
+        let deadline = now.checked_add(d).unwrap_or(far).min(far);
         if let Some((locks, dir)) = self.watch_for.take() {
             self.release = ReleaseWatch::new(&locks, &dir);
         }

@@ -144,8 +144,14 @@ fn names_too_long() {
     one_line(&s, &[&long], 1, "name too long");
     let deep = format!("{}L", "d/".repeat(2100));
     one_line(&s, &[&deep], 1, "name too long");
-    // 255 is fine.
-    s.expect(s.dotlock().arg("n".repeat(255)), 0);
+    // The break lock `NAME.break` must fit too: 249 is the longest name;
+    // a longer one is refused, never cut short (it would share its break
+    // lock with another).
+    one_line(&s, &[&"n".repeat(250)], 1, "name too long");
+    s.expect(s.dotlock().arg("n".repeat(249)), 0);
+    // A slot needs room for `.N` and its own `.break`.
+    one_line(&s, &["--slots", "2", &"m".repeat(248)], 1, "name too long");
+    s.expect(s.dotlock().args(["--slots", "2", &"m".repeat(247)]), 0);
 }
 
 #[test]

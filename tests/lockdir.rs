@@ -350,7 +350,7 @@ fn unlock_refuses_another_live_holder_and_removes_nothing() {
         || fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n"),
     );
     s.expect(lockdir(&s).args(["--pid", &pid, "L.d"]), 0);
-    fs::write(s.path("L.d/work"), "in progress").unwrap();
+    let owner = fs::read(s.path("L.d/owner")).unwrap();
     let out = s.expect(lockdir(&s).args(["-u", "L.d"]), 1);
     let lines = stderr_lines(&out);
     assert_eq!(lines.len(), 1, "{lines:?}");
@@ -358,7 +358,7 @@ fn unlock_refuses_another_live_holder_and_removes_nothing() {
         lines[0].contains(&format!("held by pid {pid} (sleep)")) && lines[0].contains("--force"),
         "{lines:?}"
     );
-    assert_eq!(fs::read(s.path("L.d/work")).unwrap(), b"in progress");
+    assert_eq!(fs::read(s.path("L.d/owner")).unwrap(), owner);
     // Its own pid may release it; --force anyone.
     s.expect(lockdir(&s).args(["-u", "--pid", &pid, "L.d"]), 0);
     s.expect(lockdir(&s).args(["--pid", &pid, "L.d"]), 0);
@@ -390,19 +390,22 @@ fn command_mode_runs_under_the_lock() {
     let s = Scratch::new();
     fs::create_dir(s.path("work")).unwrap();
     s.expect(
-        lockdir(&s).args([
-            "L.d",
-            "sh",
-            "-c",
-            "test -f L.d/owner && touch L.d/tmp && exit 5",
-        ]),
+        lockdir(&s).args(["L.d", "sh", "-c", "test -f L.d/owner && exit 5"]),
         5,
     );
-    assert_eq!(
-        s.listing(),
-        ["work/"],
-        "the lock and what the command left in it are gone"
+    assert_eq!(s.listing(), ["work/"], "the lock is gone");
+    // What a command puts inside the lock directory makes it no lock: it
+    // is left, with a line that says so, and the command's status passed.
+    let out = s.expect(
+        lockdir(&s).args(["L.d", "sh", "-c", "echo data > L.d/tmp; exit 3"]),
+        3,
     );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a lock directory, left alone"),
+        "{out:?}"
+    );
+    assert_eq!(fs::read(s.path("L.d/tmp")).unwrap(), b"data\n");
+    fs::remove_dir_all(s.path("L.d")).unwrap();
     let out = lockdir(&s)
         .args(["L.d", "sh", "-c", "kill -TERM $$"])
         .output()

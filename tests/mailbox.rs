@@ -47,6 +47,8 @@ struct Spool {
     plain_bin: PathBuf,
     out: PathBuf,
     user: Entry,
+    other: Entry,
+    group: Entry,
 }
 
 fn setup() -> Option<Spool> {
@@ -99,6 +101,8 @@ fn setup() -> Option<Spool> {
         plain_bin,
         out,
         user,
+        other,
+        group,
     })
 }
 
@@ -111,6 +115,100 @@ impl Spool {
             cmd.env("MAIL", self.spool.join(m));
         }
         run_as(cmd, self.user.id, self.user.gid)
+    }
+}
+
+/// Start `cmd` with only the given uid and gid.
+fn spawn_as(mut cmd: Command, uid: u32, gid: u32) -> std::process::Child {
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setgroups(&[])?;
+            nix::unistd::setgid(gid)?;
+            nix::unistd::setuid(uid)?;
+            Ok(())
+        });
+    }
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A user who owns a mailbox named like another user's, in a second
+/// spool of the mail group, points a symbolic link at it and flips the
+/// link to the real spool between the rule check and the privileged
+/// calls (a seam pauses dotlock exactly there): nothing is created or
+/// removed in the real spool, and no temporary file is left there.
+#[test]
+fn a_flipped_directory_link_cannot_redirect_the_privileged_calls() {
+    let Some(s) = setup() else { return };
+    let root = s.spool.parent().unwrap();
+    let decoy = root.join("decoy");
+    fs::create_dir(&decoy).unwrap();
+    chown(&decoy, Some(0), Some(s.group.id)).unwrap();
+    fs::set_permissions(&decoy, fs::Permissions::from_mode(0o775)).unwrap();
+    let decoy_box = decoy.join(OTHER);
+    fs::write(&decoy_box, "").unwrap();
+    chown(&decoy_box, Some(s.user.id), Some(s.user.gid)).unwrap();
+    let link = s.out.join("sw");
+    let lock = format!("sw/{OTHER}.lock");
+    let victim = s.spool.join(format!("{OTHER}.lock"));
+    let spool_temps = || -> Vec<String> {
+        fs::read_dir(&s.spool)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".lk"))
+            .collect()
+    };
+    for (round, args) in [["-u", "-q"], ["-r", "0"]].iter().enumerate() {
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&decoy, &link).unwrap();
+        let _ = fs::remove_file(decoy.join(format!("{OTHER}.lock")));
+        // The other user's lock is held in the first round, absent in the second.
+        let held = round == 0;
+        if held {
+            fs::write(&victim, "4242\n").unwrap();
+            chown(&victim, Some(s.other.id), Some(s.other.gid)).unwrap();
+        }
+        let gate = s.out.join(format!("gate{round}"));
+        let mut cmd = Command::new(&s.setgid_bin);
+        cmd.args(*args)
+            .arg(&lock)
+            .current_dir(&s.out)
+            .env_remove("MAIL")
+            .env("LOCKUTILS_TEST_PAUSE_PRIVILEGED", &gate);
+        let child = spawn_as(cmd, s.user.id, s.user.gid);
+        let reached = s.out.join(format!("gate{round}.reached"));
+        crate::util::wait_until(
+            "the privileged pause",
+            std::time::Duration::from_secs(20),
+            || reached.exists(),
+        );
+        // Flip the link to the real spool, atomically.
+        let flipped = s.out.join("sw.new");
+        let _ = fs::remove_file(&flipped);
+        std::os::unix::fs::symlink(&s.spool, &flipped).unwrap();
+        fs::rename(&flipped, &link).unwrap();
+        fs::write(&gate, "").unwrap();
+        let out = child.wait_with_output().unwrap();
+        if held {
+            assert_eq!(
+                fs::read(&victim).ok().as_deref(),
+                Some(&b"4242\n"[..]),
+                "removed: {out:?}"
+            );
+            fs::remove_file(&victim).unwrap();
+        } else {
+            assert!(
+                !victim.exists(),
+                "created in the other user's spool: {out:?}"
+            );
+            assert_eq!(out.status.code(), Some(0), "{out:?}");
+            assert!(decoy.join(format!("{OTHER}.lock")).exists(), "{out:?}");
+        }
+        assert!(spool_temps().is_empty(), "{:?}", spool_temps());
     }
 }
 

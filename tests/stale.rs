@@ -23,6 +23,7 @@ fn record_here(pid: u32, start: Option<u64>) -> Vec<u8> {
         pidns: host::pid_namespace(),
         cmd: Some("job".into()),
         created: Some(1),
+        ..Record::default()
     }
     .to_bytes()
 }
@@ -47,7 +48,7 @@ impl Drop for Sleeper {
 }
 
 #[test]
-fn sigkilled_holder_is_taken_over_at_once() {
+fn sigkilled_holder_is_taken_over_once_its_command_is_gone_too() {
     let s = Scratch::new();
     let mut holder = s
         .dotlock()
@@ -57,19 +58,31 @@ fn sigkilled_holder_is_taken_over_at_once() {
     wait_until("the holder's child", Duration::from_secs(10), || {
         s.path("child.pid").exists()
     });
-    kill(Pid::from_raw(holder.id() as i32), Signal::SIGKILL).unwrap();
-    holder.wait().unwrap();
     let child: i32 = fs::read_to_string(s.path("child.pid"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
-    assert!(
-        s.path("L").exists(),
-        "SIGKILL cannot clean up: the lock stays"
+    // The record names the command as well as dotlock.
+    let record = Record::parse(&fs::read(s.path("L")).unwrap());
+    assert_eq!(record.child, Some(child as u32), "{record:?}");
+    assert!(record.child_start.is_some(), "{record:?}");
+    // Only the lock tool is killed: its command still runs under the lock,
+    // so nobody may take it.
+    kill(Pid::from_raw(holder.id() as i32), Signal::SIGKILL).unwrap();
+    holder.wait().unwrap();
+    let out = s.expect(
+        s.dotlock().args(["-r", "2", "-i", "0.1", "--verbose", "L"]),
+        4,
     );
-
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("removing stale lock"), "{said}");
+    s.expect(s.dotlock().args(["-c", "L"]), 0);
+    // Once the command is gone too, the lock is taken over at once.
+    let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
+    wait_until("the command to end", Duration::from_secs(10), || {
+        host::liveness(child as u32) == host::Liveness::Gone
+    });
     let start = Instant::now();
     let out = s.expect(s.dotlock().args(["-r", "0", "--verbose", "L"]), 0);
     assert!(

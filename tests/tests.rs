@@ -43,3 +43,7 @@ mod mailbox;
 
 // Bad input (SPEC §8): one clear line, the documented code, nothing removed.
 mod bad_input;
+
+// Safety under attack: nothing not a lock removed, no overlap after SIGKILL,
+// huge values refused, breaks never take a taken lock, no file left by a signal.
+mod safety;

@@ -169,6 +169,10 @@ pub fn run(args: Args, personality: Personality) -> Exit {
     if let Err(e) = lock.check_dir() {
         return fail(&out, personality, e);
     }
+    let paths = match hold::slot_paths(&lock, slots) {
+        Ok(p) => p,
+        Err(e) => return fail(&out, personality, e),
+    };
 
     let policy = WaitArgs::policy(stale_after, args.pid);
     let report_failure = |e: Error| {
@@ -176,11 +180,11 @@ pub fn run(args: Args, personality: Personality) -> Exit {
         Exit::from(ExitCode::Failure)
     };
     match action {
-        Action::Unlock => match dotlock::remove(lock.path()) {
+        Action::Unlock => match dotlock::remove(&lock) {
             Ok(_) => ExitCode::Success.into(),
             Err(e) => report_failure(e),
         },
-        Action::Touch => match dotlock::touch(lock.path()) {
+        Action::Touch => match dotlock::touch(&lock) {
             Ok(true) => ExitCode::Success.into(),
             Ok(false) => ExitCode::Failure.into(),
             Err(e) => report_failure(e),
@@ -190,11 +194,8 @@ pub fn run(args: Args, personality: Personality) -> Exit {
             Ok(_) => ExitCode::Failure.into(),
             Err(e) => report_failure(e),
         },
-        Action::Status => {
-            hold::status_of_slots(&hold::slot_paths(&lock, slots), |l| look(l, &policy), &out)
-        }
+        Action::Status => hold::status_of_slots(&paths, |l| look(l, &policy), &out),
         Action::Lock => {
-            let paths = hold::slot_paths(&lock, slots);
             let wait = Wait {
                 out,
                 patience,
@@ -282,17 +283,17 @@ fn take(
         }
     }
     .to_bytes();
-    let protocol = AnyOf {
-        path: lock.path().to_path_buf(),
-        slots: paths
-            .iter()
-            .map(|lock| DotLock {
-                lock,
-                record: &record,
-                mode: 0o644,
-            })
-            .collect(),
-        policy: wait.policy,
+    let slots_protocol = paths
+        .iter()
+        .map(|lock| DotLock::new(lock, &record, 0o644))
+        .collect::<Result<Vec<_>>>();
+    let protocol = match slots_protocol {
+        Ok(slots) => AnyOf {
+            path: lock.path().to_path_buf(),
+            slots,
+            policy: wait.policy,
+        },
+        Err(e) => return fail(out, personality, e),
     };
     let ((slot, held), signals) = match hold::acquire(wait, &protocol) {
         Ok(acquired) => acquired,

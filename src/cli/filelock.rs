@@ -102,9 +102,18 @@ fn take_all(
             release: Some((vec![lock.path().to_path_buf()], lock.dir())),
             watch_parent: wait.watch_parent,
         };
-        let protocol = DotLock { lock, record, mode };
+        let protocol = DotLock::new(lock, record, mode)?;
         hold::acquire_reporting(&w, &protocol, signals, |e| report(lock.path(), e))
     })
+}
+
+/// The record of a lock held by this process itself: while a set of locks
+/// is being taken, its members name us, so that if we are killed half-way
+/// the locks already taken are proven dead at once, and block nobody —
+/// not even the calling shell.
+fn own_record() -> Vec<u8> {
+    let me = std::process::id();
+    Record::for_holder(Some(me), host::command_name(me)).to_bytes()
 }
 
 /// Run native `filelock`.
@@ -126,7 +135,7 @@ pub fn run(args: Args) -> Exit {
     if args.unlock {
         let mut code = ExitCode::Success;
         for f in &args.files {
-            match dotlock::remove(Path::new(f)) {
+            match dotlock::LockPath::new(f).and_then(|l| dotlock::remove(&l)) {
                 Ok(true) => {}
                 Ok(false) => {
                     out.error(format_args!("{}: not locked", Path::new(f).display()));
@@ -176,10 +185,24 @@ pub fn run(args: Args) -> Exit {
         Err(Stop::Signal(sig)) => return Exit::Signal(sig),
     };
     let record = shell_record();
-    let report = crate::cli::report::events(out, Path::new("filelock"));
-    let mut report = report;
-    match take_all(&set, &wait, &record, 0o644, &signals, |_, e| report(e)) {
-        Ok(held) => {
+    let several = set.locks().len() > 1;
+    let taking = if several {
+        own_record()
+    } else {
+        record.clone()
+    };
+    let report = |path: &Path, e: Event| crate::cli::report::events(out, path)(e);
+    match take_all(&set, &wait, &taking, 0o644, &signals, report) {
+        Ok(mut held) => {
+            // The set is complete: hand every lock over to the shell.
+            if several {
+                for h in &mut held {
+                    if let Err(e) = h.rewrite(&record) {
+                        out.error(e);
+                        return ExitCode::Failure.into();
+                    }
+                }
+            }
             held.into_iter().for_each(Held::keep);
             ExitCode::Success.into()
         }
@@ -227,6 +250,11 @@ pub fn procmail(args: &[OsString]) -> Exit {
         locktimeout: None,
         suspend: Duration::from_secs(16),
     };
+    const MAX_SECS: i64 = crate::cli::MAX_DURATION.as_secs() as i64;
+    let too_large = |n: i128| {
+        say(&format!("{n}: too large (at most {MAX_SECS} seconds)"));
+        Exit::Code(pm::USAGE)
+    };
     let mut invert = false;
     let mut worked = false;
     let mut plan: Vec<(OsString, Settings)> = Vec::new();
@@ -268,7 +296,8 @@ pub fn procmail(args: &[OsString]) -> Exit {
                 Ok(p) if rest == b"ml" => plan.push((p.into_os_string(), now)),
                 Ok(p) => {
                     worked = true;
-                    if !matches!(dotlock::remove(&p), Ok(true)) {
+                    let removed = dotlock::LockPath::new(&p).and_then(|l| dotlock::remove(&l));
+                    if !matches!(removed, Ok(true)) {
                         say(&format!("Can't unlock \"{}\"", p.display()));
                         return Exit::Code(pm::USAGE);
                     }
@@ -282,6 +311,9 @@ pub fn procmail(args: &[OsString]) -> Exit {
                 let Some(n) = number(&rest[1..], &mut i) else {
                     return usage();
                 };
+                if rest[0] != b'r' && n > MAX_SECS {
+                    return too_large(n.into());
+                }
                 match rest[0] {
                     b'r' => now.retries = u64::try_from(n).ok(),
                     b'l' => now.locktimeout = u64::try_from(n).ok().filter(|&n| n > 0),
@@ -290,9 +322,10 @@ pub fn procmail(args: &[OsString]) -> Exit {
             }
             b'0'..=b'9' => match std::str::from_utf8(rest)
                 .ok()
-                .and_then(|t| t.parse::<u64>().ok())
+                .and_then(|t| t.parse::<i128>().ok())
             {
-                Some(n) => now.sleeptime = Duration::from_secs(n),
+                Some(n) if n > MAX_SECS as i128 => return too_large(n),
+                Some(n) => now.sleeptime = Duration::from_secs(n as u64),
                 None => return usage(),
             },
             _ => return usage(),
@@ -344,14 +377,12 @@ pub fn procmail(args: &[OsString]) -> Exit {
         let forced = |e: Event| {
             if let Event::Breaking { .. } = e {
                 say(&format!("Forcing lock on \"{}\"", shown(i)));
-                std::thread::sleep(settings.suspend);
+                // A signal cuts the suspend short, and then nothing is
+                // removed (the wait sees it pending, before the break).
+                signals.wait(settings.suspend);
             }
         };
-        let protocol = DotLock {
-            lock,
-            record: b"0",
-            mode: 0o444,
-        };
+        let protocol = DotLock::new(lock, b"0", 0o444)?;
         hold::acquire_reporting(&wait, &protocol, &signals, forced)
     });
     let code = match taken {

@@ -72,10 +72,11 @@ pub fn acquire_reporting<P: Protocol>(
     lock::acquire(lock, &w.patience, &w.policy, &mut sleeper, report)
 }
 
-/// The locks of `--slots N` (`LOCK.1` … `LOCK.N`), or the lock itself.
-pub fn slot_paths(lock: &LockPath, slots: Option<usize>) -> Vec<LockPath> {
+/// The locks of `--slots N` (`LOCK.1` … `LOCK.N`), or the lock itself;
+/// "name too long" where a slot's name would not fit.
+pub fn slot_paths(lock: &LockPath, slots: Option<usize>) -> crate::Result<Vec<LockPath>> {
     match slots {
-        None => vec![lock.clone()],
+        None => Ok(vec![lock.clone()]),
         Some(n) => (1..=n).map(|i| lock.sibling(&format!(".{i}"))).collect(),
     }
 }
@@ -137,7 +138,7 @@ pub fn touch_interval(stale_after: Duration) -> Duration {
 pub fn run_under<H: Holding>(
     out: &Reporter,
     path: &Path,
-    held: H,
+    mut held: H,
     mut signals: Signals,
     command: &[OsString],
     env: &[(&str, String)],
@@ -147,10 +148,18 @@ pub fn run_under<H: Holding>(
     let mut forwarded = guard::FORWARDED.to_vec();
     forwarded.push(Signal::SIGCHLD);
     signals.add(&forwarded)?;
-    let ended = guard::run_child(command, env, &signals, every, || {
-        if refresh {
+    let ended = guard::run_child(command, env, &signals, every, |event| match event {
+        // The command is named in the record at once, so that a waiter
+        // does not judge the lock dead while the command lives, even if
+        // we are killed with SIGKILL.
+        guard::ChildEvent::Spawned(pid) => match held.add_child(pid) {
+            Ok(_) => {}
+            Err(e) => out.error(e),
+        },
+        guard::ChildEvent::Tick if refresh => {
             let _ = held.touch();
         }
+        guard::ChildEvent::Tick => {}
     });
     match held.release() {
         Ok(true) => {}

@@ -157,7 +157,10 @@ pub fn run(args: Args) -> Exit {
     if args.unlock {
         return unlock(&out, &lock, &policy, grace, args.pid, args.force);
     }
-    let paths = hold::slot_paths(&lock, slots);
+    let paths = match hold::slot_paths(&lock, slots) {
+        Ok(p) => p,
+        Err(e) => return fail(&out, Personality::Native, e),
+    };
     if args.status {
         return hold::status_of_slots(&paths, |l| look(l, &policy, grace), &out);
     }
@@ -186,17 +189,17 @@ pub fn run(args: Args) -> Exit {
         None => host::command_name(holder),
     };
     let record = Record::for_holder(Some(holder), cmd).to_bytes();
-    let protocol = AnyOf {
-        path: lock.path().to_path_buf(),
-        slots: paths
-            .iter()
-            .map(|lock| DirLock {
-                lock,
-                record: &record,
-                grace,
-            })
-            .collect(),
-        policy,
+    let slots_protocol = paths
+        .iter()
+        .map(|lock| DirLock::new(lock, &record, grace))
+        .collect::<Result<Vec<_>>>();
+    let protocol = match slots_protocol {
+        Ok(slots) => AnyOf {
+            path: lock.path().to_path_buf(),
+            slots,
+            policy,
+        },
+        Err(e) => return fail(&out, Personality::Native, e),
     };
     let wait = Wait {
         out,
@@ -311,19 +314,15 @@ fn unlock(
             },
         );
     }
+    let parent = match lock.open_dir() {
+        Ok(d) => d,
+        Err(e) => return fail(out, Personality::Native, e),
+    };
     let removed = if dead && !ours && !force {
         // Someone else's dead lock: break it as a waiter would.
-        let protocol = DirLock {
-            lock,
-            record: b"",
-            grace,
-        };
-        crate::lock::Protocol::break_stale(&protocol, &s).map(|_| ())
+        lockdir::break_dir(&parent, lock, &s).map(|_| ())
     } else {
-        lockdir::remove_tree(lock.path()).or_else(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Ok(()),
-            _ => Err(Error::io(lock.path(), e)),
-        })
+        lockdir::remove_dir(&parent, lock, Some((s.dev, s.ino))).map(|_| ())
     };
     match removed {
         Ok(()) => ExitCode::Success.into(),

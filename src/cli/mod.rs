@@ -318,8 +318,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Err(())
     }
     .map_err(|()| format!("{s}: not a duration (seconds >= 0, e.g. 5, 0.5, 200ms, 2m)"))?;
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{s}: duration too large"))
+    match Duration::try_from_secs_f64(value * scale) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!(
+            "{s}: too large (at most {} s, 100 years)",
+            MAX_DURATION.as_secs()
+        )),
+    }
 }
+
+/// The longest duration any option takes: 100 years. Longer ones would
+/// overflow the clocks they are added to.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// Parse `argv` with `cmd` into `A`, or the exit for help, version or a
 /// usage error (see [`clap_failure`]).
@@ -389,6 +399,7 @@ mod tests {
         assert_eq!(parse_duration("200ms"), Ok(ms(200)));
         assert_eq!(parse_duration("2m"), Ok(ms(120_000)));
         assert_eq!(parse_duration("1h"), Ok(ms(3_600_000)));
+        assert_eq!(parse_duration("3153600000"), Ok(MAX_DURATION));
         for bad in [
             "",
             "-1",
@@ -401,6 +412,9 @@ mod tests {
             "5x",
             "1e400",
             "99999999999999999999999",
+            "10000000000000000000",
+            "3153600001",
+            "52560001m",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }

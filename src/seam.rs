@@ -1,0 +1,66 @@
+//! Test seams, compiled into debug builds only (what `cargo test` runs);
+//! in a release build every function here does nothing.
+//!
+//! `LOCKUTILS_TEST_PAUSE_<POINT>=GATE` makes the process create
+//! `GATE.reached` (holding its pid) when it reaches `<POINT>`, then wait
+//! (up to 60 s) until `GATE` exists. Tests use it to force an interleaving
+//! of real processes deterministically, and to deliver a signal at a known
+//! point. The points:
+//!
+//! * `BEFORE_BREAK`: a breaker has judged a lock stale, before `LOCK.break`;
+//! * `BEFORE_UNLINK`: a breaker holds `LOCK.break` and has confirmed the
+//!   lock is the one judged, before it removes it;
+//! * `PRIVILEGED`: the setgid mailbox rules have passed, before the group
+//!   is taken back;
+//! * `IN_ATTEMPT`: an attempt has created its temporary file, before
+//!   `link(2)`.
+//!
+//! `LOCKUTILS_TEST_LINK=lost-reply` makes `link(2)` happen but report
+//! `EIO`, as a lost NFS reply does; `=unsupported` makes it fail with
+//! `EPERM` without linking, as on a filesystem without hard links.
+
+/// Wait at `point` if a test asked for it.
+#[inline]
+pub fn pause(point: &str) {
+    #[cfg(debug_assertions)]
+    {
+        let Some(gate) = std::env::var_os(format!("LOCKUTILS_TEST_PAUSE_{point}")) else {
+            return;
+        };
+        let gate = std::path::PathBuf::from(gate);
+        let mut reached = gate.clone().into_os_string();
+        reached.push(".reached");
+        let _ = std::fs::write(&reached, std::process::id().to_string());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !gate.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = point;
+}
+
+/// What `LOCKUTILS_TEST_LINK` asks `link(2)` to pretend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Real,
+    LostReply,
+    Unsupported,
+}
+
+/// The link behaviour a test asked for.
+pub fn link() -> Link {
+    #[cfg(debug_assertions)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        match std::env::var_os("LOCKUTILS_TEST_LINK")
+            .as_deref()
+            .map(std::ffi::OsStr::as_bytes)
+        {
+            Some(b"lost-reply") => return Link::LostReply,
+            Some(b"unsupported") => return Link::Unsupported,
+            _ => {}
+        }
+    }
+    Link::Real
+}
