@@ -510,6 +510,15 @@ fn no_hard_links(e: &io::Error) -> bool {
     )
 }
 
+/// Write (part of) an owner record to `file` and close it; a failure is
+/// the lock's [`Error::ShortWrite`].
+pub(crate) fn write_record(file: std::fs::File, bytes: &[u8], lock: &Path) -> Result<()> {
+    rel::write_and_close(file, bytes).map_err(|source| Error::ShortWrite {
+        path: lock.into(),
+        source,
+    })
+}
+
 /// The error for a failed create or link of a name in the lock's directory.
 pub(crate) fn create_error(lock: &Path, e: io::Error) -> Error {
     let dir = match lock.parent() {
@@ -544,14 +553,9 @@ fn create_exclusive(
 ) -> Result<Attempt> {
     match dir.create_new(lock.name(), mode) {
         Ok(file) => {
-            rel::write_and_close(file, record)
-                .map_err(|source| Error::ShortWrite {
-                    path: lock.path().into(),
-                    source,
-                })
-                .inspect_err(|_| {
-                    let _ = dir.unlink(lock.name());
-                })?;
+            write_record(file, record, lock.path()).inspect_err(|_| {
+                let _ = dir.unlink(lock.name());
+            })?;
             let m = dir
                 .lstat(lock.name())
                 .map_err(|e| Error::io(lock.path(), e))?;
@@ -776,10 +780,7 @@ impl Held {
         if m.dev != self.dev || m.ino != self.ino {
             return Ok(false);
         }
-        rel::write_and_close(file, &extra).map_err(|source| Error::ShortWrite {
-            path: self.lock.path().into(),
-            source,
-        })?;
+        write_record(file, &extra, self.lock.path())?;
         self.record.extend_from_slice(&extra);
         Ok(true)
     }
@@ -858,10 +859,7 @@ impl<'a> TempFile<'a> {
                         path: dir.path().join(&name),
                         name,
                     };
-                    rel::write_and_close(file, record).map_err(|source| Error::ShortWrite {
-                        path: lock.into(),
-                        source,
-                    })?;
+                    write_record(file, record, lock)?;
                     return Ok(temp);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 10 => tries += 1,

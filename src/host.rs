@@ -41,8 +41,19 @@ pub fn pid_namespace() -> Option<u64> {
 /// `/proc/PID/stat` (`proc(5)`). With the pid it names one process for the
 /// whole life of a boot, which a pid alone does not.
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_stat(pid).ok()?;
     parse_start_time(&stat)
+}
+
+/// `/proc/PID/stat` in one `read(2)`: the line is a few hundred bytes, and
+/// waiters read it on every attempt.
+fn read_stat(pid: u32) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 1024];
+    let mut f = fs::File::open(format!("/proc/{pid}/stat"))?;
+    let n = f.read(&mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
 }
 
 /// Field 22 of a `/proc/PID/stat` line. The command name (field 2) may hold
@@ -69,15 +80,6 @@ pub fn command_name(pid: u32) -> Option<String> {
     (!comm.is_empty()).then(|| comm.to_string())
 }
 
-/// Has the process ended, waiting only to be reaped (state `Z` or `X` in
-/// field 3 of `/proc/PID/stat`)?
-fn is_zombie(pid: u32) -> bool {
-    let Ok(stat) = fs::read(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    parse_state(&stat).is_some_and(|s| s == b'Z' || s == b'X')
-}
-
 /// Field 3 (the state letter) of a `/proc/PID/stat` line.
 fn parse_state(stat: &[u8]) -> Option<u8> {
     let close = stat.iter().rposition(|&b| b == b')')?;
@@ -98,8 +100,27 @@ pub enum Liveness {
     Unknown,
 }
 
-/// Probe a pid with `kill(2)` and signal 0.
+/// Probe a pid: its liveness and, if it runs, its start time, from one
+/// `kill(pid, 0)` and one read of `/proc/PID/stat`.
+pub fn probe(pid: u32) -> (Liveness, Option<u64>) {
+    match liveness_only(pid) {
+        Liveness::Running => match read_stat(pid) {
+            Ok(stat) if parse_state(&stat).is_some_and(|s| s == b'Z' || s == b'X') => {
+                (Liveness::Gone, None)
+            }
+            Ok(stat) => (Liveness::Running, parse_start_time(&stat)),
+            Err(_) => (Liveness::Running, None),
+        },
+        other => (other, None),
+    }
+}
+
+/// Probe a pid with `kill(2)` and signal 0; a zombie counts as gone.
 pub fn liveness(pid: u32) -> Liveness {
+    probe(pid).0
+}
+
+fn liveness_only(pid: u32) -> Liveness {
     let Ok(raw) = i32::try_from(pid) else {
         return Liveness::Unknown;
     };
@@ -107,8 +128,6 @@ pub fn liveness(pid: u32) -> Liveness {
         return Liveness::Unknown;
     }
     match kill(Pid::from_raw(raw), None) {
-        // A zombie has ended; only its parent has not reaped it yet.
-        Ok(()) | Err(Errno::EPERM) if is_zombie(pid) => Liveness::Gone,
         Ok(()) | Err(Errno::EPERM) => Liveness::Running,
         Err(Errno::ESRCH) => Liveness::Gone,
         Err(_) => Liveness::Unknown,

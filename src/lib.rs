@@ -75,7 +75,7 @@
 //! std::fs::write(lock.path().join("owner"), dead.to_bytes())?;
 //!
 //! let record = Record::for_holder(Some(std::process::id()), None).to_bytes();
-//! let protocol = DirLock { lock: &lock, record: &record, grace: DEFAULT_GRACE };
+//! let protocol = DirLock::new(&lock, &record, DEFAULT_GRACE)?;
 //! let patience = Patience {
 //!     schedule: Schedule::Fixed(Duration::from_millis(500)),
 //!     retries: Some(1),

@@ -442,10 +442,7 @@ impl lock::Holding for HeldDir {
             .open_append(OsStr::new(OWNER))
             .map_err(|e| Error::io(&owner, e))?;
         let extra = Record::child_lines(pid);
-        rel::write_and_close(file, &extra).map_err(|source| Error::ShortWrite {
-            path: self.lock.path().into(),
-            source,
-        })?;
+        dotlock::write_record(file, &extra, self.lock.path())?;
         self.record.extend_from_slice(&extra);
         Ok(true)
     }

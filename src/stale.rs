@@ -86,6 +86,13 @@ impl Here {
 pub trait Probe {
     fn liveness(&self, pid: u32) -> Liveness;
     fn start_time(&self, pid: u32) -> Option<u64>;
+    /// Both at once (the start time only of a running process).
+    fn probe(&self, pid: u32) -> (Liveness, Option<u64>) {
+        match self.liveness(pid) {
+            Liveness::Running => (Liveness::Running, self.start_time(pid)),
+            other => (other, None),
+        }
+    }
 }
 
 /// The real probe: `kill(pid, 0)` and `/proc/PID/stat`.
@@ -98,6 +105,9 @@ impl Probe for SystemProbe {
     }
     fn start_time(&self, pid: u32) -> Option<u64> {
         host::start_time(pid)
+    }
+    fn probe(&self, pid: u32) -> (Liveness, Option<u64>) {
+        host::probe(pid)
     }
 }
 
@@ -160,9 +170,12 @@ pub fn judge(
             // In command mode the record names the command too: the lock
             // is dead only when both are.
             let holder = process(probe, pid, record.start);
-            let child = record
-                .child
-                .map(|c| (c, process(probe, c, record.child_start)));
+            let child = match holder {
+                Process::Alive => None,
+                _ => record
+                    .child
+                    .map(|c| (c, process(probe, c, record.child_start))),
+            };
             match (holder, child) {
                 (Process::Alive, _) => return Verdict::Valid(Reason::Alive { pid }),
                 (_, Some((c, Process::Alive))) => {
@@ -191,10 +204,11 @@ enum Process {
 }
 
 fn process(probe: &dyn Probe, pid: u32, start: Option<u64>) -> Process {
-    match probe.liveness(pid) {
+    let (liveness, started) = probe.probe(pid);
+    match liveness {
         Liveness::Gone => Process::Dead,
         Liveness::Unknown => Process::Unknown,
-        Liveness::Running => match (start, probe.start_time(pid)) {
+        Liveness::Running => match (start, started) {
             (Some(recorded), Some(now)) if recorded != now => Process::Reused,
             _ => Process::Alive,
         },

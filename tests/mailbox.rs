@@ -130,7 +130,7 @@ fn spawn_as(mut cmd: Command, uid: u32, gid: u32) -> std::process::Child {
             Ok(())
         });
     }
-    cmd.stdout(std::process::Stdio::null())
+    cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap()
@@ -213,18 +213,8 @@ fn a_flipped_directory_link_cannot_redirect_the_privileged_calls() {
 }
 
 /// Run `cmd` with only the given uid and gid.
-fn run_as(mut cmd: Command, uid: u32, gid: u32) -> Output {
-    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::unistd::setgroups(&[])?;
-            nix::unistd::setgid(gid)?;
-            nix::unistd::setuid(uid)?;
-            Ok(())
-        });
-    }
-    cmd.output().unwrap()
+fn run_as(cmd: Command, uid: u32, gid: u32) -> Output {
+    spawn_as(cmd, uid, gid).wait_with_output().unwrap()
 }
 
 #[test]

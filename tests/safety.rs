@@ -123,14 +123,9 @@ fn sigkill_of_lockdir_in_command_mode_lets_nobody_in_while_the_command_lives() {
 fn a_filelock_killed_half_way_leaves_nothing_that_blocks_its_shell() {
     let s = Scratch::new();
     // B is held by a live process; filelock waits for it with A taken.
-    let mut b_holder = s
-        .dotlock()
-        .args(["B", "sh", "-c", "echo $$ > child.pid; exec sleep 600"])
-        .spawn()
-        .unwrap();
-    wait_until("B to be held", Duration::from_secs(10), || {
-        s.path("child.pid").exists()
-    });
+    let mut cmd = s.dotlock();
+    cmd.args(["B", "sh", "-c", "echo $$ > child.pid; exec sleep 600"]);
+    let (mut b_holder, _) = holder_with_command(&s, cmd);
     let script = r#"
         "$FILELOCK" -r -1 -s 0.1 A B & pid=$!
         i=0; while [ ! -e A ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done
@@ -377,14 +372,9 @@ fn a_lock_taken_while_a_breaker_is_at_work_is_never_lost() {
 #[test]
 fn idle_waiters_create_nothing_while_the_holder_lives() {
     let s = Scratch::new();
-    let mut holder = s
-        .dotlock()
-        .args(["L", "sh", "-c", "echo $$ > child.pid; exec sleep 600"])
-        .spawn()
-        .unwrap();
-    wait_until("the holder", Duration::from_secs(10), || {
-        s.path("child.pid").exists()
-    });
+    let mut cmd = s.dotlock();
+    cmd.args(["L", "sh", "-c", "echo $$ > child.pid; exec sleep 600"]);
+    let (mut holder, _) = holder_with_command(&s, cmd);
     // A waiter whose attempts create files would show up in strace; here,
     // count the creations in the directory with a dnotify-free probe: the
     // directory's mtime changes with every entry created or removed.

@@ -25,6 +25,12 @@ use crate::{Error, Result};
 /// it runs, remove the lock when it ends and exit with its status. Options
 /// end at the first non-option argument: `dotlock -l L cmd -x` passes `-x`
 /// to `cmd`.
+///
+/// A stale lock is broken under LOCK.break and only if it is still the one
+/// judged; among lockutils processes a lock that was taken is never removed.
+/// A legacy tool (dotlockfile, procmail's lockfile) that takes the lock in
+/// the breaker's window, between its last look and unlink(2), can lose it:
+/// microseconds on a local disk, one server round trip on NFS.
 #[derive(Debug, Parser)]
 #[command(
     name = "dotlock",

@@ -40,7 +40,8 @@ use crate::{Error, Result};
     after_help = "Exit status: 0 success; 1 usage error, name too long, -c found no valid lock, \
                   -u refused (not ours); 2 cannot create the directory (parent missing, not \
                   writable, read-only); 3 cannot write the owner record; 4 retries exhausted or \
-                  timeout; 5 other error (DIR is a file or a symlink, bad numbers); 8 a stale lock \
+                  timeout; 5 other error (DIR is a file or a symlink, or holds what lockdir did not put \
+                  there and so is no lock, bad numbers); 8 a stale lock \
                   could not be removed; with a COMMAND: its status (126 not executable, 127 not found)."
 )]
 pub struct Args {
