@@ -172,7 +172,7 @@ def case5(tools, lock):
 
 
 IDLE_WAITERS = int(os.environ.get("BENCH_IDLE_WAITERS", "200"))
-IDLE_SECONDS = float(os.environ.get("BENCH_IDLE_SECONDS", "10"))
+IDLE_SECONDS = float(os.environ.get("BENCH_IDLE_SECONDS", "30"))
 
 
 def idle_run(tools, name, lock, seconds):

@@ -180,8 +180,9 @@ pub(crate) enum Glance {
     /// Not decided: make a real attempt (which measures the clock).
     Attempt,
     /// Held by a live holder, or young: busy, with no file created; the
-    /// filesystem's "now" as far as it is known (for messages).
-    Busy(Option<SystemTime>),
+    /// filesystem's "now" as far as it is known (for messages), and the
+    /// verdict.
+    Busy(Option<SystemTime>, Verdict),
 }
 
 /// Judge a busy lock without creating a file: by proof alone where the
@@ -198,12 +199,16 @@ pub(crate) fn glance<S>(
         return Glance::Attempt;
     };
     let estimate = Some(clock.fs + clock.at.elapsed());
-    if let Verdict::Valid(stale::Reason::Alive { .. }) = judge(seen, None) {
-        return Glance::Busy(estimate);
+    let verdict = judge(seen, None);
+    if let Verdict::Valid(stale::Reason::Alive { .. }) = verdict {
+        return Glance::Busy(estimate, verdict);
     }
-    match clock.now() {
-        Some(now) if !judge(seen, Some(now)).is_stale() => Glance::Busy(Some(now)),
-        _ => Glance::Attempt,
+    let Some(now) = clock.now() else {
+        return Glance::Attempt;
+    };
+    match judge(seen, Some(now)) {
+        verdict @ Verdict::Valid(_) => Glance::Busy(Some(now), verdict),
+        Verdict::Stale(_) => Glance::Attempt,
     }
 }
 
@@ -233,6 +238,9 @@ pub struct DotLock<'a> {
     clock: Cell<Option<FsClock>>,
     /// Our own lock, linked while a break was in progress: (dev, ino).
     deferred: Cell<Option<(u64, u64)>>,
+    /// The last busy lock judged by a look, and its verdict: the wait
+    /// loop's judgement of the same sight is not made twice.
+    judged: std::cell::RefCell<Option<(Observed, Verdict)>>,
 }
 
 impl<'a> DotLock<'a> {
@@ -246,6 +254,7 @@ impl<'a> DotLock<'a> {
             mode,
             clock: Cell::new(None),
             deferred: Cell::new(None),
+            judged: std::cell::RefCell::new(None),
         })
     }
 
@@ -287,8 +296,9 @@ impl<'a> DotLock<'a> {
                 };
                 stale::judge_observed(&s, policy)
             };
-            if let Glance::Busy(now) = glance(&seen, self.clock.get(), judged) {
+            if let Glance::Busy(now, verdict) = glance(&seen, self.clock.get(), judged) {
                 seen.fs_now = now;
+                self.judged.replace(Some((seen.clone(), verdict)));
                 return Ok(Try::Busy(seen));
             }
         }
@@ -358,7 +368,10 @@ impl lock::Protocol for DotLock<'_> {
     }
 
     fn judge(&self, seen: &Observed, policy: &Policy) -> Verdict {
-        stale::judge_observed(seen, policy)
+        match self.judged.take() {
+            Some((last, verdict)) if last == *seen => verdict,
+            _ => stale::judge_observed(seen, policy),
+        }
     }
 
     fn break_stale(&self, seen: &Observed) -> Result<Broken> {
@@ -613,7 +626,7 @@ pub fn observe_at(dir: &Dir, name: &OsStr, path: &Path) -> Result<Option<Observe
             // Judge what was opened: the name may have changed since.
             let meta = Meta::of(&file).map_err(|e| Error::io(path, e))?;
             check_regular(path, &meta)?;
-            (meta, rel::read_prefix(file, MAX_RECORD))
+            (meta, rel::read_prefix(file, MAX_RECORD, meta.size))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {

@@ -258,13 +258,26 @@ impl Dir {
     }
 }
 
-/// Read at most `max` bytes of `file`; `None` when reading fails.
-pub fn read_prefix(file: File, max: usize) -> Option<Vec<u8>> {
-    let mut buf = Vec::with_capacity(max);
-    file.take(max as u64)
-        .read_to_end(&mut buf)
-        .ok()
-        .map(|_| buf)
+/// Read at most `max` bytes of `file`, whose size was `size` when looked
+/// at: one `read(2)` for a file of that size; `None` when reading fails.
+pub fn read_prefix(mut file: File, max: usize, size: u64) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; max];
+    let mut got = 0;
+    loop {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                if got == max || got as u64 == size {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(got);
+    Some(buf)
 }
 
 /// Write `bytes` and close, reporting errors of `close(2)` too: NFS

@@ -5,7 +5,9 @@
 //! decision fall back to age, never to "dead".
 
 use std::fs;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
+use std::sync::Mutex;
 
 use nix::errno::Errno;
 use nix::sys::signal::kill;
@@ -100,9 +102,59 @@ pub enum Liveness {
     Unknown,
 }
 
-/// Probe a pid: its liveness and, if it runs, its start time, from one
-/// `kill(pid, 0)` and one read of `/proc/PID/stat`.
+/// A pidfd for `pid` (`pidfd_open(2)`), where the kernel has them.
+pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    let pid = i32::try_from(pid).ok().filter(|&p| p > 0)?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    (fd >= 0).then(|| {
+        // SAFETY: the kernel just returned this descriptor to us alone.
+        unsafe { OwnedFd::from_raw_fd(fd as i32) }
+    })
+}
+
+/// Has the process behind `pidfd` exited (the descriptor is readable)?
+fn exited(pidfd: &OwnedFd) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+/// Processes found running, each with its start time and a pidfd: a pidfd
+/// names one process for its whole life, so while it is not readable the
+/// process runs — no pid reuse can fool it — and a waiter's next look costs
+/// one `poll(2)` instead of `kill(2)` and a read of `/proc/PID/stat`.
+static KNOWN: Mutex<Vec<(u32, u64, OwnedFd)>> = Mutex::new(Vec::new());
+
+/// How many processes [`KNOWN`] holds at most.
+const KNOWN_MAX: usize = 16;
+
+/// Probe a pid: its liveness and, if it runs, its start time. A zombie
+/// counts as gone.
 pub fn probe(pid: u32) -> (Liveness, Option<u64>) {
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = known.iter().position(|(p, _, _)| *p == pid) {
+        if !exited(&known[i].2) {
+            return (Liveness::Running, Some(known[i].1));
+        }
+        // That process is gone; the pid may belong to another by now.
+        known.swap_remove(i);
+    }
+    let found = probe_uncached(pid);
+    if let (Liveness::Running, Some(start)) = found
+        && known.len() < KNOWN_MAX
+        && let Some(fd) = pidfd_open(pid)
+        // The pid may have been reused between the look and the open: the
+        // pidfd is kept only if it names the process that was looked at.
+        && probe_uncached(pid) == found
+    {
+        known.push((pid, start, fd));
+    }
+    found
+}
+
+/// [`probe`] by `kill(pid, 0)` and one read of `/proc/PID/stat`.
+fn probe_uncached(pid: u32) -> (Liveness, Option<u64>) {
     match liveness_only(pid) {
         Liveness::Running => match read_stat(pid) {
             Ok(stat) if parse_state(&stat).is_some_and(|s| s == b'Z' || s == b'X') => {
@@ -150,6 +202,26 @@ mod tests {
         assert_eq!(parse_state(b"42 (a) Z) R 1 2"), Some(b'R'));
         assert_eq!(parse_state(b"42 (x) Z 1"), Some(b'Z'));
         assert_eq!(parse_state(b"garbage"), None);
+    }
+
+    #[test]
+    fn a_known_process_is_followed_by_its_pidfd() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let first = probe(pid);
+        assert_eq!(first.0, Liveness::Running);
+        assert_eq!(first.1, start_time(pid));
+        assert_eq!(probe(pid), first, "answered from the pidfd");
+        child.kill().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while probe(pid).0 != Liveness::Gone && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(probe(pid).0, Liveness::Gone);
+        child.wait().unwrap();
     }
 
     #[test]

@@ -213,7 +213,7 @@ impl<'a> DirLock<'a> {
                     judge(&s, self.grace, policy)
                 };
                 seen.fs_now = match glance(&seen, self.clock.get(), judged) {
-                    Glance::Busy(now) => now,
+                    Glance::Busy(now, _) => now,
                     Glance::Attempt => {
                         let fs = dotlock::fs_now_at(parent, lock.path()).ok();
                         self.clock.set(fs.map(FsClock::measured));

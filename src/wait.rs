@@ -13,7 +13,7 @@
 //! parent, so that its death ends the wait at once. A sleeping waiter uses
 //! no CPU.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -96,12 +96,7 @@ impl ParentWatch {
     /// Start watching our current parent.
     pub fn new() -> ParentWatch {
         let ppid = getppid().as_raw();
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, ppid, 0) };
-        let pidfd = (fd >= 0).then(|| {
-            // SAFETY: the kernel just returned this descriptor to us alone.
-            unsafe { OwnedFd::from_raw_fd(fd as i32) }
-        });
+        let pidfd = crate::host::pidfd_open(ppid as u32);
         ParentWatch { ppid, pidfd }
     }
 
@@ -262,12 +257,13 @@ impl<'a> Sleeper<'a> {
         let now = Instant::now();
         let far = now + Duration::from_secs(86_400 * 365);
         let deadline = now.checked_add(d).unwrap_or(far).min(far);
+        // A release before the watch was set up is seen by looking once;
+        // once it is up, every release after is queued as SIGIO.
+        let mut changed = false;
         if let Some((locks, dir)) = self.watch_for.take() {
             self.release = ReleaseWatch::new(&locks, &dir);
+            changed = self.release.is_some();
         }
-        // A release just before we sleep, or before the watch was set up,
-        // is seen by looking once.
-        let mut changed = self.release.is_some();
         loop {
             while let Some(sig) = self.signals.and_then(Signals::take) {
                 if sig == Signal::SIGIO {
