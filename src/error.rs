@@ -2,7 +2,7 @@
 //! and, where a system call failed, the `io::Error` with its kind.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What went wrong, and where. Display gives `PATH: reason`; the commands
 /// prefix their own name.
@@ -93,6 +93,31 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// The one errno classifier for creating a name in a lock's directory
+/// (`open(O_CREAT|O_EXCL)`, `link(2)`, `mkdir(2)`): a missing or
+/// non-directory parent, a name too long, or no right to create it (no
+/// permission, read-only, full) become the errors with their exit codes;
+/// anything else is [`Error::Io`].
+pub(crate) fn creating(lock: &Path, e: io::Error) -> Error {
+    use nix::libc;
+    let dir = match lock.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => Error::NoDirectory { dir },
+        Some(libc::ENOTDIR) => Error::NotADirectory { dir },
+        Some(libc::ENAMETOOLONG) => Error::NameTooLong { path: lock.into() },
+        Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ENOSPC | libc::EDQUOT) => {
+            Error::CreateTemp {
+                path: lock.into(),
+                source: e,
+            }
+        }
+        _ => Error::io(lock, e),
     }
 }
 

@@ -5,7 +5,7 @@
 //! decision fall back to age, never to "dead".
 
 use std::fs;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::sync::Mutex;
 
@@ -102,16 +102,7 @@ pub enum Liveness {
     Unknown,
 }
 
-/// A pidfd for `pid` (`pidfd_open(2)`), where the kernel has them.
-pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
-    let pid = i32::try_from(pid).ok().filter(|&p| p > 0)?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
-    (fd >= 0).then(|| {
-        // SAFETY: the kernel just returned this descriptor to us alone.
-        unsafe { OwnedFd::from_raw_fd(fd as i32) }
-    })
-}
+pub use crate::sys::pidfd_open;
 
 /// Has the process behind `pidfd` exited (the descriptor is readable)?
 fn exited(pidfd: &OwnedFd) -> bool {

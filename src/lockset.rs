@@ -11,9 +11,9 @@
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
-use crate::dotlock::LockPath;
+use crate::acquire::{Holding, Stop};
 use crate::error::{Error, Result};
-use crate::lock::{Holding, Stop};
+use crate::path::LockPath;
 
 /// An ordered set of lock paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +121,8 @@ mod tests {
 
     #[test]
     fn failure_releases_what_was_taken() {
-        use crate::dotlock::{Attempt, try_lock};
+        use crate::attempt::Try as Attempt;
+        use crate::link::try_lock;
         let dir = tempfile::tempdir().unwrap();
         let paths: Vec<OsString> = ["a", "b", "c"]
             .iter()

@@ -41,7 +41,10 @@ fn parent_death_ends_a_p_wait_promptly_with_5() {
 #[test]
 fn a_holder_keeps_its_lock_fresh() {
     let s = Scratch::new();
-    let script = r#"a=$(stat -c %Y.%y L); sleep 1; b=$(stat -c %Y.%y L); [ "$a" != "$b" ]"#;
+    // The record names the command (appended at the start, which is a
+    // write too): measure from then on.
+    let script = r#"until grep -q '^child=' L; do sleep 0.01; done
+        a=$(stat -c %Y.%y L); sleep 1; b=$(stat -c %Y.%y L); [ "$a" != "$b" ]"#;
     s.expect(
         s.dotlock()
             .args(["--stale-after", "0.6", "L", "sh", "-c", script]),

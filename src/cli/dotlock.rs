@@ -7,16 +7,20 @@ use std::time::SystemTime;
 
 use clap::{CommandFactory, Parser};
 
+use crate::acquire::Stop;
 use crate::cli::hold::{self, Wait};
 use crate::cli::report::Holder;
 use crate::cli::{Common, Exit, Personality, WaitArgs, fail};
-use crate::dotlock::{self, DotLock, LockPath, Via};
+use crate::dotlock::DotLock;
 use crate::exit::ExitCode;
+use crate::fs;
 use crate::host;
-use crate::lock::{AnyOf, Stop};
+use crate::judge::{self, Policy};
+use crate::link::{self, Via};
 use crate::mailbox;
+use crate::path::LockPath;
 use crate::record::Record;
-use crate::stale::{self, Policy};
+use crate::slots::AnyOf;
 use crate::{Error, Result};
 
 /// Create, test and remove dot-lock files, safely on local disks and NFS.
@@ -186,11 +190,11 @@ pub fn run(args: Args, personality: Personality) -> Exit {
         Exit::from(ExitCode::Failure)
     };
     match action {
-        Action::Unlock => match dotlock::remove(&lock) {
+        Action::Unlock => match link::remove(&lock) {
             Ok(_) => ExitCode::Success.into(),
             Err(e) => report_failure(e),
         },
-        Action::Touch => match dotlock::touch(&lock) {
+        Action::Touch => match fs::touch(&lock) {
             Ok(true) => ExitCode::Success.into(),
             Ok(false) => ExitCode::Failure.into(),
             Err(e) => report_failure(e),
@@ -230,16 +234,14 @@ pub fn run(args: Args, personality: Personality) -> Exit {
 /// "now" (our own clock where nothing can be created, e.g. a read-only
 /// spool), and judged.
 fn look(lock: &LockPath, policy: &Policy) -> Result<Option<Holder>> {
-    let Some(mut seen) = dotlock::observe(lock.path())? else {
+    let Some(mut seen) = fs::observe(lock.path())? else {
         return Ok(None);
     };
-    seen.fs_now = dotlock::fs_now(lock)
-        .ok()
-        .or_else(|| Some(SystemTime::now()));
+    seen.fs_now = fs::fs_now(lock).ok().or_else(|| Some(SystemTime::now()));
     Ok(Some(Holder {
         record: seen.record(),
         age: seen.age(),
-        verdict: stale::judge_observed(&seen, policy),
+        verdict: judge::judge_observed(&seen, policy),
     }))
 }
 

@@ -9,17 +9,19 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 
 use crate::Error;
+use crate::acquire::{Event, Stop};
 use crate::cli::hold::{self, Wait};
 use crate::cli::{Exit, Reporter, parse_duration, parse_retries};
-use crate::dotlock::{self, DotLock, Held};
+use crate::dotlock::DotLock;
 use crate::exit::ExitCode;
-use crate::guard::Signals;
 use crate::host;
-use crate::lock::{Event, Stop};
+use crate::judge::Policy;
+use crate::link::{self, Held};
 use crate::lockset::LockSet;
 use crate::mailbox;
+use crate::path::LockPath;
 use crate::record::Record;
-use crate::stale::Policy;
+use crate::signals::Signals;
 use crate::wait::{Patience, Schedule};
 
 /// Create several lock files at once, all or nothing, safely on local disks
@@ -135,7 +137,7 @@ pub fn run(args: Args) -> Exit {
     if args.unlock {
         let mut code = ExitCode::Success;
         for f in &args.files {
-            match dotlock::LockPath::new(f).and_then(|l| dotlock::remove(&l)) {
+            match LockPath::new(f).and_then(|l| link::remove(&l)) {
                 Ok(true) => {}
                 Ok(false) => {
                     out.error(format_args!("{}: not locked", Path::new(f).display()));
@@ -296,7 +298,7 @@ pub fn procmail(args: &[OsString]) -> Exit {
                 Ok(p) if rest == b"ml" => plan.push((p.into_os_string(), now)),
                 Ok(p) => {
                     worked = true;
-                    let removed = dotlock::LockPath::new(&p).and_then(|l| dotlock::remove(&l));
+                    let removed = LockPath::new(&p).and_then(|l| link::remove(&l));
                     if !matches!(removed, Ok(true)) {
                         say(&format!("Can't unlock \"{}\"", p.display()));
                         return Exit::Code(pm::USAGE);
@@ -341,7 +343,7 @@ pub fn procmail(args: &[OsString]) -> Exit {
         Err(_) => {
             let bad = files
                 .iter()
-                .position(|f| dotlock::LockPath::new(f).is_err())
+                .position(|f| LockPath::new(f).is_err())
                 .unwrap_or(0);
             say(&format!("Try praying, giving up on \"{}\"", shown(bad)));
             return Exit::Code(pm::UNAVAILABLE);

@@ -11,13 +11,15 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::Error;
+use crate::acquire::{self as lock, Holding, Protocol, Stop};
+use crate::child::{self as guard, ChildEnd};
 use crate::cli::{Exit, Personality, Reporter, report};
-use crate::dotlock::LockPath;
 use crate::exit::ExitCode;
-use crate::guard::{self, ChildEnd, Signals};
-use crate::lock::{self, Holding, Protocol, Stop};
-use crate::stale::Policy;
-use crate::wait::{ParentWatch, Patience, Sleeper};
+use crate::judge::Policy;
+use crate::path::LockPath;
+use crate::signals::{self, Signals};
+use crate::wait::{Patience, Sleeper};
+use crate::watch::ParentWatch;
 
 /// How to wait for a lock.
 pub struct Wait<'a> {
@@ -41,7 +43,7 @@ pub fn acquire<P: Protocol>(w: &Wait<'_>, lock: &P) -> Result<(P::Held, Signals)
 
 /// Catch the signals that end a wait (and SIGIO, for early wake).
 pub fn catch(early_wake: bool) -> Result<Signals, Stop> {
-    let mut caught = guard::WAITING.to_vec();
+    let mut caught = signals::WAITING.to_vec();
     if early_wake {
         caught.push(Signal::SIGIO);
     }
@@ -145,7 +147,7 @@ pub fn run_under<H: Holding>(
     every: Duration,
     refresh: bool,
 ) -> io::Result<ChildEnd> {
-    let mut forwarded = guard::FORWARDED.to_vec();
+    let mut forwarded = signals::FORWARDED.to_vec();
     forwarded.push(Signal::SIGCHLD);
     signals.add(&forwarded)?;
     let ended = guard::run_child(command, env, &signals, every, |event| match event {

@@ -7,16 +7,18 @@ use std::time::SystemTime;
 
 use clap::{CommandFactory, Parser};
 
+use crate::acquire::Stop;
 use crate::cli::hold::{self, Wait};
 use crate::cli::report::Holder;
 use crate::cli::{Common, Exit, Personality, Reporter, WaitArgs, fail, parse_duration};
-use crate::dotlock::{self, LockPath};
 use crate::exit::ExitCode;
+use crate::fs;
 use crate::host;
-use crate::lock::{AnyOf, Stop};
+use crate::judge::{Policy, Reason, Verdict};
 use crate::lockdir::{self, DirLock, SeenDir};
+use crate::path::LockPath;
 use crate::record::Record;
-use crate::stale::{Policy, Reason, Verdict};
+use crate::slots::AnyOf;
 use crate::{Error, Result};
 
 /// Take, test and release a lock directory (the mkdir(2) lock of portable
@@ -222,7 +224,7 @@ pub fn run(args: Args) -> Exit {
         Err(Stop::Error(e)) => return fail(&out, Personality::Native, e),
     };
     if command.is_empty() {
-        crate::lock::Holding::keep(held);
+        crate::acquire::Holding::keep(held);
         hold::print_slot(slots, slot);
         return ExitCode::Success.into();
     }
@@ -260,9 +262,7 @@ fn seen(lock: &LockPath) -> Result<Option<SeenDir>> {
     let Some(mut seen) = lockdir::observe(lock.path())? else {
         return Ok(None);
     };
-    seen.fs_now = dotlock::fs_now(lock)
-        .ok()
-        .or_else(|| Some(SystemTime::now()));
+    seen.fs_now = fs::fs_now(lock).ok().or_else(|| Some(SystemTime::now()));
     Ok(Some(seen))
 }
 

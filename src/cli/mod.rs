@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::exit::ExitCode;
-use crate::stale::{self, Policy};
+use crate::judge::{self, Policy};
 use crate::wait::{Patience, Schedule};
 
 /// How a command ends: with a status, or by re-raising a signal.
@@ -61,7 +61,7 @@ macro_rules! c_main {
 pub fn finish(exit: Exit) -> ! {
     match exit {
         Exit::Code(code) => std::process::exit(code),
-        Exit::Signal(sig) => crate::guard::die_by(sig),
+        Exit::Signal(sig) => crate::signals::die_by(sig),
     }
 }
 
@@ -169,7 +169,7 @@ impl WaitArgs {
             Some(Err(msg)) => return Err(format!("--timeout {msg}")),
         };
         let stale_after = match self.stale_after.as_deref().map(parse_duration) {
-            None => stale::DEFAULT_STALE_AFTER,
+            None => judge::DEFAULT_STALE_AFTER,
             Some(Ok(d)) if !d.is_zero() => d,
             Some(Ok(_)) => return Err("--stale-after 0: must be more than zero".into()),
             Some(Err(msg)) => return Err(format!("--stale-after {msg}")),

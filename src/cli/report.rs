@@ -5,11 +5,11 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::acquire::Event;
 use crate::cli::{Exit, Reporter};
 use crate::exit::ExitCode;
-use crate::lock::Event;
+use crate::judge::{Reason, Verdict};
 use crate::record::Record;
-use crate::stale::{Reason, Verdict};
 
 /// A `--verbose` reporter of waiting events for the lock at `path`.
 pub fn events(out: Reporter, path: &Path) -> impl FnMut(Event) + '_ {

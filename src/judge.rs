@@ -1,30 +1,22 @@
-//! When a waiter may remove somebody else's lock, and how to do it without
-//! ever removing a lock that is not the one it judged.
+//! When a waiter may remove somebody else's lock: a pure judgement.
 //!
 //! [`judge`] is a pure function of the record, the lock's age on the
 //! filesystem's clock, the facts of this host and a liveness probe. A lock
 //! is stale when it is *proven dead* — its record names this host, this
 //! boot and this pid namespace and the pid is gone or now belongs to a
-//! process with another start time, or it names this host and another boot
-//! — or when no proof is possible and it has *aged out*. Content that
-//! cannot be understood is never proof of death.
+//! process with another start time (in command mode: both the holder and
+//! its command), or it names this host and another boot — or when no proof
+//! is possible and it has *aged out*. Content that cannot be understood is
+//! never proof of death.
 //!
-//! [`break_lock`] removes a stale lock race-free: the breaker takes the
-//! short-lived dot-lock `LOCK.break`, looks again, and unlinks the lock
-//! only if it is still the very one it judged (device, inode, mtime, size,
-//! content). Two breakers that judged the same lock can then never remove a
-//! lock that a third process took in between.
+//! [`glance`] judges a busy lock before anything is created, on the
+//! filesystem clock carried forward from its last measurement ([`FsClock`]).
 
-use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::dotlock::{self, LockPath, Observed};
-use crate::error::{Error, Result};
-use crate::fs::Dir;
+use crate::fs::Observed;
 use crate::host::{self, Liveness};
-use crate::lock::Try;
 use crate::record::Record;
-use crate::seam;
 
 /// The default age after which an unprovable lock is stale (liblockfile's).
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(300);
@@ -221,99 +213,68 @@ pub fn judge_observed(seen: &Observed, policy: &Policy) -> Verdict {
     judge(&seen.record(), age, &Here::current(), policy, &SystemProbe)
 }
 
-/// What [`break_lock`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Broken {
-    /// The judged lock was removed.
-    Removed,
-    /// The lock is no longer the one judged (released, or taken anew):
-    /// nothing was removed.
-    Changed,
-    /// Another breaker is at work; try again shortly.
-    Busy,
+/// How long the filesystem's clock may be read as an offset from ours
+/// before it is measured again; it is always measured afresh before a
+/// break.
+const FS_CLOCK_FOR: Duration = Duration::from_secs(30);
+
+/// The filesystem's clock as last measured, carried forward on our
+/// monotonic clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FsClock {
+    at: Instant,
+    fs: SystemTime,
 }
 
-/// Remove `seen`, judged stale, from `lock` (in its opened directory
-/// `dir`) if and only if it is still there, under the break lock
-/// `LOCK.break` (which holds our own record, marked `break=1`).
-pub fn break_lock(dir: &Dir, lock: &LockPath, seen: &Observed) -> Result<Broken> {
-    break_guarded(
-        dir,
-        lock,
-        || {
-            Ok(dotlock::observe_at(dir, lock.name(), lock.path())?
-                .is_some_and(|now| now.same_lock(seen)))
-        },
-        || dir.unlink(lock.name()),
-    )
-}
-
-/// The break protocol for any kind of lock at `lock`: take `LOCK.break`,
-/// ask `still_same` whether the lock is still the one judged stale, and
-/// only then `remove` it. A lock gone by the time `remove` runs counts as
-/// changed.
-///
-/// Between the check and the removal, a lockutils process that links the
-/// lock anew sees the live `LOCK.break` and backs off (see
-/// [`dotlock::DotLock`]), so the removal never takes a lock that was
-/// taken. A legacy tool (dotlockfile, procmail's lockfile) knows nothing
-/// of `LOCK.break`: one that takes the lock in that window — the few
-/// microseconds between a `stat` and an `unlink(2)` locally, one server
-/// round trip on NFS — can lose it to the removal. Unlink by name cannot be
-/// made conditional.
-pub fn break_guarded(
-    dir: &Dir,
-    lock: &LockPath,
-    still_same: impl FnOnce() -> Result<bool>,
-    remove: impl FnOnce() -> io::Result<()>,
-) -> Result<Broken> {
-    seam::pause("BEFORE_BREAK");
-    let guard = lock.break_lock();
-    let me = std::process::id();
-    let breaker = Record {
-        break_lock: true,
-        ..Record::for_holder(Some(me), host::command_name(me))
+impl FsClock {
+    pub(crate) fn measured(fs: SystemTime) -> FsClock {
+        FsClock {
+            at: Instant::now(),
+            fs,
+        }
     }
-    .to_bytes();
-    let held = match dotlock::try_lock_at(dir, &guard, &breaker, 0o644)? {
-        Try::Acquired(held) => held,
-        Try::Busy(other) => {
-            clear_dead_break_lock(dir, &guard, &other);
-            return Ok(Broken::Busy);
-        }
-        Try::Vanished => return Ok(Broken::Busy),
-    };
-    let outcome = match still_same() {
-        Ok(true) => {
-            seam::pause("BEFORE_UNLINK");
-            match remove() {
-                Ok(()) => Ok(Broken::Removed),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Broken::Changed),
-                Err(source) => Err(Error::StaleNotRemoved {
-                    path: lock.path().into(),
-                    source,
-                }),
-            }
-        }
-        Ok(false) => Ok(Broken::Changed),
-        Err(e) => Err(e),
-    };
-    held.release()?;
-    outcome
+
+    /// The filesystem's "now", if the measurement is recent enough.
+    pub(crate) fn now(&self) -> Option<SystemTime> {
+        let since = self.at.elapsed();
+        (since <= FS_CLOCK_FOR).then(|| self.fs + since)
+    }
 }
 
-/// A break lock is held for a few system calls; one whose breaker is
-/// proven dead, or older than [`BREAK_LOCK_STALE_AFTER`], was left by a
-/// crash. It is removed only if it is marked as a break lock (`break=1`:
-/// a file at `LOCK.break` without the mark is somebody's lock) and is
-/// still the one seen.
-fn clear_dead_break_lock(dir: &Dir, guard: &LockPath, other: &Observed) {
-    if other.record().break_lock
-        && judge_observed(other, &break_lock_policy()).is_stale()
-        && let Ok(Some(now)) = dotlock::observe_at(dir, guard.name(), guard.path())
-        && now.same_lock(other)
-    {
-        let _ = dir.unlink(guard.name());
+/// What a look at a busy lock, before any file is created, concludes.
+pub(crate) enum Glance {
+    /// Not decided: make a real attempt (which measures the clock).
+    Attempt,
+    /// Held by a live holder, or young: busy, with no file created; the
+    /// filesystem's "now" as far as it is known (for messages), and the
+    /// verdict.
+    Busy(Option<SystemTime>, Verdict),
+}
+
+/// Judge a busy lock without creating a file: by proof alone where the
+/// record allows it, else by its age on the filesystem's clock measured
+/// at most [`FS_CLOCK_FOR`] ago. Undecided — never measured, or a lock
+/// that may be stale — it is left to a real attempt, which measures the
+/// clock afresh and judges again before anything is broken.
+pub(crate) fn glance<S>(
+    seen: &S,
+    clock: Option<FsClock>,
+    judge: impl Fn(&S, Option<SystemTime>) -> Verdict,
+) -> Glance {
+    let Some(clock) = clock else {
+        return Glance::Attempt;
+    };
+    let estimate = Some(clock.fs + clock.at.elapsed());
+    let verdict = judge(seen, None);
+    if let Verdict::Valid(Reason::Alive { .. }) = verdict {
+        return Glance::Busy(estimate, verdict);
+    }
+    let Some(now) = clock.now() else {
+        return Glance::Attempt;
+    };
+    match judge(seen, Some(now)) {
+        verdict @ Verdict::Valid(_) => Glance::Busy(Some(now), verdict),
+        Verdict::Stale(_) => Glance::Attempt,
     }
 }
 
@@ -321,7 +282,6 @@ fn clear_dead_break_lock(dir: &Dir, guard: &LockPath, other: &Observed) {
 mod tests {
     use super::*;
     use std::collections::HashMap;
-    use std::fs;
 
     struct FakeProbe(HashMap<u32, (Liveness, Option<u64>)>);
 
@@ -448,74 +408,5 @@ mod tests {
         };
         let v = judge(&record, S(1), &nameless, &Policy::default(), &probe);
         assert_eq!(v, Verdict::Valid(Reason::Fresh { age: S(1) }));
-    }
-
-    fn observed(dir: &std::path::Path, name: &str, content: &[u8]) -> (Dir, LockPath, Observed) {
-        let lock = LockPath::new(dir.join(name)).unwrap();
-        fs::write(lock.path(), content).unwrap();
-        let seen = dotlock::observe(lock.path()).unwrap().unwrap();
-        (lock.open_dir().unwrap(), lock, seen)
-    }
-
-    #[test]
-    fn break_removes_the_judged_lock_and_nothing_else() {
-        let dir = tempfile::tempdir().unwrap();
-        let (d, lock, seen) = observed(dir.path(), "x.lock", b"0\n");
-        assert_eq!(break_lock(&d, &lock, &seen).unwrap(), Broken::Removed);
-        assert!(!lock.path().exists());
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            0,
-            "break lock and temp files gone"
-        );
-    }
-
-    #[test]
-    fn break_leaves_a_lock_taken_anew() {
-        let dir = tempfile::tempdir().unwrap();
-        let (d, lock, seen) = observed(dir.path(), "x.lock", b"0\n");
-        fs::remove_file(lock.path()).unwrap();
-        fs::write(lock.path(), b"4242\n").unwrap();
-        assert_eq!(break_lock(&d, &lock, &seen).unwrap(), Broken::Changed);
-        assert_eq!(fs::read(lock.path()).unwrap(), b"4242\n");
-    }
-
-    #[test]
-    fn break_waits_for_a_live_breaker_and_clears_a_dead_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let (d, lock, seen) = observed(dir.path(), "x.lock", b"0\n");
-        let guard = lock.break_lock();
-        // A breaker at work (this process, alive): wait.
-        let mark = |r: Record| {
-            Record {
-                break_lock: true,
-                ..r
-            }
-            .to_bytes()
-        };
-        let live = mark(Record::for_holder(Some(std::process::id()), None));
-        fs::write(guard.path(), &live).unwrap();
-        assert_eq!(break_lock(&d, &lock, &seen).unwrap(), Broken::Busy);
-        assert!(guard.path().exists());
-        // A breaker that died (pid beyond pid_max): its break lock is cleared.
-        let dead = mark(Record::for_holder(Some(i32::MAX as u32 - 1), None));
-        fs::write(guard.path(), &dead).unwrap();
-        assert_eq!(break_lock(&d, &lock, &seen).unwrap(), Broken::Busy);
-        assert!(!guard.path().exists());
-        assert_eq!(break_lock(&d, &lock, &seen).unwrap(), Broken::Removed);
-    }
-
-    #[test]
-    fn a_lock_named_like_a_break_lock_is_never_cleared() {
-        let dir = tempfile::tempdir().unwrap();
-        let (d, lock, seen) = observed(dir.path(), "x", b"0\n");
-        // Somebody's own lock `x.break`, without the mark; its holder is
-        // gone and it is old: still not ours to remove as a break lock.
-        let guard = lock.break_lock();
-        let dead = Record::for_holder(Some(i32::MAX as u32 - 1), None).to_bytes();
-        fs::write(guard.path(), &dead).unwrap();
-        assert_eq!(break_lock(&d, &lock, &seen).unwrap(), Broken::Busy);
-        assert_eq!(fs::read(guard.path()).unwrap(), dead);
-        assert!(lock.path().exists());
     }
 }

@@ -12,25 +12,15 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::attempt::{Broken, Try};
 use crate::error::{Error, Result};
+use crate::judge::{Policy, Verdict};
 use crate::record::Record;
-use crate::stale::{Broken, Policy, Verdict};
 use crate::wait::{Patience, Sleeper, Wake};
 
 /// Immediate retries allowed in a row (after a lock vanished or was broken)
 /// before an attempt counts as failed anyway.
 const FREE_RETRIES: u32 = 3;
-
-/// The outcome of one attempt at some lock.
-#[derive(Debug)]
-pub enum Try<H, S> {
-    /// The lock is ours.
-    Acquired(H),
-    /// Someone else holds it; what we saw of it.
-    Busy(S),
-    /// It was there, then gone when we looked: try again at once.
-    Vanished,
-}
 
 /// A kind of lock: how to try it once, judge a holder, break a stale one.
 pub trait Protocol {
@@ -207,103 +197,4 @@ fn attempt<P: Protocol>(
         }
     }
     Ok(None)
-}
-
-/// A counting semaphore: N ordinary locks (`LOCK.1` … `LOCK.N`), any one
-/// of which will do. Each slot is a full lock of its own kind, with an owner
-/// record, so a dead holder's slot is reclaimed by the usual stale rules.
-///
-/// Fairness: every attempt tries the slots in order, 1 to N; a released
-/// slot wakes every waiter and the first to take it wins — no queue, the
-/// same as a plain lock, and no waiter is worse off for the slots.
-#[derive(Debug)]
-pub struct AnyOf<P> {
-    /// The base path, for messages.
-    pub path: std::path::PathBuf,
-    /// One lock per slot, slot 1 first.
-    pub slots: Vec<P>,
-    /// Which slots to break is judged again when breaking.
-    pub policy: Policy,
-}
-
-impl<P: Protocol> Protocol for AnyOf<P> {
-    /// The slot number (from 1) and its lock.
-    type Held = (usize, P::Held);
-    /// Each slot's number and what was seen of it.
-    type Seen = Vec<(usize, P::Seen)>;
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn try_once(&self, policy: &Policy) -> Result<Try<Self::Held, Self::Seen>> {
-        let mut seen = Vec::with_capacity(self.slots.len());
-        let mut vanished = false;
-        for (i, slot) in self.slots.iter().enumerate() {
-            match slot.try_once(policy)? {
-                Try::Acquired(held) => return Ok(Try::Acquired((i + 1, held))),
-                Try::Busy(s) => seen.push((i + 1, s)),
-                Try::Vanished => vanished = true,
-            }
-        }
-        Ok(if vanished {
-            Try::Vanished
-        } else {
-            Try::Busy(seen)
-        })
-    }
-
-    fn judge(&self, seen: &Self::Seen, policy: &Policy) -> Verdict {
-        let verdicts = seen.iter().map(|(i, s)| self.slots[i - 1].judge(s, policy));
-        let mut first = None;
-        for v in verdicts {
-            if v.is_stale() {
-                return v;
-            }
-            first.get_or_insert(v);
-        }
-        first.unwrap_or(Verdict::Valid(crate::stale::Reason::Fresh {
-            age: Duration::ZERO,
-        }))
-    }
-
-    fn break_stale(&self, seen: &Self::Seen) -> Result<Broken> {
-        let mut outcome = Broken::Busy;
-        for (i, s) in seen {
-            let slot = &self.slots[i - 1];
-            if slot.judge(s, &self.policy).is_stale() {
-                match slot.break_stale(s)? {
-                    Broken::Removed => outcome = Broken::Removed,
-                    Broken::Changed if outcome == Broken::Busy => outcome = Broken::Changed,
-                    _ => {}
-                }
-            }
-        }
-        Ok(outcome)
-    }
-
-    fn holder(&self, seen: &Self::Seen) -> (Record, Option<Duration>) {
-        match seen.first() {
-            Some((i, s)) => self.slots[i - 1].holder(s),
-            None => (Record::default(), None),
-        }
-    }
-}
-
-impl<H: Holding> Holding for (usize, H) {
-    fn is_ours(&self) -> bool {
-        self.1.is_ours()
-    }
-    fn touch(&self) -> Result<bool> {
-        self.1.touch()
-    }
-    fn add_child(&mut self, pid: u32) -> Result<bool> {
-        self.1.add_child(pid)
-    }
-    fn release(self) -> Result<bool> {
-        self.1.release()
-    }
-    fn keep(self) {
-        self.1.keep()
-    }
 }

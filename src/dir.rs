@@ -1,0 +1,327 @@
+//! Filesystem calls relative to a directory opened once ([`Dir`]).
+//!
+//! Every operation on a lock — creating the temporary file, `link(2)`,
+//! looking, touching, removing — names the lock's directory by a descriptor
+//! ([`Dir`]) and the lock by a plain file name (`openat(2)`, `linkat(2)`,
+//! `fstatat(2)`, `unlinkat(2)`, `utimensat(2)`, `mkdirat(2)`). The path to
+//! the directory is resolved once, when it is opened; whatever is renamed
+//! or swapped along that path afterwards cannot redirect the calls. That
+//! is what makes the setgid mailbox rules sound ([`crate::mailbox`]): the
+//! rules are checked on the opened directory, and the privileged calls act
+//! on that very directory.
+//!
+//! The descriptor is opened with `O_PATH`: it needs no read permission on
+//! the directory, costs no `OPEN` on NFS (a `LOOKUP` only), and serves as
+//! the `dirfd` of every `*at` call and for `fstat(2)`.
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::sys::stat::{FileStat, Mode, SFlag, UtimensatFlags, fstat, fstatat, mkdirat, utimensat};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{UnlinkatFlags, linkat, unlinkat};
+
+/// What `fstatat(2)` says of a name, in the terms the locks need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
+    pub size: u64,
+    pub uid: u32,
+    pub gid: u32,
+    /// File type and permission bits (`st_mode`).
+    pub mode: u32,
+    pub mtime: SystemTime,
+}
+
+impl Meta {
+    // The stat field types differ between targets; the casts are for those.
+    #[allow(clippy::unnecessary_cast)]
+    fn from_stat(st: &FileStat) -> Meta {
+        let mtime = if st.st_mtime >= 0 {
+            UNIX_EPOCH
+                + Duration::new(
+                    st.st_mtime as u64,
+                    st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
+                )
+        } else {
+            UNIX_EPOCH
+                .checked_sub(Duration::from_secs(st.st_mtime.unsigned_abs()))
+                .unwrap_or(UNIX_EPOCH)
+        };
+        Meta {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            nlink: st.st_nlink as u64,
+            size: st.st_size.max(0) as u64,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode as u32,
+            mtime,
+        }
+    }
+
+    /// `fstat(2)` of an open file.
+    pub fn of(file: &File) -> io::Result<Meta> {
+        fstat(file).map(|st| Meta::from_stat(&st)).map_err(errno)
+    }
+
+    fn kind(&self) -> SFlag {
+        SFlag::from_bits_truncate(self.mode & SFlag::S_IFMT.bits())
+    }
+
+    pub fn is_file(&self) -> bool {
+        self.kind() == SFlag::S_IFREG
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind() == SFlag::S_IFDIR
+    }
+
+    pub fn is_symlink(&self) -> bool {
+        self.kind() == SFlag::S_IFLNK
+    }
+
+    /// Same device and inode.
+    pub fn same_file(&self, other: &Meta) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+}
+
+/// An opened directory, with the path it was opened by (for messages).
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl AsFd for Dir {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn errno(e: nix::errno::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+impl Dir {
+    /// Open `path` as a directory (`O_PATH|O_DIRECTORY`), following
+    /// symbolic links in it this once.
+    pub fn open(path: &Path) -> io::Result<Dir> {
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)?;
+        Ok(Dir {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Open the directory `name` inside this one, never through a
+    /// symbolic link (`O_NOFOLLOW`), for reading its entries.
+    pub fn open_child(&self, name: &OsStr) -> io::Result<Dir> {
+        let fd = openat(
+            self,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)?;
+        Ok(Dir {
+            fd,
+            path: self.path.join(name),
+        })
+    }
+
+    /// A second descriptor for the same directory.
+    pub fn try_clone(&self) -> io::Result<Dir> {
+        Ok(Dir {
+            fd: self.fd.try_clone()?,
+            path: self.path.clone(),
+        })
+    }
+
+    /// The path the directory was opened by.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `fstat(2)` of the directory itself.
+    pub fn meta(&self) -> io::Result<Meta> {
+        fstat(self).map(|st| Meta::from_stat(&st)).map_err(errno)
+    }
+
+    /// `fstatat(2)` of `name`, not following a symbolic link.
+    pub fn lstat(&self, name: &OsStr) -> io::Result<Meta> {
+        fstatat(self, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map(|st| Meta::from_stat(&st))
+            .map_err(errno)
+    }
+
+    /// Create `name` anew: `O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC`.
+    pub fn create_new(&self, name: &OsStr, mode: u32) -> io::Result<File> {
+        let fd = openat(
+            self,
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(mode),
+        )
+        .map_err(errno)?;
+        Ok(File::from(fd))
+    }
+
+    /// Open `name` for reading, never through a symbolic link and never
+    /// blocking on a FIFO.
+    pub fn open_read(&self, name: &OsStr) -> io::Result<File> {
+        let fd = openat(
+            self,
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)?;
+        Ok(File::from(fd))
+    }
+
+    /// Open `name` for appending, never through a symbolic link.
+    pub fn open_append(&self, name: &OsStr) -> io::Result<File> {
+        let fd = openat(
+            self,
+            name,
+            OFlag::O_WRONLY
+                | OFlag::O_APPEND
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)?;
+        Ok(File::from(fd))
+    }
+
+    /// `linkat(2)`: a second name `to` for `from`, both in this directory.
+    pub fn link(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        linkat(self, from, self, to, AtFlags::empty()).map_err(errno)
+    }
+
+    /// `renameat(2)` within this directory.
+    pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        nix::fcntl::renameat(self, from, self, to).map_err(errno)
+    }
+
+    /// `unlinkat(2)` of a file (or symbolic link) `name`.
+    pub fn unlink(&self, name: &OsStr) -> io::Result<()> {
+        unlinkat(self, name, UnlinkatFlags::NoRemoveDir).map_err(errno)
+    }
+
+    /// `unlinkat(2)` with `AT_REMOVEDIR`: remove the empty directory `name`.
+    pub fn rmdir(&self, name: &OsStr) -> io::Result<()> {
+        unlinkat(self, name, UnlinkatFlags::RemoveDir).map_err(errno)
+    }
+
+    /// `mkdirat(2)`.
+    pub fn mkdir(&self, name: &OsStr, mode: u32) -> io::Result<()> {
+        mkdirat(self, name, Mode::from_bits_truncate(mode)).map_err(errno)
+    }
+
+    /// Set the mtime (and atime) of `name` to now, not following a link.
+    pub fn touch(&self, name: &OsStr) -> io::Result<()> {
+        let now = TimeSpec::UTIME_NOW;
+        utimensat(self, name, &now, &now, UtimensatFlags::NoFollowSymlink).map_err(errno)
+    }
+
+    /// The names in this directory (opened with [`Dir::open_child`]),
+    /// without `.` and `..`.
+    pub fn names(&self) -> io::Result<Vec<OsString>> {
+        let fd = self.fd.try_clone()?;
+        let mut dir = nix::dir::Dir::from_fd(fd).map_err(errno)?;
+        let mut out = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry.map_err(errno)?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                out.push(OsStr::from_bytes(name).to_os_string());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Read at most `max` bytes of `file`, whose size was `size` when looked
+/// at: one `read(2)` for a file of that size; `None` when reading fails.
+pub fn read_prefix(mut file: File, max: usize, size: u64) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; max];
+    let mut got = 0;
+    loop {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                if got == max || got as u64 == size {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(got);
+    Some(buf)
+}
+
+/// Write `bytes` and close, reporting errors of `close(2)` too: NFS
+/// reports delayed write errors there.
+pub fn write_and_close(mut file: File, bytes: &[u8]) -> io::Result<()> {
+    file.write_all(bytes)?;
+    let fd = OwnedFd::from(file);
+    nix::unistd::close(fd).map_err(errno)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_calls_act_on_the_opened_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("a");
+        std::fs::create_dir(&a).unwrap();
+        let dir = Dir::open(&a).unwrap();
+        // The path is swapped for another directory after the open: calls
+        // still act on the first one.
+        std::fs::rename(&a, tmp.path().join("moved")).unwrap();
+        std::fs::create_dir(&a).unwrap();
+        let f = dir.create_new(OsStr::new("x"), 0o644).unwrap();
+        write_and_close(f, b"hi").unwrap();
+        assert!(tmp.path().join("moved/x").exists());
+        assert!(!a.join("x").exists());
+        dir.link(OsStr::new("x"), OsStr::new("y")).unwrap();
+        assert_eq!(dir.lstat(OsStr::new("x")).unwrap().nlink, 2);
+        dir.unlink(OsStr::new("x")).unwrap();
+        assert!(dir.lstat(OsStr::new("x")).is_err());
+        let m = dir.lstat(OsStr::new("y")).unwrap();
+        assert!(m.is_file() && !m.is_dir() && m.size == 2);
+        dir.mkdir(OsStr::new("d"), 0o755).unwrap();
+        let child = dir.open_child(OsStr::new("d")).unwrap();
+        assert!(child.names().unwrap().is_empty());
+        dir.rmdir(OsStr::new("d")).unwrap();
+        let mut names = dir.names();
+        assert!(names.is_err(), "an O_PATH descriptor cannot be listed");
+        names = Dir::open(&tmp.path().join("moved")).and_then(|d| {
+            let parent = Dir::open(tmp.path())?;
+            let _ = d;
+            parent.open_child(OsStr::new("moved"))?.names()
+        });
+        assert_eq!(names.unwrap(), [OsString::from("y")]);
+    }
+}

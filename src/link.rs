@@ -1,0 +1,363 @@
+//! One `link(2)` attempt at a dot-lock, and the lock it gives.
+//!
+//! 1. create a temporary file `.lk<pid><random>.<host>` in the lock's own
+//!    directory with `O_CREAT|O_EXCL|O_NOFOLLOW`, and write the owner record;
+//! 2. `link(2)` it to the lock name, *ignoring what link returns*: over NFS a
+//!    lost reply makes a link that happened look failed;
+//! 3. decide by looking: the lock is ours iff the temporary file now has two
+//!    links, or the lock name has the temporary file's device and inode;
+//! 4. remove the temporary file, whatever happened (a drop guard does it).
+//!
+//! Where the filesystem has no hard links (`EPERM`, `EOPNOTSUPP`, `EXDEV`),
+//! the lock is created with `O_CREAT|O_EXCL` on its own name instead.
+//! Release ([`Held`]) removes the lock only if it is still ours: same
+//! device, inode and record. Every call is relative to the lock's opened
+//! directory ([`Dir`]).
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+use std::time::SystemTime;
+
+use nix::libc;
+
+use crate::attempt::Try;
+use crate::error::{Error, Result};
+use crate::fs::{Dir, Meta, Observed, TempFile, check_regular, observe_at, touch_at, write_record};
+use crate::mailbox;
+use crate::path::LockPath;
+use crate::record::Record;
+use crate::seam;
+
+/// How a lock was obtained (reported under `--verbose`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `link(2)` succeeded.
+    Link,
+    /// `link(2)` reported failure, but the inode check shows it happened.
+    LinkDespiteError,
+    /// No hard links on this filesystem: `O_CREAT|O_EXCL` on the lock name.
+    Exclusive,
+}
+
+/// The outcome of one attempt: ours, busy (with what we saw of the other
+/// lock), or vanished (there when `link(2)` ran, gone when we looked:
+/// released in between, worth trying again at once).
+pub type Attempt = Try<Held, Observed>;
+
+/// One attempt at the lock, with `record` as the owner record and `mode`
+/// (before the umask) for the lock file.
+pub fn try_lock(lock: &LockPath, record: &[u8], mode: u32) -> Result<Attempt> {
+    try_lock_at(&lock.open_dir()?, lock, record, mode)
+}
+
+/// One attempt, in the lock's opened directory `dir`.
+pub fn try_lock_at(dir: &Dir, lock: &LockPath, record: &[u8], mode: u32) -> Result<Attempt> {
+    let temp = TempFile::create(dir, lock.path(), record, mode)?;
+    seam::pause("IN_ATTEMPT");
+    let linked = link(dir, temp.name(), lock.name());
+    let tmeta = dir
+        .lstat(temp.name())
+        .map_err(|e| Error::io(temp.path(), e))?;
+    let fs_now = Some(tmeta.mtime);
+    let same_inode = || {
+        dir.lstat(lock.name())
+            .map(|m| m.same_file(&tmeta))
+            .unwrap_or(false)
+    };
+    if tmeta.nlink == 2 || same_inode() {
+        let via = if linked.is_ok() {
+            Via::Link
+        } else {
+            Via::LinkDespiteError
+        };
+        let dir = dir.try_clone().map_err(|e| Error::io(lock.dir(), e))?;
+        return Ok(Try::Acquired(Held::new(
+            dir, lock, &tmeta, record, mode, via,
+        )));
+    }
+    if let Err(e) = &linked
+        && no_hard_links(e)
+    {
+        drop(temp);
+        return create_exclusive(dir, lock, record, mode, fs_now);
+    }
+    match observe_at(dir, lock.name(), lock.path())? {
+        Some(mut seen) => {
+            seen.fs_now = fs_now;
+            Ok(Try::Busy(seen))
+        }
+        None => match linked {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                Err(crate::error::creating(lock.path(), e))
+            }
+            _ => Ok(Try::Vanished),
+        },
+    }
+}
+
+/// `link(2)`, or what a test seam asks it to pretend.
+fn link(dir: &Dir, temp: &OsStr, lock: &OsStr) -> io::Result<()> {
+    match seam::link() {
+        seam::Link::LostReply => {
+            let _ = dir.link(temp, lock);
+            Err(io::Error::from_raw_os_error(libc::EIO))
+        }
+        seam::Link::Unsupported => Err(io::Error::from_raw_os_error(libc::EPERM)),
+        seam::Link::Real => dir.link(temp, lock),
+    }
+}
+
+fn no_hard_links(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EPERM | libc::EOPNOTSUPP | libc::EXDEV)
+    )
+}
+
+/// The fallback for filesystems without hard links.
+fn create_exclusive(
+    dir: &Dir,
+    lock: &LockPath,
+    record: &[u8],
+    mode: u32,
+    fs_now: Option<SystemTime>,
+) -> Result<Attempt> {
+    match dir.create_new(lock.name(), mode) {
+        Ok(file) => {
+            write_record(file, record, lock.path()).inspect_err(|_| {
+                let _ = dir.unlink(lock.name());
+            })?;
+            let m = dir
+                .lstat(lock.name())
+                .map_err(|e| Error::io(lock.path(), e))?;
+            let dir = dir.try_clone().map_err(|e| Error::io(lock.dir(), e))?;
+            Ok(Try::Acquired(Held::new(
+                dir,
+                lock,
+                &m,
+                record,
+                mode,
+                Via::Exclusive,
+            )))
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            match observe_at(dir, lock.name(), lock.path())? {
+                Some(mut seen) => {
+                    seen.fs_now = fs_now;
+                    Ok(Try::Busy(seen))
+                }
+                None => Ok(Try::Vanished),
+            }
+        }
+        Err(e) => Err(crate::error::creating(lock.path(), e)),
+    }
+}
+
+/// Remove whatever lock is at `lock` (`-u`): a regular file, or a symbolic
+/// link itself (never its target). Directories, FIFOs and devices are not
+/// locks and are left alone. `Ok(false)`: there was none.
+pub fn remove(lock: &LockPath) -> Result<bool> {
+    let dir = lock.open_dir()?;
+    mailbox::privileged(&dir, lock.name(), || remove_at(&dir, lock))
+}
+
+fn remove_at(dir: &Dir, lock: &LockPath) -> Result<bool> {
+    let path = lock.path();
+    match dir.lstat(lock.name()) {
+        Ok(m) if m.is_symlink() => {}
+        Ok(m) => check_regular(path, &m)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    match dir.unlink(lock.name()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// A lock we hold. Dropping it releases it (best effort); use
+/// [`Held::release`] to learn whether that worked, or [`Held::keep`] to
+/// leave it in place for a later `-u`.
+#[must_use = "dropping a Held lock releases it at once"]
+#[derive(Debug)]
+pub struct Held {
+    dir: Dir,
+    lock: LockPath,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    record: Vec<u8>,
+    mode: u32,
+    via: Via,
+    done: bool,
+}
+
+impl Held {
+    pub(crate) fn new(
+        dir: Dir,
+        lock: &LockPath,
+        meta: &Meta,
+        record: &[u8],
+        mode: u32,
+        via: Via,
+    ) -> Self {
+        Held {
+            dir,
+            lock: lock.clone(),
+            dev: meta.dev,
+            ino: meta.ino,
+            record: record.to_vec(),
+            mode,
+            via,
+            done: false,
+        }
+    }
+
+    /// The lock's path.
+    pub fn path(&self) -> &Path {
+        self.lock.path()
+    }
+
+    /// How the lock was obtained.
+    pub fn via(&self) -> Via {
+        self.via
+    }
+
+    /// Is the lock at our path still the one we created: same device and
+    /// inode, same record?
+    pub fn is_ours(&self) -> bool {
+        match observe_at(&self.dir, self.lock.name(), self.lock.path()) {
+            Ok(Some(seen)) => {
+                seen.dev == self.dev
+                    && seen.ino == self.ino
+                    && seen.content.as_deref() == Some(&self.record[..])
+            }
+            _ => false,
+        }
+    }
+
+    /// Refresh the lock's mtime, if it is still ours.
+    pub fn touch(&self) -> Result<bool> {
+        match self.dir.lstat(self.lock.name()) {
+            Ok(m) if m.dev == self.dev && m.ino == self.ino => {
+                touch_at(&self.dir, self.lock.name(), self.lock.path())
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Record the command run under the lock (`child=`, `child_start=`),
+    /// appended to the lock file in one write, so that the lock is not
+    /// judged dead while the command lives, even if we are killed.
+    /// `Ok(false)`: the lock is no longer ours.
+    pub fn add_child(&mut self, pid: u32) -> Result<bool> {
+        let extra = Record::child_lines(pid);
+        let file = match self.dir.open_append(self.lock.name()) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(self.lock.path(), e)),
+        };
+        let m = Meta::of(&file).map_err(|e| Error::io(self.lock.path(), e))?;
+        if m.dev != self.dev || m.ino != self.ino {
+            return Ok(false);
+        }
+        write_record(file, &extra, self.lock.path())?;
+        self.record.extend_from_slice(&extra);
+        Ok(true)
+    }
+
+    /// Replace the lock's record with `record`, atomically (a temporary
+    /// file renamed over the lock, which is ours), if it is still ours.
+    pub fn rewrite(&mut self, record: &[u8]) -> Result<bool> {
+        if !self.is_ours() {
+            return Ok(false);
+        }
+        let (dir, lock) = (&self.dir, &self.lock);
+        let meta = mailbox::privileged(dir, lock.name(), || -> Result<Meta> {
+            let temp = TempFile::create(dir, lock.path(), record, self.mode)?;
+            let m = dir
+                .lstat(temp.name())
+                .map_err(|e| Error::io(temp.path(), e))?;
+            dir.rename(temp.name(), lock.name())
+                .map_err(|e| Error::io(lock.path(), e))?;
+            Ok(m)
+        })?;
+        self.dev = meta.dev;
+        self.ino = meta.ino;
+        self.record = record.to_vec();
+        Ok(true)
+    }
+
+    /// Remove the lock if it is still ours. `Ok(false)`: it was not (it was
+    /// broken and perhaps taken by another process), and was left alone.
+    pub fn release(mut self) -> Result<bool> {
+        self.done = true;
+        self.release_inner()
+    }
+
+    /// Leave the lock in place and forget it.
+    pub fn keep(mut self) {
+        self.done = true;
+    }
+
+    fn release_inner(&self) -> Result<bool> {
+        if !self.is_ours() {
+            return Ok(false);
+        }
+        let (dir, name) = (&self.dir, self.lock.name());
+        match mailbox::privileged(dir, name, || dir.unlink(name)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(self.lock.path(), e)),
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.release_inner();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::time::Duration;
+
+    #[test]
+    fn lock_then_busy_then_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = LockPath::new(dir.path().join("x.lock")).unwrap();
+        let held = match try_lock(&lock, b"1\n", 0o644).unwrap() {
+            Attempt::Acquired(h) => h,
+            other => panic!("{other:?}"),
+        };
+        match try_lock(&lock, b"2\n", 0o644).unwrap() {
+            Attempt::Busy(seen) => {
+                assert_eq!(seen.content.as_deref(), Some(&b"1\n"[..]));
+                assert!(seen.age().unwrap() < Duration::from_secs(5));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(held.release().unwrap());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn release_leaves_a_lock_that_is_no_longer_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = LockPath::new(dir.path().join("x.lock")).unwrap();
+        let Attempt::Acquired(held) = try_lock(&lock, b"1\n", 0o644).unwrap() else {
+            panic!()
+        };
+        // Broken and taken over by someone else.
+        fs::remove_file(lock.path()).unwrap();
+        fs::write(lock.path(), b"2\n").unwrap();
+        assert!(!held.release().unwrap());
+        assert_eq!(fs::read(lock.path()).unwrap(), b"2\n");
+    }
+}

@@ -1,0 +1,415 @@
+//! One `mkdir(2)` attempt at a lock directory, what a waiter sees of one,
+//! and the lock directory it gives: a directory is the lock, `DIR/owner`
+//! its record.
+//!
+//! `mkdir(2)` either creates the directory or fails with `EEXIST`, atomically,
+//! on every filesystem including old NFS — which is why portable shell
+//! scripts use it. The owner record (see [`crate::record`]) is written to a
+//! temporary file inside the new directory and renamed to `owner`, so a
+//! reader sees either no record or a whole one.
+//!
+//! A directory without an owner file is being created right now, or was
+//! left by a crash between `mkdir` and the rename: it is stale only once it
+//! is older than a grace period (10 s by default, on the filesystem's
+//! clock). Otherwise the rules of [`crate::stale`] apply, and stale lock
+//! directories are broken under the same `LOCK.break` protocol.
+//!
+//! **Only a lock is ever removed.** A lock directory holds nothing but what
+//! lockdir puts there: `owner` and its temporary `.owner.PID`. A directory
+//! holding anything else — a mistyped path naming somebody's data — is not
+//! a lock: it is never judged stale, never broken and never removed, at
+//! any age, `--force` or not ([`Error::NotALock`]). Removal unlinks our
+//! own names inside, then removes the then empty directory with `rmdir(2)`,
+//! which refuses a directory that anything was added to meanwhile. Killed
+//! half-way, it leaves an empty directory, which the grace rule reclaims.
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use nix::libc;
+
+use crate::acquire::Holding;
+use crate::attempt::Try;
+use crate::error::{Error, Result};
+use crate::fs::{self as rel, Dir, Observed};
+use crate::path::LockPath;
+use crate::record::Record;
+
+/// The owner record's name inside the lock directory.
+pub const OWNER: &str = "owner";
+
+/// The prefix of the owner record's temporary name inside the directory.
+const OWNER_TEMP: &str = ".owner.";
+
+/// Is `name`, inside a lock directory, something lockdir puts there?
+pub fn is_ours(name: &OsStr) -> bool {
+    name == OWNER || name.as_bytes().starts_with(OWNER_TEMP.as_bytes())
+}
+
+/// What a waiter saw of somebody else's lock directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenDir {
+    pub dev: u64,
+    pub ino: u64,
+    /// The directory's own mtime.
+    pub mtime: SystemTime,
+    /// The owner file, if there is one.
+    pub owner: Option<Observed>,
+    /// The filesystem's "now" (see [`rel::fs_now`]).
+    pub fs_now: Option<SystemTime>,
+}
+
+impl SeenDir {
+    /// The owner record (empty without an owner file).
+    pub fn record(&self) -> Record {
+        self.owner
+            .as_ref()
+            .map(Observed::record)
+            .unwrap_or_default()
+    }
+
+    /// Age on the filesystem's clock: of the owner file (holders touch
+    /// it), else of the directory.
+    pub fn age(&self) -> Option<Duration> {
+        let now = self.fs_now?;
+        let then = self.owner.as_ref().map_or(self.mtime, |o| o.mtime);
+        Some(now.duration_since(then).unwrap_or(Duration::ZERO))
+    }
+
+    /// Is `other` the very same lock: same directory, same owner file (or
+    /// still none, with the same mtime)?
+    pub fn same(&self, other: &SeenDir) -> bool {
+        self.dev == other.dev
+            && self.ino == other.ino
+            && match (&self.owner, &other.owner) {
+                (Some(a), Some(b)) => a.same_lock(b),
+                (None, None) => self.mtime == other.mtime,
+                _ => false,
+            }
+    }
+}
+
+/// The parent directory of a lock directory, and the lock's name in it.
+fn split(path: &Path) -> (PathBuf, &OsStr) {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    (parent, path.file_name().unwrap_or(path.as_os_str()))
+}
+
+/// Look at the lock directory without following links. `Ok(None)`: none.
+/// A directory holding anything lockdir did not put there is
+/// [`Error::NotALock`].
+pub fn observe(path: &Path) -> Result<Option<SeenDir>> {
+    let (parent, name) = split(path);
+    match Dir::open(&parent) {
+        Ok(dir) => observe_at(&dir, name, path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&parent, e)),
+    }
+}
+
+/// [`observe`] of `name` in the opened directory `parent`.
+pub fn observe_at(parent: &Dir, name: &OsStr, path: &Path) -> Result<Option<SeenDir>> {
+    let meta = match parent.lstat(name) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    if meta.is_symlink() {
+        return Err(Error::LockIsSymlink { path: path.into() });
+    }
+    if !meta.is_dir() {
+        return Err(Error::NotALockDirectory { path: path.into() });
+    }
+    let inside = match parent.open_child(name) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    check_contents(&inside, path)?;
+    // An owner that is not a readable regular file is no record at all.
+    let owner_path = path.join(OWNER);
+    let owner = rel::observe_at(&inside, OsStr::new(OWNER), &owner_path)
+        .ok()
+        .flatten();
+    Ok(Some(SeenDir {
+        dev: meta.dev,
+        ino: meta.ino,
+        mtime: meta.mtime,
+        owner,
+        fs_now: None,
+    }))
+}
+
+/// Refuse a directory that holds anything but what lockdir puts there.
+fn check_contents(inside: &Dir, path: &Path) -> Result<()> {
+    let names = match inside.names() {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    match names.into_iter().find(|n| !is_ours(n)) {
+        Some(entry) => Err(Error::NotALock {
+            path: path.into(),
+            entry: PathBuf::from(entry),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// One attempt: `mkdir`, then the owner record.
+pub fn try_lock(lock: &LockPath, record: &[u8]) -> Result<Try<HeldDir, SeenDir>> {
+    try_lock_at(&lock.open_dir()?, lock, record)
+}
+
+/// [`try_lock`] in the lock's opened parent directory.
+pub fn try_lock_at(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<Try<HeldDir, SeenDir>> {
+    let path = lock.path();
+    match parent.mkdir(lock.name(), 0o755) {
+        Ok(()) => {
+            if let Err(e) = write_owner(parent, lock, record) {
+                let _ = remove_dir(parent, lock, None);
+                return Err(e);
+            }
+            let meta = parent.lstat(lock.name()).map_err(|e| Error::io(path, e))?;
+            Ok(Try::Acquired(HeldDir {
+                parent: parent.try_clone().map_err(|e| Error::io(lock.dir(), e))?,
+                lock: lock.clone(),
+                dev: meta.dev,
+                ino: meta.ino,
+                record: record.to_vec(),
+                done: false,
+            }))
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            match observe_at(parent, lock.name(), path)? {
+                Some(seen) => Ok(Try::Busy(seen)),
+                None => Ok(Try::Vanished),
+            }
+        }
+        Err(e) => Err(crate::error::creating(path, e)),
+    }
+}
+
+/// Write `DIR/owner` whole: a temporary file, then `rename(2)`.
+fn write_owner(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<()> {
+    let short = |source| Error::ShortWrite {
+        path: lock.path().into(),
+        source,
+    };
+    let inside = parent
+        .open_child(lock.name())
+        .map_err(|e| Error::io(lock.path(), e))?;
+    let temp = OsString::from(format!("{OWNER_TEMP}{}", std::process::id()));
+    let file = inside
+        .create_new(&temp, 0o644)
+        .map_err(|source| Error::CreateTemp {
+            path: lock.path().into(),
+            source,
+        })?;
+    rel::write_and_close(file, record)
+        .and_then(|()| inside.rename(&temp, OsStr::new(OWNER)))
+        .map_err(|e| {
+            let _ = inside.unlink(&temp);
+            short(e)
+        })
+}
+
+/// Remove the lock directory `lock` (in `parent`): only our own names
+/// inside are unlinked, then the directory itself with `rmdir(2)`. With
+/// `expect`, only if it is still that directory (device, inode).
+/// `Ok(false)`: it was gone, or is another directory now. A directory
+/// holding anything else is refused ([`Error::NotALock`]) and left intact.
+pub fn remove_dir(parent: &Dir, lock: &LockPath, expect: Option<(u64, u64)>) -> Result<bool> {
+    let path = lock.path();
+    let inside = match parent.open_child(lock.name()) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Error::LockIsSymlink { path: path.into() });
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+            return Err(Error::NotALockDirectory { path: path.into() });
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let meta = inside.meta().map_err(|e| Error::io(path, e))?;
+    if expect.is_some_and(|(dev, ino)| (meta.dev, meta.ino) != (dev, ino)) {
+        return Ok(false);
+    }
+    check_contents(&inside, path)?;
+    let names = inside.names().map_err(|e| Error::io(path, e))?;
+    for name in names.iter().filter(|n| is_ours(n)) {
+        match inside.unlink(name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(path.join(name), e)),
+        }
+    }
+    match parent.rmdir(lock.name()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        // Something was put inside meanwhile: it stays, and so does the lock.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
+            check_contents(&inside, path)?;
+            Err(Error::io(path, e))
+        }
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// A lock directory we hold. Dropping it releases it (best effort).
+#[must_use = "dropping a HeldDir releases the lock at once"]
+#[derive(Debug)]
+pub struct HeldDir {
+    parent: Dir,
+    lock: LockPath,
+    dev: u64,
+    ino: u64,
+    record: Vec<u8>,
+    done: bool,
+}
+
+impl HeldDir {
+    fn same_dir(&self) -> bool {
+        self.parent
+            .lstat(self.lock.name())
+            .is_ok_and(|m| m.dev == self.dev && m.ino == self.ino)
+    }
+
+    fn inside(&self) -> io::Result<Dir> {
+        let inside = self.parent.open_child(self.lock.name())?;
+        let m = inside.meta()?;
+        if (m.dev, m.ino) != (self.dev, self.ino) {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        Ok(inside)
+    }
+
+    fn release_inner(&self) -> Result<bool> {
+        if !Holding::is_ours(self) {
+            return Ok(false);
+        }
+        remove_dir(&self.parent, &self.lock, Some((self.dev, self.ino)))
+    }
+}
+
+impl Holding for HeldDir {
+    fn is_ours(&self) -> bool {
+        let Ok(inside) = self.inside() else {
+            return false;
+        };
+        rel::observe_at(&inside, OsStr::new(OWNER), &self.lock.path().join(OWNER))
+            .ok()
+            .flatten()
+            .is_some_and(|o| o.content.as_deref() == Some(&self.record[..]))
+    }
+
+    fn touch(&self) -> Result<bool> {
+        let owner = self.lock.path().join(OWNER);
+        match self.inside() {
+            Ok(inside) => rel::touch_at(&inside, OsStr::new(OWNER), &owner),
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn add_child(&mut self, pid: u32) -> Result<bool> {
+        if !self.same_dir() || !Holding::is_ours(self) {
+            return Ok(false);
+        }
+        let owner = self.lock.path().join(OWNER);
+        let inside = self.inside().map_err(|e| Error::io(self.lock.path(), e))?;
+        let file = inside
+            .open_append(OsStr::new(OWNER))
+            .map_err(|e| Error::io(&owner, e))?;
+        let extra = Record::child_lines(pid);
+        rel::write_record(file, &extra, self.lock.path())?;
+        self.record.extend_from_slice(&extra);
+        Ok(true)
+    }
+
+    fn release(mut self) -> Result<bool> {
+        self.done = true;
+        self.release_inner()
+    }
+
+    fn keep(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for HeldDir {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.release_inner();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn dirlock(dir: &Path) -> LockPath {
+        LockPath::new(dir.join("L.d")).unwrap()
+    }
+
+    #[test]
+    fn take_busy_release() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = dirlock(tmp.path());
+        let Try::Acquired(held) = try_lock(&lock, b"1\n").unwrap() else {
+            panic!()
+        };
+        assert_eq!(fs::read(lock.path().join(OWNER)).unwrap(), b"1\n");
+        assert_eq!(
+            fs::read_dir(lock.path()).unwrap().count(),
+            1,
+            "only the owner file"
+        );
+        let Try::Busy(seen) = try_lock(&lock, b"2\n").unwrap() else {
+            panic!()
+        };
+        assert_eq!(seen.record().pid, Some(1));
+        assert!(held.release().unwrap());
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn release_refuses_a_directory_something_was_put_in() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = dirlock(tmp.path());
+        let Try::Acquired(held) = try_lock(&lock, b"1\n").unwrap() else {
+            panic!()
+        };
+        fs::write(lock.path().join("scratch"), "x").unwrap();
+        let err = held.release().unwrap_err();
+        assert!(matches!(err, Error::NotALock { .. }), "{err:?}");
+        assert_eq!(fs::read(lock.path().join("scratch")).unwrap(), b"x");
+        assert!(lock.path().join(OWNER).exists());
+    }
+
+    #[test]
+    fn a_directory_with_anything_else_in_it_is_not_a_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = dirlock(tmp.path());
+        fs::create_dir(lock.path()).unwrap();
+        fs::write(lock.path().join("data.txt"), "important").unwrap();
+        for r in [
+            try_lock(&lock, b"1\n").map(|_| ()),
+            observe(lock.path()).map(|_| ()),
+            remove_dir(&lock.open_dir().unwrap(), &lock, None).map(|_| ()),
+        ] {
+            assert!(matches!(r, Err(Error::NotALock { .. })), "{r:?}");
+        }
+        assert_eq!(
+            fs::read(lock.path().join("data.txt")).unwrap(),
+            b"important"
+        );
+    }
+}
