@@ -1,14 +1,26 @@
-//! Exit statuses, spelled out in one place.
+//! Exit statuses, decided in one place.
 //!
-//! The numbers are liblockfile's (`lockfile_create(3)`), which scripts
-//! written for `dotlockfile` already test for. Every error of the library
-//! maps to exactly one of them through [`Error::exit_code`]; the one
-//! difference of the `dotlockfile` personality (a missing lock directory,
-//! which liblockfile 1.17 reports as 5) is applied by the command layer.
+//! Every command ends in an [`Outcome`] — what happened, in words — and
+//! [`Outcome::exit`] turns it into the status of the program that ran
+//! ([`Program`]): one mapping per personality, pinned by one table test
+//! below.
+//!
+//! The numbers of `dotlock` and `lockdir` are liblockfile's
+//! (`lockfile_create(3)`), which scripts written for `dotlockfile` already
+//! test for ([`ExitCode`]). The `dotlockfile` personality differs where
+//! liblockfile 1.17 was measured to (a missing directory is 5; a command
+//! that cannot be executed is 127; without `-P` a command's status is not
+//! passed on). `filelock` keeps the seed script's 0 and 1; procmail's
+//! `lockfile` its sysexits numbers.
+
+use std::io;
+
+use nix::sys::signal::Signal;
 
 use crate::Error;
+use crate::child::ChildEnd;
 
-/// A process exit status of the lock commands.
+/// A process exit status of the lock commands (liblockfile's numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum ExitCode {
@@ -50,7 +62,7 @@ impl From<ExitCode> for std::process::ExitCode {
 }
 
 impl Error {
-    /// The exit status that reports this error.
+    /// The exit status that reports this error in `dotlock` and `lockdir`.
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::NameTooLong { .. } | Error::NotOurs { .. } => ExitCode::Failure,
@@ -69,6 +81,255 @@ impl Error {
             | Error::LockNotRegular { .. }
             | Error::ParentDied
             | Error::Io { .. } => ExitCode::Error,
+        }
+    }
+}
+
+/// What a command came to. Its message, if any, has been said already.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The action succeeded.
+    Success,
+    /// The arguments were wrong.
+    Usage,
+    /// A number or duration out of range.
+    BadValue,
+    /// `-c`: there is no valid lock; `-t`: there is no lock.
+    NoLock,
+    /// `-u` of a lock that is not there (a warning in filelock).
+    NotLocked,
+    /// `-u` refused: the lock is somebody else's.
+    Refused,
+    /// `-u`/`-t` failed for a reason the library gives.
+    ActionFailed(Error),
+    /// Taking the lock failed.
+    Failed(Error),
+    /// A caught signal ended the wait: die by it.
+    Signal(Signal),
+    /// The command ran under the lock and ended so.
+    Command(ChildEnd),
+    /// The command could not be started.
+    NotStarted(io::ErrorKind),
+    /// Help or version was printed.
+    Shown,
+}
+
+/// Which program, in which personality, decides the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    /// `dotlock` and `lockdir`.
+    Native,
+    /// liblockfile 1.17's `dotlockfile`; `passthrough` is its `-P`.
+    Dotlockfile { passthrough: bool },
+    /// `filelock`: 0 or 1.
+    Filelock,
+    /// procmail's `lockfile`; `invert` is its `-!`.
+    Lockfile { invert: bool },
+}
+
+/// How a process ends: with a status, or by re-raising a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Status(u8),
+    Signal(Signal),
+}
+
+impl From<ExitCode> for Exit {
+    fn from(code: ExitCode) -> Self {
+        Exit::Status(code.code())
+    }
+}
+
+/// procmail's statuses (`sysexits.h`).
+mod sysexits {
+    pub const USAGE: u8 = 64;
+    pub const UNAVAILABLE: u8 = 69;
+    pub const NOPERM: u8 = 71;
+    pub const CANTCREAT: u8 = 73;
+    pub const TEMPFAIL: u8 = 75;
+}
+
+impl Outcome {
+    /// The status `program` ends with.
+    pub fn exit(&self, program: Program) -> Exit {
+        match program {
+            Program::Native => self.native(),
+            Program::Dotlockfile { passthrough } => self.dotlockfile(passthrough),
+            Program::Filelock => self.filelock(),
+            Program::Lockfile { invert } => self.lockfile(invert),
+        }
+    }
+
+    fn native(&self) -> Exit {
+        use ExitCode as C;
+        match self {
+            Outcome::Success | Outcome::Shown | Outcome::NotLocked => C::Success.into(),
+            Outcome::Usage | Outcome::NoLock | Outcome::Refused => C::Failure.into(),
+            Outcome::BadValue => C::Error.into(),
+            // -t and -u report a failure as 1, whatever the cause.
+            Outcome::ActionFailed(_) => C::Failure.into(),
+            Outcome::Failed(e) => e.exit_code().into(),
+            Outcome::Signal(sig) => Exit::Signal(*sig),
+            Outcome::Command(ChildEnd::Exited(code)) => Exit::Status(*code as u8),
+            Outcome::Command(ChildEnd::Signaled(sig)) => Exit::Signal(*sig),
+            Outcome::NotStarted(io::ErrorKind::PermissionDenied) => C::NotExecutable.into(),
+            Outcome::NotStarted(io::ErrorKind::NotFound) => C::NotFound.into(),
+            Outcome::NotStarted(_) => C::Error.into(),
+        }
+    }
+
+    fn dotlockfile(&self, passthrough: bool) -> Exit {
+        use ExitCode as C;
+        match self {
+            // liblockfile 1.17 reports a missing or non-directory parent as 5.
+            Outcome::Failed(Error::NoDirectory { .. } | Error::NotADirectory { .. }) => {
+                C::Error.into()
+            }
+            Outcome::Command(end) if passthrough => Exit::Status(end.shell_status() as u8),
+            Outcome::Command(_) => C::Success.into(),
+            Outcome::NotStarted(io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound)
+                if passthrough =>
+            {
+                C::NotFound.into()
+            }
+            Outcome::NotStarted(io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound) => {
+                C::Success.into()
+            }
+            other => other.native(),
+        }
+    }
+
+    fn filelock(&self) -> Exit {
+        match self {
+            Outcome::Success | Outcome::Shown => Exit::Status(0),
+            Outcome::Signal(sig) => Exit::Signal(*sig),
+            Outcome::Command(_) | Outcome::NotStarted(_) => self.native(),
+            _ => Exit::Status(1),
+        }
+    }
+
+    fn lockfile(&self, invert: bool) -> Exit {
+        use sysexits::*;
+        let code = match self {
+            Outcome::Success => 0,
+            Outcome::Shown
+            | Outcome::Usage
+            | Outcome::BadValue
+            | Outcome::NoLock
+            | Outcome::ActionFailed(_) => USAGE,
+            Outcome::Failed(Error::Busy { .. } | Error::TimedOut { .. }) => CANTCREAT,
+            Outcome::Refused => NOPERM,
+            Outcome::Signal(_) => TEMPFAIL,
+            _ => UNAVAILABLE,
+        };
+        // -! exchanges success and giving up.
+        Exit::Status(match (invert, code) {
+            (true, 0) => CANTCREAT,
+            (true, CANTCREAT) => 0,
+            (_, c) => c,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn busy() -> Error {
+        Error::Busy {
+            path: PathBuf::from("L"),
+            attempts: 1,
+        }
+    }
+    fn no_dir() -> Error {
+        Error::NoDirectory {
+            dir: PathBuf::from("d"),
+        }
+    }
+
+    /// Every outcome under every program, in one table: the statuses the
+    /// README and the man pages document.
+    #[test]
+    fn the_exit_status_table() {
+        use Outcome as O;
+        use io::ErrorKind as K;
+        let sig = |s| Exit::Signal(s);
+        let st = Exit::Status;
+        let term = Signal::SIGTERM;
+        let native = Program::Native;
+        let dlf = Program::Dotlockfile { passthrough: false };
+        let dlf_p = Program::Dotlockfile { passthrough: true };
+        let fl = Program::Filelock;
+        let lf = Program::Lockfile { invert: false };
+        let lf_inv = Program::Lockfile { invert: true };
+        #[rustfmt::skip]
+        let table: Vec<(Outcome, [Exit; 6])> = vec![
+            //                                         native  dotlockfile -P      filelock lockfile -!
+            (O::Success,                             [st(0), st(0), st(0),   st(0), st(0),  st(73)]),
+            (O::Shown,                               [st(0), st(0), st(0),   st(0), st(64), st(64)]),
+            (O::Usage,                               [st(1), st(1), st(1),   st(1), st(64), st(64)]),
+            (O::BadValue,                            [st(5), st(5), st(5),   st(1), st(64), st(64)]),
+            (O::NoLock,                              [st(1), st(1), st(1),   st(1), st(64), st(64)]),
+            (O::NotLocked,                           [st(0), st(0), st(0),   st(1), st(69), st(69)]),
+            (O::Refused,                             [st(1), st(1), st(1),   st(1), st(71), st(71)]),
+            (O::ActionFailed(busy()),                [st(1), st(1), st(1),   st(1), st(64), st(64)]),
+            (O::Failed(busy()),                      [st(4), st(4), st(4),   st(1), st(73), st(0)]),
+            (O::Failed(no_dir()),                    [st(2), st(5), st(5),   st(1), st(69), st(69)]),
+            (O::Failed(Error::Orphaned),             [st(7), st(7), st(7),   st(1), st(69), st(69)]),
+            (O::Failed(Error::ParentDied),           [st(5), st(5), st(5),   st(1), st(69), st(69)]),
+            (O::Signal(term),                        [sig(term), sig(term), sig(term), sig(term), st(75), st(75)]),
+            (O::Command(ChildEnd::Exited(3)),        [st(3), st(0), st(3),   st(3), st(69), st(69)]),
+            (O::Command(ChildEnd::Signaled(term)),   [sig(term), st(0), st(143), sig(term), st(69), st(69)]),
+            (O::NotStarted(K::PermissionDenied),     [st(126), st(0), st(127), st(126), st(69), st(69)]),
+            (O::NotStarted(K::NotFound),             [st(127), st(0), st(127), st(127), st(69), st(69)]),
+            (O::NotStarted(K::OutOfMemory),          [st(5), st(5), st(5),   st(5), st(69), st(69)]),
+        ];
+        for (outcome, want) in table {
+            let got = [native, dlf, dlf_p, fl, lf, lf_inv].map(|p| outcome.exit(p));
+            assert_eq!(got, want, "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn library_errors_map_to_liblockfiles_numbers() {
+        let p = || PathBuf::from("x");
+        let io = || io::Error::from_raw_os_error(5);
+        let cases = [
+            (Error::NameTooLong { path: p() }, 1),
+            (
+                Error::CreateTemp {
+                    path: p(),
+                    source: io(),
+                },
+                2,
+            ),
+            (
+                Error::ShortWrite {
+                    path: p(),
+                    source: io(),
+                },
+                3,
+            ),
+            (Error::TimedOut { path: p() }, 4),
+            (Error::LockIsSymlink { path: p() }, 5),
+            (
+                Error::NotALock {
+                    path: p(),
+                    entry: p(),
+                },
+                5,
+            ),
+            (
+                Error::StaleNotRemoved {
+                    path: p(),
+                    source: io(),
+                },
+                8,
+            ),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.exit_code().code(), code, "{e:?}");
         }
     }
 }

@@ -91,6 +91,31 @@ fn parse_state(stat: &[u8]) -> Option<u8> {
         .find(|b| !b.is_ascii_whitespace())
 }
 
+/// Is the recorded `pid` our parent or one of its ancestors, on this
+/// host, and (where recorded) the very same process? So a subshell or a
+/// trap of the shell that took a lock may release it.
+pub fn is_caller_or_ancestor(record: &crate::record::Record, pid: u32) -> bool {
+    if record.host.as_deref().is_some_and(|h| h != hostname()) {
+        return false;
+    }
+    if let (Some(start), Some(now)) = (record.start, start_time(pid))
+        && start != now
+    {
+        return false;
+    }
+    let mut p = nix::unistd::getppid().as_raw() as u32;
+    for _ in 0..64 {
+        if p == pid {
+            return true;
+        }
+        match parent_of(p) {
+            Some(next) if next > 0 && next != p => p = next,
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// What `kill(pid, 0)` can tell about a process on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {

@@ -4,7 +4,7 @@
 //! lexically normalised, sorted, duplicates collapsed — so that two calls
 //! on overlapping sets take their common locks in the same order and can
 //! never deadlock. [`LockSet::in_order`] keeps the order given (procmail's
-//! `lockfile`). [`LockSet::acquire`] takes each lock in turn; if one cannot
+//! `lockfile`). [`LockSet::take_each`] takes each lock in turn; if one cannot
 //! be had — retries spent, an error, a signal — every lock this call took is
 //! released before it returns.
 
@@ -53,7 +53,7 @@ impl LockSet {
     /// Take every lock in order with `take`; on the first failure release
     /// those taken (in reverse order) and return the failure with the index
     /// of the lock that could not be had.
-    pub fn acquire<H: Holding>(
+    pub fn take_each<H: Holding>(
         &self,
         mut take: impl FnMut(usize, &LockPath) -> std::result::Result<H, Stop>,
     ) -> std::result::Result<Vec<H>, (usize, Stop)> {
@@ -130,7 +130,7 @@ mod tests {
             .collect();
         std::fs::write(dir.path().join("c"), "held").unwrap();
         let set = LockSet::canonical(&paths).unwrap();
-        let result = set.acquire(|_, lock| match try_lock(lock, b"1\n", 0o644) {
+        let result = set.take_each(|_, lock| match try_lock(lock, b"1\n", 0o644) {
             Ok(Attempt::Acquired(h)) => Ok(h),
             Ok(_) => Err(Stop::Error(Error::Busy {
                 path: lock.path().into(),

@@ -7,21 +7,20 @@ use std::time::SystemTime;
 
 use clap::{CommandFactory, Parser};
 
-use crate::acquire::Stop;
-use crate::cli::hold::{self, Wait};
+use crate::Result;
+use crate::cli::args::{WaitArgs, Waiting};
+use crate::cli::pipeline::{self, Ended, Plan, Waiter};
 use crate::cli::report::Holder;
-use crate::cli::{Common, Exit, Personality, WaitArgs, fail};
+use crate::cli::{Exit, Outcome, Personality, Program, Reporter};
 use crate::dotlock::DotLock;
-use crate::exit::ExitCode;
 use crate::fs;
 use crate::host;
 use crate::judge::{self, Policy};
-use crate::link::{self, Via};
+use crate::link::{self, Held, Via};
 use crate::mailbox;
 use crate::path::LockPath;
 use crate::record::Record;
 use crate::slots::AnyOf;
-use crate::{Error, Result};
 
 /// Create, test and remove dot-lock files, safely on local disks and NFS.
 ///
@@ -101,8 +100,8 @@ pub fn command() -> clap::Command {
 
 fn prog_name(personality: Personality) -> &'static str {
     match personality {
-        Personality::Native => "dotlock",
         Personality::Dotlockfile => "dotlockfile",
+        _ => "dotlock",
     }
 }
 
@@ -111,9 +110,16 @@ fn prog_name(personality: Personality) -> &'static str {
 pub fn main(argv: Vec<OsString>) -> Exit {
     let personality = Personality::from_argv0(argv.first().map(OsString::as_os_str));
     let prog = prog_name(personality);
-    match crate::cli::parse(command().name(prog).bin_name(prog), prog, argv) {
-        Ok(args) => run(args, personality),
-        Err(exit) => exit,
+    let program = |passthrough| match personality {
+        Personality::Dotlockfile => Program::Dotlockfile { passthrough },
+        _ => Program::Native,
+    };
+    match crate::cli::parse::<Args>(command().name(prog).bin_name(prog), prog, argv) {
+        Ok(args) => {
+            let program = program(args.passthrough);
+            run(args, personality).exit(program)
+        }
+        Err(outcome) => outcome.exit(program(false)),
     }
 }
 
@@ -127,107 +133,98 @@ enum Action {
     Status,
 }
 
-/// Run a parsed invocation.
-pub fn run(args: Args, personality: Personality) -> Exit {
-    let Common {
-        out,
-        patience,
-        stale_after,
-        slots,
-    } = match args.wait.common(prog_name(personality), false) {
-        Ok(c) => c,
-        Err(exit) => return exit,
-    };
-    let usage = |msg: &str| out.usage_exit(msg);
+/// A checked invocation.
+struct Invocation {
+    out: Reporter,
+    waiting: Waiting,
+    action: Action,
+    lock: LockPath,
+    /// The slots (`LOCK.N`), or the lock itself.
+    paths: Vec<LockPath>,
+    command: Vec<OsString>,
+    policy: Policy,
+}
 
+/// Run a parsed invocation.
+pub fn run(args: Args, personality: Personality) -> Outcome {
+    let inv = match check(&args, personality) {
+        Ok(inv) => inv,
+        Err(outcome) => return outcome,
+    };
+    let out = &inv.out;
+    let lock = &inv.lock;
+    match inv.action {
+        Action::Unlock => match link::remove(lock) {
+            Ok(_) => Outcome::Success,
+            Err(e) => action_failed(out, e),
+        },
+        Action::Touch => match fs::touch(lock) {
+            Ok(true) => Outcome::Success,
+            Ok(false) => Outcome::NoLock,
+            Err(e) => action_failed(out, e),
+        },
+        Action::Check => match look(lock, &inv.policy) {
+            Ok(Some(h)) if !h.verdict.is_stale() => Outcome::Success,
+            Ok(_) => Outcome::NoLock,
+            Err(e) => action_failed(out, e),
+        },
+        Action::Status => pipeline::status_of_slots(&inv.paths, |l| look(l, &inv.policy), out),
+        Action::Lock => take(&inv, &args, personality),
+    }
+}
+
+fn action_failed(out: &Reporter, e: crate::Error) -> Outcome {
+    out.error(&e);
+    Outcome::ActionFailed(e)
+}
+
+/// Check the options and the lock path.
+fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
+    let waiting = args.wait.checked(prog_name(personality))?;
+    let out = waiting.out;
     let mut rest = args.args.clone();
     let lockfile: PathBuf = if args.mailbox {
-        match mailbox::lock_path() {
-            Ok(p) => p,
-            Err(msg) => return out.bad_value(msg),
-        }
+        mailbox::lock_path().map_err(|msg| out.bad_value(msg))?
     } else if rest.is_empty() {
-        return usage("no lock file given");
+        return Err(out.usage_error("no lock file given"));
     } else {
         PathBuf::from(rest.remove(0))
     };
     let command = rest;
     if lockfile.as_os_str().is_empty() {
-        return usage("the lock file name is empty");
+        return Err(out.usage_error("the lock file name is empty"));
     }
-
-    let chosen = [args.unlock, args.touch, args.check, args.status];
-    let action = match chosen {
+    let action = match [args.unlock, args.touch, args.check, args.status] {
         [false, false, false, false] => Action::Lock,
         [true, false, false, false] => Action::Unlock,
         [false, true, false, false] => Action::Touch,
         [false, false, true, false] => Action::Check,
         [false, false, false, true] => Action::Status,
-        _ => return usage("-u, -t, -c and --status cannot be combined"),
+        _ => return Err(out.usage_error("-u, -t, -c and --status cannot be combined")),
     };
     if action != Action::Lock && (args.lock || !command.is_empty()) {
-        return usage("-u, -t, -c and --status take a lock file and no -l or command");
+        return Err(
+            out.usage_error("-u, -t, -c and --status take a lock file and no -l or command")
+        );
     }
-    if slots.is_some() && matches!(action, Action::Unlock | Action::Touch | Action::Check) {
-        return usage("--slots goes with locking and --status; release a slot with -u LOCK.N");
+    if waiting.slots.is_some() && matches!(action, Action::Unlock | Action::Touch | Action::Check) {
+        return Err(out
+            .usage_error("--slots goes with locking and --status; release a slot with -u LOCK.N"));
     }
-
-    let lock = match LockPath::new(&lockfile) {
-        Ok(l) => l,
-        Err(e) => return fail(&out, personality, e),
-    };
-    if let Err(e) = lock.check_dir() {
-        return fail(&out, personality, e);
-    }
-    let paths = match hold::slot_paths(&lock, slots) {
-        Ok(p) => p,
-        Err(e) => return fail(&out, personality, e),
-    };
-
-    let policy = WaitArgs::policy(stale_after, args.pid);
-    let report_failure = |e: Error| {
-        out.error(e);
-        Exit::from(ExitCode::Failure)
-    };
-    match action {
-        Action::Unlock => match link::remove(&lock) {
-            Ok(_) => ExitCode::Success.into(),
-            Err(e) => report_failure(e),
-        },
-        Action::Touch => match fs::touch(&lock) {
-            Ok(true) => ExitCode::Success.into(),
-            Ok(false) => ExitCode::Failure.into(),
-            Err(e) => report_failure(e),
-        },
-        Action::Check => match look(&lock, &policy) {
-            Ok(Some(h)) if !h.verdict.is_stale() => ExitCode::Success.into(),
-            Ok(_) => ExitCode::Failure.into(),
-            Err(e) => report_failure(e),
-        },
-        Action::Status => hold::status_of_slots(&paths, |l| look(l, &policy), &out),
-        Action::Lock => {
-            let wait = Wait {
-                out,
-                patience,
-                policy,
-                // dotlockfile keeps its exact legacy timing.
-                release: (personality == Personality::Native).then(|| {
-                    (
-                        paths.iter().map(|p| p.path().to_path_buf()).collect(),
-                        lock.dir(),
-                    )
-                }),
-                watch_parent: args.pid && command.is_empty(),
-            };
-            let how = How {
-                personality,
-                write_pid: args.pid,
-                passthrough: args.passthrough,
-                slots,
-            };
-            take(&wait, &how, &lock, &paths, &command)
-        }
-    }
+    let failed = |e| out.failed(e);
+    let lock = LockPath::new(&lockfile).map_err(failed)?;
+    lock.check_dir().map_err(failed)?;
+    let paths = pipeline::slot_paths(&lock, waiting.slots).map_err(failed)?;
+    let policy = WaitArgs::policy(waiting.stale_after, args.pid);
+    Ok(Invocation {
+        out,
+        waiting,
+        action,
+        lock,
+        paths,
+        command,
+        policy,
+    })
 }
 
 /// Look at the lock as a waiter would: observed, with the filesystem's
@@ -245,42 +242,18 @@ fn look(lock: &LockPath, policy: &Policy) -> Result<Option<Holder>> {
     }))
 }
 
-/// How to take the lock.
-struct How {
-    personality: Personality,
-    write_pid: bool,
-    passthrough: bool,
-    slots: Option<usize>,
-}
-
-/// Take the lock (or a slot: `paths`); then leave it in place, or run the
-/// command under it.
-fn take(
-    wait: &Wait<'_>,
-    how: &How,
-    lock: &LockPath,
-    paths: &[LockPath],
-    command: &[OsString],
-) -> Exit {
-    let How {
-        personality,
-        write_pid,
-        passthrough,
-        slots,
-    } = *how;
-    let out = &wait.out;
-    if wait.watch_parent && nix::unistd::getppid().as_raw() == 1 {
-        return fail(out, personality, Error::Orphaned);
-    }
+/// The owner record: the pid of the caller (or ours with a command), and
+/// in the `dotlockfile` personality liblockfile's bytes.
+fn record(args: &Args, personality: Personality, command: &[OsString]) -> Vec<u8> {
     let ppid = nix::unistd::getppid().as_raw() as u32;
-    let holder = match (command.is_empty(), write_pid) {
+    let holder = match (command.is_empty(), args.pid) {
         (false, _) => Some(std::process::id()),
         (true, true) => Some(ppid),
         (true, false) => None,
     };
-    let record = match personality {
-        Personality::Dotlockfile => Record::legacy(holder.filter(|_| write_pid)),
-        Personality::Native => {
+    match personality {
+        Personality::Dotlockfile => Record::legacy(holder.filter(|_| args.pid)),
+        _ => {
             let cmd = match command.first() {
                 Some(c) => Path::new(c)
                     .file_name()
@@ -290,66 +263,68 @@ fn take(
             Record::for_holder(holder, cmd)
         }
     }
-    .to_bytes();
-    let slots_protocol = paths
+    .to_bytes()
+}
+
+/// Take the lock (or a slot); then leave it in place, or run the command
+/// under it.
+fn take(inv: &Invocation, args: &Args, personality: Personality) -> Outcome {
+    let out = &inv.out;
+    let watch_parent = args.pid && inv.command.is_empty();
+    if watch_parent && nix::unistd::getppid().as_raw() == 1 {
+        return out.failed(crate::Error::Orphaned);
+    }
+    let record = record(args, personality, &inv.command);
+    let slots = inv
+        .paths
         .iter()
         .map(|lock| DotLock::new(lock, &record, 0o644))
         .collect::<Result<Vec<_>>>();
-    let protocol = match slots_protocol {
+    let locks = match slots {
         Ok(slots) => AnyOf {
-            path: lock.path().to_path_buf(),
+            path: inv.lock.path().to_path_buf(),
             slots,
-            policy: wait.policy,
+            policy: inv.policy,
         },
-        Err(e) => return fail(out, personality, e),
+        Err(e) => return out.failed(e),
     };
-    let ((slot, held), signals) = match hold::acquire(wait, &protocol) {
-        Ok(acquired) => acquired,
-        Err(Stop::Signal(sig)) => return Exit::Signal(sig),
-        Err(Stop::Error(e)) => return fail(out, personality, e),
+    let waiter = Waiter {
+        out: *out,
+        patience: inv.waiting.patience,
+        policy: inv.policy,
+        wake_on: None,
+        watch_parent,
     };
+    // dotlockfile keeps its exact legacy timing.
+    let waiter = match personality {
+        Personality::Dotlockfile => waiter,
+        _ => waiter.waking_on(&inv.paths),
+    };
+    // dotlockfile touches only locks without a pid (its -p pid is proof enough).
+    let refresh = personality != Personality::Dotlockfile || !args.pid;
+    let plan = Plan {
+        waiter,
+        slots: inv.waiting.slots,
+        command: inv.command.clone(),
+        touch_every: refresh.then(|| pipeline::touch_interval(inv.policy.stale_after)),
+    };
+    match pipeline::run(&plan, locks, |held: &Held| announce(out, held)) {
+        Ended::Done(outcome) => outcome,
+        Ended::GaveUp(e) => out.failed(e),
+    }
+}
+
+/// `--verbose`: how the lock was had, where that is worth saying.
+fn announce(out: &Reporter, held: &Held) {
     match held.via() {
         Via::Link => {}
         Via::LinkDespiteError => out.info(format_args!(
             "{}: link(2) reported failure, but the lock has our inode: acquired",
-            lock.path().display()
+            held.path().display()
         )),
         Via::Exclusive => out.info(format_args!(
             "{}: no hard links on this filesystem; lock created with O_EXCL",
-            lock.path().display()
+            held.path().display()
         )),
-    }
-    if command.is_empty() {
-        held.keep();
-        hold::print_slot(slots, slot);
-        return ExitCode::Success.into();
-    }
-    let every = hold::touch_interval(wait.policy.stale_after);
-    // dotlockfile touches only locks without a pid (its -p pid is proof enough).
-    let refresh = personality == Personality::Native || !write_pid;
-    let env = hold::slot_env(slots, slot);
-    let ended = hold::run_under(
-        out,
-        lock.path(),
-        held,
-        signals,
-        command,
-        &env,
-        every,
-        refresh,
-    );
-    let passthrough = passthrough || personality == Personality::Native;
-    match (ended, personality) {
-        (Ok(end), Personality::Native) => hold::pass_on(end),
-        (Ok(end), Personality::Dotlockfile) if passthrough => Exit::Code(end.shell_status()),
-        (Ok(_), Personality::Dotlockfile) => ExitCode::Success.into(),
-        (Err(e), _) => {
-            let code = hold::spawn_failure(out, personality, &command[0], &e);
-            if passthrough || code == ExitCode::Error {
-                code.into()
-            } else {
-                ExitCode::Success.into()
-            }
-        }
     }
 }

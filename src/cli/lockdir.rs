@@ -1,17 +1,17 @@
 //! `lockdir`: the mkdir(2) lock for portable shell scripts, with a
-//! trap-installing helper (`eval "$(lockdir --trap DIR)" || exit 1`).
+//! trap-installing helper ([`crate::cli::trap`]).
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use clap::{CommandFactory, Parser};
 
-use crate::acquire::Stop;
-use crate::cli::hold::{self, Wait};
+use crate::cli::args::{WaitArgs, Waiting, parse_duration};
+use crate::cli::pipeline::{self, Ended, Plan, Waiter};
 use crate::cli::report::Holder;
-use crate::cli::{Common, Exit, Personality, Reporter, WaitArgs, fail, parse_duration};
-use crate::exit::ExitCode;
+use crate::cli::{Exit, Outcome, Program, Reporter, trap};
 use crate::fs;
 use crate::host;
 use crate::judge::{Policy, Reason, Verdict};
@@ -93,158 +93,184 @@ pub fn command() -> clap::Command {
 
 /// Parse `argv` and run.
 pub fn main(argv: Vec<OsString>) -> Exit {
-    crate::cli::parse(command(), "lockdir", argv).map_or_else(|exit| exit, run)
+    match crate::cli::parse(command(), "lockdir", argv) {
+        Ok(args) => run(args),
+        Err(outcome) => outcome,
+    }
+    .exit(Program::Native)
+}
+
+/// What one invocation is to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Lock,
+    Unlock,
+    Check,
+    Status,
+    Trap,
+}
+
+/// A checked invocation.
+struct Invocation {
+    out: Reporter,
+    waiting: Waiting,
+    action: Action,
+    grace: Duration,
+    dir: OsString,
+    command: Vec<OsString>,
 }
 
 /// Run a parsed invocation.
-pub fn run(args: Args) -> Exit {
-    let Common {
-        out,
-        patience,
-        stale_after,
-        slots,
-    } = match args.wait.common("lockdir", true) {
-        Ok(c) => c,
-        Err(exit) => return exit,
+pub fn run(args: Args) -> Outcome {
+    let inv = match check(&args) {
+        Ok(inv) => inv,
+        Err(outcome) => return outcome,
     };
-    let usage = |msg: &str| out.usage_exit(msg);
-    let bad_value = |msg: String| out.bad_value(msg);
+    let out = &inv.out;
+    if inv.action == Action::Trap {
+        return trap::trap(out, &args, &inv.dir, &inv.command);
+    }
+    let failed = |e| out.failed(e);
+    let lock = match LockPath::new(without_trailing_slash(&inv.dir)) {
+        Ok(l) => l,
+        Err(e) => return failed(e),
+    };
+    if let Err(e) = lock.check_dir() {
+        return failed(e);
+    }
+    let policy = WaitArgs::policy(inv.waiting.stale_after, false);
+    let grace = inv.grace;
+    let paths = match pipeline::slot_paths(&lock, inv.waiting.slots) {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
+    match inv.action {
+        Action::Unlock => unlock(out, &lock, &policy, grace, args.pid, args.force),
+        Action::Status => pipeline::status_of_slots(&paths, |l| look(l, &policy, grace), out),
+        Action::Check => match look(&lock, &policy, grace) {
+            Ok(Some(h)) if !h.verdict.is_stale() => Outcome::Success,
+            Ok(_) => Outcome::NoLock,
+            Err(e) => {
+                out.error(&e);
+                Outcome::ActionFailed(e)
+            }
+        },
+        Action::Lock | Action::Trap => take(&inv, &args, &lock, &paths, policy),
+    }
+}
+
+/// Check the options.
+fn check(args: &Args) -> Result<Invocation, Outcome> {
+    let waiting = args.wait.checked("lockdir")?;
+    let out = waiting.out;
     let grace = match args.grace.as_deref().map(parse_duration) {
         None => lockdir::DEFAULT_GRACE,
         Some(Ok(d)) => d,
-        Some(Err(msg)) => return bad_value(format!("--grace {msg}")),
+        Some(Err(msg)) => return Err(out.bad_value(format!("--grace {msg}"))),
     };
     if args.pid == Some(0) {
-        return bad_value("--pid 0: not a process".into());
+        return Err(out.bad_value("--pid 0: not a process"));
     }
     let Some((dir, command)) = args.args.split_first() else {
-        return usage("no lock directory given");
+        return Err(out.usage_error("no lock directory given"));
     };
     if dir.is_empty() {
-        return usage("the lock directory name is empty");
+        return Err(out.usage_error("the lock directory name is empty"));
     }
-    let actions = [args.unlock, args.check, args.status, args.trap];
-    if actions.iter().filter(|&&a| a).count() > 1 {
-        return usage("-u, -c, --status and --trap cannot be combined");
-    }
-    if (args.unlock || args.check || args.status) && !command.is_empty() {
-        return usage("-u, -c and --status take a lock directory and no command");
-    }
-    if args.force && !args.unlock {
-        return usage("--force goes with -u");
-    }
-    if slots.is_some() && (args.unlock || args.check) {
-        return usage("--slots goes with locking and --status; release a slot with -u DIR.N");
-    }
-    if args.trap {
-        return trap(&out, &args, dir, command);
-    }
-    // A trailing slash names the same directory.
-    let trimmed = dir
-        .as_encoded_bytes()
-        .strip_suffix(b"/")
-        .filter(|t| !t.is_empty());
-    let dir = match trimmed {
-        // SAFETY: cutting an ASCII '/' off the end keeps the encoding valid.
-        Some(t) => unsafe { OsString::from_encoded_bytes_unchecked(t.to_vec()) },
-        None => dir.clone(),
+    let action = match [args.unlock, args.check, args.status, args.trap] {
+        [false, false, false, false] => Action::Lock,
+        [true, false, false, false] => Action::Unlock,
+        [false, true, false, false] => Action::Check,
+        [false, false, true, false] => Action::Status,
+        [false, false, false, true] => Action::Trap,
+        _ => return Err(out.usage_error("-u, -c, --status and --trap cannot be combined")),
     };
-    let lock = match LockPath::new(&dir) {
-        Ok(l) => l,
-        Err(e) => return fail(&out, Personality::Native, e),
-    };
-    if let Err(e) = lock.check_dir() {
-        return fail(&out, Personality::Native, e);
+    if matches!(action, Action::Unlock | Action::Check | Action::Status) && !command.is_empty() {
+        return Err(out.usage_error("-u, -c and --status take a lock directory and no command"));
     }
-    let policy = WaitArgs::policy(stale_after, false);
-    if args.unlock {
-        return unlock(&out, &lock, &policy, grace, args.pid, args.force);
+    if args.force && action != Action::Unlock {
+        return Err(out.usage_error("--force goes with -u"));
     }
-    let paths = match hold::slot_paths(&lock, slots) {
-        Ok(p) => p,
-        Err(e) => return fail(&out, Personality::Native, e),
-    };
-    if args.status {
-        return hold::status_of_slots(&paths, |l| look(l, &policy, grace), &out);
+    if waiting.slots.is_some() && matches!(action, Action::Unlock | Action::Check) {
+        return Err(
+            out.usage_error("--slots goes with locking and --status; release a slot with -u DIR.N")
+        );
     }
-    if args.check {
-        return match look(&lock, &policy, grace) {
-            Ok(Some(h)) if !h.verdict.is_stale() => ExitCode::Success.into(),
-            Ok(_) => ExitCode::Failure.into(),
-            Err(e) => {
-                out.error(e);
-                ExitCode::Failure.into()
-            }
-        };
-    }
+    Ok(Invocation {
+        out,
+        waiting,
+        action,
+        grace,
+        dir: dir.clone(),
+        command: command.to_vec(),
+    })
+}
 
-    // Lock: for the calling shell (or --pid), or for ourselves with a command.
+/// A trailing slash names the same directory.
+fn without_trailing_slash(dir: &OsStr) -> &OsStr {
+    match dir.as_bytes().strip_suffix(b"/") {
+        Some(t) if !t.is_empty() => OsStr::from_bytes(t),
+        _ => dir,
+    }
+}
+
+/// Lock: for the calling shell (or `--pid`), or for ourselves with a
+/// command; then leave it in place, or run the command under it.
+fn take(
+    inv: &Invocation,
+    args: &Args,
+    lock: &LockPath,
+    paths: &[LockPath],
+    policy: Policy,
+) -> Outcome {
+    let out = &inv.out;
     let ppid = nix::unistd::getppid().as_raw() as u32;
-    let holder = if command.is_empty() {
+    let holder = if inv.command.is_empty() {
         args.pid.unwrap_or(ppid)
     } else {
         std::process::id()
     };
-    let cmd = match command.first() {
+    let cmd = match inv.command.first() {
         Some(c) => Path::new(c)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned()),
         None => host::command_name(holder),
     };
     let record = Record::for_holder(Some(holder), cmd).to_bytes();
-    let slots_protocol = paths
+    let slots = paths
         .iter()
-        .map(|lock| DirLock::new(lock, &record, grace))
+        .map(|lock| DirLock::new(lock, &record, inv.grace))
         .collect::<Result<Vec<_>>>();
-    let protocol = match slots_protocol {
+    let locks = match slots {
         Ok(slots) => AnyOf {
             path: lock.path().to_path_buf(),
             slots,
             policy,
         },
-        Err(e) => return fail(&out, Personality::Native, e),
+        Err(e) => return out.failed(e),
     };
-    let wait = Wait {
-        out,
-        patience,
-        policy,
-        release: Some((
-            paths.iter().map(|p| p.path().to_path_buf()).collect(),
-            lock.dir(),
-        )),
-        // Waiting for a shell that is gone would only leave a stale lock.
-        watch_parent: command.is_empty() && args.pid.is_none(),
-    };
-    let ((slot, held), signals) = match hold::acquire(&wait, &protocol) {
-        Ok(acquired) => acquired,
-        Err(Stop::Signal(sig)) => return Exit::Signal(sig),
-        Err(Stop::Error(e @ (Error::Busy { .. } | Error::TimedOut { .. }))) => {
-            return busy(&out, &lock, &policy, grace, e);
+    let plan = Plan {
+        waiter: Waiter {
+            out: *out,
+            patience: inv.waiting.patience,
+            policy,
+            wake_on: None,
+            // Waiting for a shell that is gone would only leave a stale lock.
+            watch_parent: inv.command.is_empty() && args.pid.is_none(),
         }
-        Err(Stop::Error(e)) => return fail(&out, Personality::Native, e),
+        .waking_on(paths),
+        slots: inv.waiting.slots,
+        command: inv.command.clone(),
+        touch_every: Some(pipeline::touch_interval(inv.waiting.stale_after)),
     };
-    if command.is_empty() {
-        crate::acquire::Holding::keep(held);
-        hold::print_slot(slots, slot);
-        return ExitCode::Success.into();
-    }
-    let every = hold::touch_interval(stale_after);
-    let env = hold::slot_env(slots, slot);
-    match hold::run_under(&out, lock.path(), held, signals, command, &env, every, true) {
-        Ok(end) => hold::pass_on(end),
-        Err(e) => hold::spawn_failure(&out, Personality::Native, &command[0], &e).into(),
+    match pipeline::run(&plan, locks, |_| {}) {
+        Ended::Done(outcome) => outcome,
+        Ended::GaveUp(e) => busy(out, lock, &policy, inv.grace, e),
     }
 }
 
 /// Gave up: say who holds the lock (scripts print this when `eval` fails).
-fn busy(
-    out: &Reporter,
-    lock: &LockPath,
-    policy: &Policy,
-    grace: std::time::Duration,
-    e: Error,
-) -> Exit {
-    let code = e.exit_code();
+fn busy(out: &Reporter, lock: &LockPath, policy: &Policy, grace: Duration, e: Error) -> Outcome {
     match look(lock, policy, grace) {
         Ok(Some(h)) => out.error(format_args!(
             "{}: busy: held by {} for {}s",
@@ -252,9 +278,9 @@ fn busy(
             h.record.describe(),
             h.age.unwrap_or_default().as_secs()
         )),
-        _ => out.error(e),
+        _ => out.error(&e),
     }
-    code.into()
+    Outcome::Failed(e)
 }
 
 /// The lock directory as a waiter sees it, judged.
@@ -266,7 +292,7 @@ fn seen(lock: &LockPath) -> Result<Option<SeenDir>> {
     Ok(Some(seen))
 }
 
-fn look(lock: &LockPath, policy: &Policy, grace: std::time::Duration) -> Result<Option<Holder>> {
+fn look(lock: &LockPath, policy: &Policy, grace: Duration) -> Result<Option<Holder>> {
     Ok(seen(lock)?.map(|s| Holder {
         record: s.record(),
         age: s.age(),
@@ -282,19 +308,19 @@ fn unlock(
     out: &Reporter,
     lock: &LockPath,
     policy: &Policy,
-    grace: std::time::Duration,
+    grace: Duration,
     pid: Option<u32>,
     force: bool,
-) -> Exit {
+) -> Outcome {
     let s = match seen(lock) {
         Ok(Some(s)) => s,
-        Ok(None) => return ExitCode::Success.into(),
-        Err(e) => return fail(out, Personality::Native, e),
+        Ok(None) => return Outcome::Success,
+        Err(e) => return out.failed(e),
     };
     let record = s.record();
     let ours = record.pid.is_some_and(|p| match pid {
         Some(want) => p == want,
-        None => is_ancestor(&record, p),
+        None => host::is_caller_or_ancestor(&record, p),
     });
     let dead = matches!(
         lockdir::judge(&s, grace, policy),
@@ -306,163 +332,21 @@ fn unlock(
         } else {
             "nobody yet (no owner record)".into()
         };
-        return fail(
-            out,
-            Personality::Native,
-            Error::NotOurs {
-                path: lock.path().into(),
-                holder,
-            },
-        );
+        return out.failed(Error::NotOurs {
+            path: lock.path().into(),
+            holder,
+        });
     }
-    let parent = match lock.open_dir() {
-        Ok(d) => d,
-        Err(e) => return fail(out, Personality::Native, e),
-    };
-    let removed = if dead && !ours && !force {
-        // Someone else's dead lock: break it as a waiter would.
-        lockdir::break_dir(&parent, lock, &s).map(|_| ())
-    } else {
-        lockdir::remove_dir(&parent, lock, Some((s.dev, s.ino))).map(|_| ())
-    };
-    match removed {
-        Ok(()) => ExitCode::Success.into(),
-        Err(e) => fail(out, Personality::Native, e),
-    }
-}
-
-/// Is the record's pid our parent or one of its ancestors, on this host,
-/// and (where recorded) the very same process?
-fn is_ancestor(record: &Record, pid: u32) -> bool {
-    if record
-        .host
-        .as_deref()
-        .is_some_and(|h| h != host::hostname())
-    {
-        return false;
-    }
-    if let (Some(start), Some(now)) = (record.start, host::start_time(pid))
-        && start != now
-    {
-        return false;
-    }
-    let mut p = nix::unistd::getppid().as_raw() as u32;
-    for _ in 0..64 {
-        if p == pid {
-            return true;
-        }
-        match host::parent_of(p) {
-            Some(next) if next > 0 && next != p => p = next,
-            _ => return false,
-        }
-    }
-    false
-}
-
-/// `--trap`: print POSIX sh that takes the lock in the calling shell (its
-/// `$$` recorded as holder) and, on success, defines `lockdir_release` and
-/// sets EXIT, HUP, INT and TERM traps that call it; on failure the code
-/// returns non-zero, so `eval "$(lockdir --trap DIR)" || exit 1` exits.
-fn trap(out: &Reporter, args: &Args, dir: &OsString, command: &[OsString]) -> Exit {
-    if !command.is_empty() {
-        out.usage("--trap takes a lock directory and no command");
-        return ExitCode::Failure.into();
-    }
-    let exe = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => {
-            out.error(format_args!(
-                "cannot find my own program: {}",
-                crate::error::describe(&e)
-            ));
-            return ExitCode::Error.into();
-        }
-    };
-    let dir = match std::path::absolute(Path::new(dir)) {
-        Ok(p) => p,
-        Err(_) => PathBuf::from(dir),
-    };
-    let mut take = Vec::new();
-    let mut pass = |flag: &str, value: &Option<String>| {
-        if let Some(v) = value {
-            take.push(flag.to_string());
-            take.push(v.clone());
-        }
-    };
-    pass("-r", &args.wait.retries);
-    pass("-i", &args.wait.interval);
-    pass("--timeout", &args.wait.timeout);
-    pass("--stale-after", &args.wait.stale_after);
-    pass("--grace", &args.grace);
-    pass("--slots", &args.wait.slots);
-    if args.wait.verbose {
-        take.push("--verbose".into());
-    }
-    let mut code = b"__lockdir_bin=".to_vec();
-    code.extend(sh_quote(exe.as_os_str().as_encoded_bytes()));
-    code.extend(b"\n__lockdir_dir=");
-    code.extend(sh_quote(dir.as_os_str().as_encoded_bytes()));
-    code.extend(b"\n__lockdir_pid=$$\n");
-    code.extend(
-        b"lockdir_release() { \"$__lockdir_bin\" -u -q --pid \"$__lockdir_pid\" -- \"$__lockdir_dir\"; }\n",
-    );
-    // With --slots the slot taken is printed: the lock is DIR.N.
-    let slotted = args.wait.slots.is_some();
-    code.extend(if slotted {
-        &b"if __lockdir_slot=$(\"$__lockdir_bin\" --pid \"$__lockdir_pid\""[..]
-    } else {
-        &b"if \"$__lockdir_bin\" --pid \"$__lockdir_pid\""[..]
-    });
-    for t in &take {
-        code.push(b' ');
-        code.extend(sh_quote(t.as_bytes()));
-    }
-    code.extend(if slotted {
-        &b" -- \"$__lockdir_dir\"); then\n\t__lockdir_dir=\"$__lockdir_dir.$__lockdir_slot\"\n"[..]
-    } else {
-        &b" -- \"$__lockdir_dir\"; then\n"[..]
-    });
-    code.extend(
-        b"\
-          \ttrap 'lockdir_release' EXIT\n\
-          \ttrap 'lockdir_release; trap - EXIT; exit 129' HUP\n\
-          \ttrap 'lockdir_release; trap - EXIT; exit 130' INT\n\
-          \ttrap 'lockdir_release; trap - EXIT; exit 143' TERM\n\
-          else\n\
-          \tfalse\n\
-          fi\n",
-    );
-    use std::io::Write;
-    let _ = std::io::stdout().lock().write_all(&code);
-    ExitCode::Success.into()
-}
-
-/// Single-quote for POSIX sh, byte for byte: every byte literal, `'` as
-/// `'\''`. Spaces, `$`, backslashes, newlines and non-UTF-8 bytes survive.
-pub fn sh_quote(bytes: &[u8]) -> Vec<u8> {
-    let mut out = vec![b'\''];
-    for &b in bytes {
-        if b == b'\'' {
-            out.extend_from_slice(b"'\\''");
+    let removed = lock.open_dir().and_then(|parent| {
+        if dead && !ours && !force {
+            // Someone else's dead lock: break it as a waiter would.
+            lockdir::break_dir(&parent, lock, &s).map(|_| ())
         } else {
-            out.push(b);
+            lockdir::remove_dir(&parent, lock, Some((s.dev, s.ino))).map(|_| ())
         }
-    }
-    out.push(b'\'');
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting() {
-        assert_eq!(sh_quote(b"plain"), b"'plain'");
-        assert_eq!(sh_quote(b"it's"), b"'it'\\''s'");
-        assert_eq!(sh_quote(b"'"), b"''\\'''");
-        assert_eq!(sh_quote(b"a b $(x) \\ \n"), b"'a b $(x) \\ \n'");
-        assert_eq!(sh_quote(b"\xff"), b"'\xff'");
-        assert_eq!(sh_quote(b""), b"''");
+    });
+    match removed {
+        Ok(()) => Outcome::Success,
+        Err(e) => out.failed(e),
     }
 }

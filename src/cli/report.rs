@@ -1,15 +1,72 @@
-//! What the commands say about a lock's holder: the `--verbose` lines while
-//! waiting, why a lock is stale, and `--status`.
+//! What the commands say: `PROG: message` lines ([`Reporter`]), the
+//! `--verbose` lines while waiting, why a lock is stale, and `--status`.
 
 use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use crate::acquire::Event;
-use crate::cli::{Exit, Reporter};
-use crate::exit::ExitCode;
+use crate::cli::Outcome;
 use crate::judge::{Reason, Verdict};
 use crate::record::Record;
+
+/// Prints `PROG: message` lines on stderr, unless quiet.
+#[derive(Debug, Clone, Copy)]
+pub struct Reporter {
+    pub prog: &'static str,
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+impl Reporter {
+    /// An error or warning (suppressed by `-q`).
+    pub fn error(&self, msg: impl std::fmt::Display) {
+        if !self.quiet {
+            say(self.prog, msg);
+        }
+    }
+
+    /// A `--verbose` line.
+    pub fn info(&self, msg: impl std::fmt::Display) {
+        if self.verbose {
+            say(self.prog, msg);
+        }
+    }
+
+    /// A usage error: always said, whatever `-q`.
+    pub fn usage(&self, msg: impl std::fmt::Display) {
+        say(self.prog, format_args!("{msg}; try '{} --help'", self.prog));
+    }
+
+    /// Say a usage error.
+    pub fn usage_error(&self, msg: &str) -> Outcome {
+        self.usage(msg);
+        Outcome::Usage
+    }
+
+    /// Say a bad option value.
+    pub fn bad_value(&self, msg: impl std::fmt::Display) -> Outcome {
+        self.error(msg);
+        Outcome::BadValue
+    }
+
+    /// Say why taking a lock failed (giving up only with `--verbose`:
+    /// as the old tools, `dotlock -r 0` says nothing unless asked).
+    pub fn failed(&self, e: crate::Error) -> Outcome {
+        match e {
+            crate::Error::Busy { .. } | crate::Error::TimedOut { .. } => self.info(&e),
+            _ => self.error(&e),
+        }
+        Outcome::Failed(e)
+    }
+}
+
+/// One line on stderr. A failed write (closed stderr, a full disk) is
+/// ignored rather than turned into a panic: the exit status still tells.
+pub fn say(prog: &str, msg: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{prog}: {msg}");
+}
 
 /// A `--verbose` reporter of waiting events for the lock at `path`.
 pub fn events(out: Reporter, path: &Path) -> impl FnMut(Event) + '_ {
@@ -51,13 +108,12 @@ pub struct Holder {
     pub verdict: Verdict,
 }
 
-/// `--status`: print the holder in readable form; exit 0 if held, 1 if
-/// free or stale.
-pub fn status(path: &Path, holder: Option<Holder>) -> Exit {
+/// `--status`: print the holder in readable form; success if held.
+pub fn status(path: &Path, holder: Option<Holder>) -> Outcome {
     let mut out = io::stdout().lock();
     let Some(h) = holder else {
         let _ = writeln!(out, "lock:    {}\nstate:   free", path.display());
-        return ExitCode::Failure.into();
+        return Outcome::NoLock;
     };
     let unknown = || "-".to_string();
     let state = if h.verdict.is_stale() {
@@ -86,8 +142,8 @@ pub fn status(path: &Path, holder: Option<Holder>) -> Exit {
         why(h.verdict),
     );
     if h.verdict.is_stale() {
-        ExitCode::Failure.into()
+        Outcome::NoLock
     } else {
-        ExitCode::Success.into()
+        Outcome::Success
     }
 }

@@ -1,0 +1,240 @@
+//! The options every lock command shares, and the numbers they take.
+
+use std::time::Duration;
+
+use crate::cli::{Outcome, Reporter};
+use crate::judge::{self, Policy};
+use crate::wait::{Patience, Schedule};
+
+/// Options for waiting, shared by the lock commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WaitArgs {
+    /// Retries after the first attempt [default: 5]; -1 for forever
+    #[arg(short = 'r', value_name = "RETRIES", allow_hyphen_values = true)]
+    pub retries: Option<String>,
+
+    /// Wait SECONDS between attempts instead of 5, 10, ... 60 s (0: no wait)
+    #[arg(short = 'i', value_name = "SECONDS", allow_hyphen_values = true)]
+    pub interval: Option<String>,
+
+    /// Give up after DURATION of waiting (seconds; 0.5, 200ms, 2m allowed)
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
+
+    /// A lock whose holder cannot be proven alive or dead is stale after
+    /// DURATION [default: 300]; holders touch their lock every third of it
+    /// (at most every 30 s)
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub stale_after: Option<String>,
+
+    /// Say when waiting, whom for, and when a stale lock is broken
+    #[arg(long)]
+    pub verbose: bool,
+
+    /// Quiet: no error messages
+    #[arg(short = 'q')]
+    pub quiet: bool,
+
+    /// Counting semaphore: take any free one of N locks, LOCK.1 ... LOCK.N;
+    /// the slot is printed, or given to the command as $DOTLOCK_SLOT
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub slots: Option<String>,
+}
+
+/// What the waiting options say, parsed and checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Waiting {
+    pub out: Reporter,
+    pub patience: Patience,
+    pub stale_after: Duration,
+    pub slots: Option<usize>,
+}
+
+impl WaitArgs {
+    /// The reporter for `prog` and the parsed waiting options, or
+    /// [`Outcome::BadValue`] (said in one line on stderr).
+    pub fn checked(&self, prog: &'static str) -> Result<Waiting, Outcome> {
+        let out = Reporter {
+            prog,
+            quiet: self.quiet,
+            verbose: self.verbose,
+        };
+        let parsed = self
+            .parse()
+            .and_then(|(patience, stale_after)| Ok((patience, stale_after, self.slots()?)));
+        match parsed {
+            Ok((patience, stale_after, slots)) => Ok(Waiting {
+                out,
+                patience,
+                stale_after,
+                slots,
+            }),
+            Err(msg) => Err(out.bad_value(msg)),
+        }
+    }
+
+    /// The patience and stale age these options ask for, or the message
+    /// for a bad value (exit 5).
+    pub fn parse(&self) -> Result<(Patience, Duration), String> {
+        let retries = match self.retries.as_deref().map(parse_retries) {
+            None => Some(5),
+            Some(r) => r?,
+        };
+        let schedule = match self.interval.as_deref().map(parse_duration) {
+            None => Schedule::Backoff,
+            Some(Ok(d)) => Schedule::Fixed(d),
+            Some(Err(msg)) => return Err(format!("-i {msg}")),
+        };
+        let timeout = match self.timeout.as_deref().map(parse_duration) {
+            None => None,
+            Some(Ok(d)) => Some(d),
+            Some(Err(msg)) => return Err(format!("--timeout {msg}")),
+        };
+        let stale_after = match self.stale_after.as_deref().map(parse_duration) {
+            None => judge::DEFAULT_STALE_AFTER,
+            Some(Ok(d)) if !d.is_zero() => d,
+            Some(Ok(_)) => return Err("--stale-after 0: must be more than zero".into()),
+            Some(Err(msg)) => return Err(format!("--stale-after {msg}")),
+        };
+        let patience = Patience {
+            schedule,
+            retries,
+            timeout,
+        };
+        Ok((patience, stale_after))
+    }
+
+    /// `--slots N`: a whole number from 1 to 10000, or the message for a
+    /// bad value (exit 5).
+    pub fn slots(&self) -> Result<Option<usize>, String> {
+        let Some(s) = self.slots.as_deref() else {
+            return Ok(None);
+        };
+        match s.parse::<usize>() {
+            Ok(n) if (1..=10_000).contains(&n) && s.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(Some(n))
+            }
+            _ => Err(format!(
+                "--slots {s}: must be a whole number from 1 to 10000"
+            )),
+        }
+    }
+
+    /// The judging policy, with `-p`'s trust in a bare pid.
+    pub fn policy(stale_after: Duration, trust_bare_pid: bool) -> Policy {
+        Policy {
+            stale_after,
+            trust_bare_pid,
+        }
+    }
+}
+
+/// `-r N`: a whole number of retries, or `-1` for forever (`None`).
+pub fn parse_retries(s: &str) -> Result<Option<u64>, String> {
+    if s == "-1" {
+        return Ok(None);
+    }
+    if !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(n) = s.parse::<u32>()
+    {
+        return Ok(Some(u64::from(n)));
+    }
+    Err(format!(
+        "-r {s}: invalid argument (a whole number of retries, or -1 for forever)"
+    ))
+}
+
+/// A duration in seconds, fractions allowed, with an optional unit suffix
+/// `ms`, `s`, `m` or `h`: `5`, `0.25`, `1.5s`, `200ms`, `2m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (t, 1.0)
+    };
+    let plain = !num.is_empty()
+        && num.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && num.bytes().filter(|&b| b == b'.').count() <= 1
+        && num != ".";
+    let value: f64 = if plain {
+        num.parse().map_err(|_| ())
+    } else {
+        Err(())
+    }
+    .map_err(|()| format!("{s}: not a duration (seconds >= 0, e.g. 5, 0.5, 200ms, 2m)"))?;
+    match Duration::try_from_secs_f64(value * scale) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!(
+            "{s}: too large (at most {} s, 100 years)",
+            MAX_DURATION.as_secs()
+        )),
+    }
+}
+
+/// The longest duration any option takes: 100 years. Longer ones would
+/// overflow the clocks they are added to.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries() {
+        assert_eq!(parse_retries("0"), Ok(Some(0)));
+        assert_eq!(parse_retries("12"), Ok(Some(12)));
+        assert_eq!(parse_retries("-1"), Ok(None));
+        for bad in [
+            "",
+            "-5",
+            "-0",
+            "x",
+            "3x",
+            " 3",
+            "+3",
+            "99999999999999999999",
+            "1.5",
+        ] {
+            assert!(parse_retries(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_duration("0"), Ok(ms(0)));
+        assert_eq!(parse_duration("5"), Ok(ms(5000)));
+        assert_eq!(parse_duration("0.25"), Ok(ms(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(ms(1500)));
+        assert_eq!(parse_duration("200ms"), Ok(ms(200)));
+        assert_eq!(parse_duration("2m"), Ok(ms(120_000)));
+        assert_eq!(parse_duration("1h"), Ok(ms(3_600_000)));
+        assert_eq!(parse_duration("3153600000"), Ok(MAX_DURATION));
+        for bad in [
+            "",
+            "-1",
+            "abc",
+            "1e3",
+            "1..2",
+            ".",
+            "inf",
+            "NaN",
+            "5x",
+            "1e400",
+            "99999999999999999999999",
+            "10000000000000000000",
+            "3153600001",
+            "52560001m",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The one lock pipeline of the commands: validated options make a
+//! [`Plan`]; [`run`] waits for the lock (signals caught, early wake, the
+//! parent watched, `--verbose` lines), then leaves it in place — printing
+//! the slot taken — or runs the command under it and releases it, and says
+//! what came of it as an [`Outcome`].
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::Error;
+use crate::acquire::{self, Event, Holding, Protocol, Stop};
+use crate::child::{self, ChildEvent};
+use crate::cli::{Outcome, Reporter, report};
+use crate::judge::Policy;
+use crate::path::LockPath;
+use crate::signals::{self, Signals};
+use crate::slots::AnyOf;
+use crate::wait::{Patience, Sleeper};
+use crate::watch::ParentWatch;
+
+/// How to wait for a lock.
+#[derive(Debug, Clone)]
+pub struct Waiter {
+    pub out: Reporter,
+    pub patience: Patience,
+    pub policy: Policy,
+    /// Wake when one of these locks (all in one directory) goes away;
+    /// `None` keeps the legacy polling.
+    pub wake_on: Option<(Vec<PathBuf>, PathBuf)>,
+    /// `-p` without a command: give up if the parent dies.
+    pub watch_parent: bool,
+}
+
+impl Waiter {
+    /// Early wake on the release of any of `locks`.
+    pub fn waking_on(mut self, locks: &[LockPath]) -> Self {
+        if let Some(first) = locks.first() {
+            let paths = locks.iter().map(|l| l.path().to_path_buf()).collect();
+            self.wake_on = Some((paths, first.dir().to_path_buf()));
+        }
+        self
+    }
+
+    /// Wait for `lock` with signals already caught, telling `report` what
+    /// happens on the way.
+    pub fn wait_for<P: Protocol>(
+        &self,
+        lock: &P,
+        signals: &Signals,
+        report: impl FnMut(Event),
+    ) -> Result<P::Held, Stop> {
+        let parent = self.watch_parent.then(ParentWatch::new);
+        let mut sleeper = Sleeper::new(Some(signals), parent);
+        if let Some((paths, dir)) = &self.wake_on {
+            sleeper = sleeper.wake_on_release(paths.clone(), dir);
+        }
+        acquire::acquire(lock, &self.patience, &self.policy, &mut sleeper, report)
+    }
+}
+
+/// Catch the signals that end a wait (and SIGIO, for early wake).
+pub fn catch(early_wake: bool) -> Result<Signals, Error> {
+    let mut caught = signals::WAITING.to_vec();
+    if early_wake {
+        caught.push(Signal::SIGIO);
+    }
+    Signals::catch(&caught).map_err(|e| Error::io("signalfd", e))
+}
+
+/// What to do once the lock is ours.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub waiter: Waiter,
+    /// `--slots N`, if given: the slot taken is printed or exported.
+    pub slots: Option<usize>,
+    /// The command to run under the lock; empty: leave the lock in place.
+    pub command: Vec<OsString>,
+    /// Keep the lock fresh while the command runs (touch every this long).
+    pub touch_every: Option<Duration>,
+}
+
+/// How [`run`] ended, before the caller says anything of it.
+pub enum Ended {
+    /// The outcome is final (and said).
+    Done(Outcome),
+    /// Retries or the timeout ran out: the caller says who holds it.
+    GaveUp(Error),
+}
+
+/// Take one of `locks` (the slots, or the one lock) and follow `plan`;
+/// `announce` is shown the lock first (for `--verbose` lines).
+pub fn run<P: Protocol>(plan: &Plan, locks: AnyOf<P>, announce: impl FnOnce(&P::Held)) -> Ended
+where
+    P::Held: Holding,
+{
+    let out = &plan.waiter.out;
+    let signals = match catch(plan.waiter.wake_on.is_some()) {
+        Ok(s) => s,
+        Err(e) => return Ended::Done(out.failed(e)),
+    };
+    let path = locks.path.clone();
+    let taken = plan
+        .waiter
+        .wait_for(&locks, &signals, report::events(*out, &path));
+    let (slot, held) = match taken {
+        Ok(held) => held,
+        Err(Stop::Signal(sig)) => return Ended::Done(Outcome::Signal(sig)),
+        Err(Stop::Error(e @ (Error::Busy { .. } | Error::TimedOut { .. }))) => {
+            return Ended::GaveUp(e);
+        }
+        Err(Stop::Error(e)) => return Ended::Done(out.failed(e)),
+    };
+    announce(&held);
+    Ended::Done(hold_or_run(plan, &path, slot, held, signals))
+}
+
+/// The lock is ours: leave it in place (printing the slot), or run the
+/// command under it.
+pub fn hold_or_run<H: Holding>(
+    plan: &Plan,
+    path: &Path,
+    slot: usize,
+    held: H,
+    signals: Signals,
+) -> Outcome {
+    if plan.command.is_empty() {
+        held.keep();
+        print_slot(plan.slots, slot);
+        return Outcome::Success;
+    }
+    let env = slot_env(plan.slots, slot);
+    let run = Run {
+        command: &plan.command,
+        env: &env,
+        touch_every: plan.touch_every,
+    };
+    match run_under(&plan.waiter.out, path, held, signals, &run) {
+        Ok(end) => Outcome::Command(end),
+        Err(e) => {
+            plan.waiter.out.error(format_args!(
+                "{}: {}",
+                Path::new(&plan.command[0]).display(),
+                crate::error::describe(&e)
+            ));
+            Outcome::NotStarted(e.kind())
+        }
+    }
+}
+
+/// The locks of `--slots N` (`LOCK.1` … `LOCK.N`), or the lock itself;
+/// "name too long" where a slot's name would not fit.
+pub fn slot_paths(lock: &LockPath, slots: Option<usize>) -> crate::Result<Vec<LockPath>> {
+    match slots {
+        None => Ok(vec![lock.clone()]),
+        Some(n) => (1..=n).map(|i| lock.sibling(&format!(".{i}"))).collect(),
+    }
+}
+
+/// After taking slot `slot` without a command: print its number, so that
+/// the script can release it (`dotlock -u LOCK.$slot`).
+fn print_slot(slots: Option<usize>, slot: usize) {
+    if slots.is_some() {
+        use std::io::Write;
+        let _ = writeln!(io::stdout().lock(), "{slot}");
+    }
+}
+
+/// The environment a command gets under slot `slot`.
+fn slot_env(slots: Option<usize>, slot: usize) -> Vec<(&'static str, String)> {
+    match slots {
+        Some(_) => vec![("DOTLOCK_SLOT", slot.to_string())],
+        None => Vec::new(),
+    }
+}
+
+/// `--status` of every slot (or of the lock), blank lines between;
+/// success if any is held.
+pub fn status_of_slots(
+    paths: &[LockPath],
+    mut look: impl FnMut(&LockPath) -> crate::Result<Option<report::Holder>>,
+    out: &Reporter,
+) -> Outcome {
+    let mut held = false;
+    for (i, path) in paths.iter().enumerate() {
+        if i > 0 {
+            use std::io::Write;
+            let _ = writeln!(io::stdout().lock());
+        }
+        match look(path) {
+            Ok(holder) => held |= matches!(report::status(path.path(), holder), Outcome::Success),
+            Err(e) => out.error(e),
+        }
+    }
+    if held {
+        Outcome::Success
+    } else {
+        Outcome::NoLock
+    }
+}
+
+/// Holders touch their lock every 30 s, or every third of the stale age
+/// if that is shorter.
+pub fn touch_interval(stale_after: Duration) -> Duration {
+    Duration::from_secs(30)
+        .min(stale_after / 3)
+        .max(Duration::from_millis(100))
+}
+
+/// A command to run under a lock.
+struct Run<'a> {
+    command: &'a [OsString],
+    env: &'a [(&'a str, String)],
+    /// `None`: the lock is not touched (dotlockfile's `-p` locks).
+    touch_every: Option<Duration>,
+}
+
+/// Run the command under `held`: signals forwarded, the command recorded
+/// in the lock, the lock kept fresh, released when the command ends.
+/// `Err`: it could not be started (the lock is released all the same).
+fn run_under<H: Holding>(
+    out: &Reporter,
+    path: &Path,
+    mut held: H,
+    mut signals: Signals,
+    run: &Run<'_>,
+) -> io::Result<child::ChildEnd> {
+    let mut forwarded = signals::FORWARDED.to_vec();
+    forwarded.push(Signal::SIGCHLD);
+    signals.add(&forwarded)?;
+    let every = run.touch_every.unwrap_or(Duration::from_secs(30));
+    let ended = child::run_child(run.command, run.env, &signals, every, |event| match event {
+        // The command is named in the record at once, so that a waiter
+        // does not judge the lock dead while the command lives, even if
+        // we are killed with SIGKILL.
+        ChildEvent::Spawned(pid) => {
+            if let Err(e) = held.add_child(pid) {
+                out.error(e);
+            }
+        }
+        ChildEvent::Tick if run.touch_every.is_some() => {
+            let _ = held.touch();
+        }
+        ChildEvent::Tick => {}
+    });
+    match held.release() {
+        Ok(true) => {}
+        Ok(false) => out.error(format_args!(
+            "{}: the lock was broken while the command ran; left the new holder's lock alone",
+            path.display()
+        )),
+        Err(e) => out.error(e),
+    }
+    ended
+}

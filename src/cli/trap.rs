@@ -1,0 +1,115 @@
+//! `lockdir --trap`: the POSIX sh that takes a lock directory in the
+//! calling shell and releases it when the script exits or is killed.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use crate::cli::lockdir::Args;
+use crate::cli::{Outcome, Reporter};
+
+/// `--trap`: print POSIX sh that takes the lock in the calling shell (its
+/// `$$` recorded as holder) and, on success, defines `lockdir_release` and
+/// sets EXIT, HUP, INT and TERM traps that call it; on failure the code
+/// returns non-zero, so `eval "$(lockdir --trap DIR)" || exit 1` exits.
+pub fn trap(out: &Reporter, args: &Args, dir: &OsStr, command: &[OsString]) -> Outcome {
+    if !command.is_empty() {
+        return out.usage_error("--trap takes a lock directory and no command");
+    }
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            out.error(format_args!(
+                "cannot find my own program: {}",
+                crate::error::describe(&e)
+            ));
+            return Outcome::BadValue;
+        }
+    };
+    let dir = match std::path::absolute(Path::new(dir)) {
+        Ok(p) => p,
+        Err(_) => PathBuf::from(dir),
+    };
+    let mut take = Vec::new();
+    let mut pass = |flag: &str, value: &Option<String>| {
+        if let Some(v) = value {
+            take.push(flag.to_string());
+            take.push(v.clone());
+        }
+    };
+    pass("-r", &args.wait.retries);
+    pass("-i", &args.wait.interval);
+    pass("--timeout", &args.wait.timeout);
+    pass("--stale-after", &args.wait.stale_after);
+    pass("--grace", &args.grace);
+    pass("--slots", &args.wait.slots);
+    if args.wait.verbose {
+        take.push("--verbose".into());
+    }
+    let mut code = b"__lockdir_bin=".to_vec();
+    code.extend(sh_quote(exe.as_os_str().as_encoded_bytes()));
+    code.extend(b"\n__lockdir_dir=");
+    code.extend(sh_quote(dir.as_os_str().as_encoded_bytes()));
+    code.extend(b"\n__lockdir_pid=$$\n");
+    code.extend(
+        b"lockdir_release() { \"$__lockdir_bin\" -u -q --pid \"$__lockdir_pid\" -- \"$__lockdir_dir\"; }\n",
+    );
+    // With --slots the slot taken is printed: the lock is DIR.N.
+    let slotted = args.wait.slots.is_some();
+    code.extend(if slotted {
+        &b"if __lockdir_slot=$(\"$__lockdir_bin\" --pid \"$__lockdir_pid\""[..]
+    } else {
+        &b"if \"$__lockdir_bin\" --pid \"$__lockdir_pid\""[..]
+    });
+    for t in &take {
+        code.push(b' ');
+        code.extend(sh_quote(t.as_bytes()));
+    }
+    code.extend(if slotted {
+        &b" -- \"$__lockdir_dir\"); then\n\t__lockdir_dir=\"$__lockdir_dir.$__lockdir_slot\"\n"[..]
+    } else {
+        &b" -- \"$__lockdir_dir\"; then\n"[..]
+    });
+    code.extend(
+        b"\
+          \ttrap 'lockdir_release' EXIT\n\
+          \ttrap 'lockdir_release; trap - EXIT; exit 129' HUP\n\
+          \ttrap 'lockdir_release; trap - EXIT; exit 130' INT\n\
+          \ttrap 'lockdir_release; trap - EXIT; exit 143' TERM\n\
+          else\n\
+          \tfalse\n\
+          fi\n",
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(&code);
+    Outcome::Success
+}
+
+/// Single-quote for POSIX sh, byte for byte: every byte literal, `'` as
+/// `'\''`. Spaces, `$`, backslashes, newlines and non-UTF-8 bytes survive.
+pub fn sh_quote(bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![b'\''];
+    for &b in bytes {
+        if b == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\'');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote(b"plain"), b"'plain'");
+        assert_eq!(sh_quote(b"it's"), b"'it'\\''s'");
+        assert_eq!(sh_quote(b"'"), b"''\\'''");
+        assert_eq!(sh_quote(b"a b $(x) \\ \n"), b"'a b $(x) \\ \n'");
+        assert_eq!(sh_quote(b"\xff"), b"'\xff'");
+        assert_eq!(sh_quote(b""), b"''");
+    }
+}
