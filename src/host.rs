@@ -91,14 +91,15 @@ fn parse_state(stat: &[u8]) -> Option<u8> {
         .find(|b| !b.is_ascii_whitespace())
 }
 
-/// Is the recorded `pid` our parent or one of its ancestors, on this
-/// host, and (where recorded) the very same process? So a subshell or a
-/// trap of the shell that took a lock may release it.
-pub fn is_caller_or_ancestor(record: &crate::record::Record, pid: u32) -> bool {
-    if record.host.as_deref().is_some_and(|h| h != hostname()) {
+/// Is `pid`, recorded on `host` with start time `start`, our parent or one
+/// of its ancestors, on this host, and (where recorded) the very same
+/// process? So a subshell or a trap of the shell that took a lock may
+/// release it.
+pub fn is_caller_or_ancestor(pid: u32, host: Option<&str>, start: Option<u64>) -> bool {
+    if host.is_some_and(|h| h != hostname()) {
         return false;
     }
-    if let (Some(start), Some(now)) = (record.start, start_time(pid))
+    if let (Some(start), Some(now)) = (start, start_time(pid))
         && start != now
     {
         return false;

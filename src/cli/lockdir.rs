@@ -320,7 +320,7 @@ fn unlock(
     let record = s.record();
     let ours = record.pid.is_some_and(|p| match pid {
         Some(want) => p == want,
-        None => host::is_caller_or_ancestor(&record, p),
+        None => host::is_caller_or_ancestor(p, record.host.as_deref(), record.start),
     });
     let dead = matches!(
         lockdir::judge(&s, grace, policy),
