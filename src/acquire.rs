@@ -108,6 +108,7 @@ pub fn acquire<P: Protocol>(
         attempt(lock, policy, sleeper, &mut report, &mut announced)
     };
     loop {
+        crate::seam::counted_attempt();
         if let Some(held) = attempt(sleeper)? {
             return Ok(held);
         }

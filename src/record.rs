@@ -12,7 +12,7 @@
 //! garbage and binary all parse; whatever cannot be understood is simply
 //! absent, and an absent fact is never taken as proof that a holder is dead.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use crate::host;
 
@@ -59,7 +59,7 @@ impl Record {
             start: pid.and_then(host::start_time),
             pidns: pid.and(host::pid_namespace()),
             cmd,
-            created: SystemTime::now()
+            created: crate::seam::local_now()
                 .duration_since(UNIX_EPOCH)
                 .ok()
                 .and_then(|d| i64::try_from(d.as_secs()).ok()),

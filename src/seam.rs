@@ -15,6 +15,13 @@
 //! * `IN_ATTEMPT`: an attempt has created its temporary file, before
 //!   `link(2)`.
 //!
+//! `LOCKUTILS_TEST_CLOCK_SKEW=SECONDS` (signed) moves this process's
+//! wall clock ([`local_now`], the only way the library reads it) by that
+//! much: nothing that judges a lock may depend on it.
+//!
+//! `LOCKUTILS_TEST_COUNT_ATTEMPTS=FILE` appends a line to `FILE` for each
+//! counted attempt.
+//!
 //! `LOCKUTILS_TEST_LINK=lost-reply` makes `link(2)` happen but report
 //! `EIO`, as a lost NFS reply does; `=unsupported` makes it fail with
 //! `EPERM` without linking, as on a filesystem without hard links.
@@ -38,6 +45,39 @@ pub fn pause(point: &str) {
     }
     #[cfg(not(debug_assertions))]
     let _ = point;
+}
+
+/// This process's wall clock — used only where no filesystem clock can be
+/// had, and for the informational `created=`. In debug builds a test can
+/// skew it (`LOCKUTILS_TEST_CLOCK_SKEW`).
+#[allow(clippy::disallowed_methods)]
+pub fn local_now() -> std::time::SystemTime {
+    let now = std::time::SystemTime::now();
+    #[cfg(debug_assertions)]
+    if let Some(skew) = std::env::var("LOCKUTILS_TEST_CLOCK_SKEW")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+    {
+        let by = std::time::Duration::from_secs(skew.unsigned_abs());
+        return if skew >= 0 { now + by } else { now - by };
+    }
+    now
+}
+
+/// A counted attempt, for a test that counts them.
+#[inline]
+pub fn counted_attempt() {
+    #[cfg(debug_assertions)]
+    if let Some(file) = std::env::var_os("LOCKUTILS_TEST_COUNT_ATTEMPTS") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(file)
+        {
+            let _ = f.write_all(b"attempt\n");
+        }
+    }
 }
 
 /// What `LOCKUTILS_TEST_LINK` asks `link(2)` to pretend.

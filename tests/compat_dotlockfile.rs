@@ -183,12 +183,12 @@ fn same_codes_content_mode_and_leftovers_as_dotlockfile() {
 }
 
 /// The one difference we keep on purpose: liblockfile judges "now" by the
-/// lock's atime and so misses a 301 s old lock on the first try (SPEC §9).
+/// lock's atime and so misses a 310 s old lock on the first try (SPEC §9).
 #[test]
 fn aged_lock_is_broken_on_the_first_attempt_unlike_dotlockfile() {
     let s = Scratch::new();
     fs::write(s.path("L"), "0").unwrap();
-    crate::util::age(&s.path("L"), 301);
+    crate::util::age(&s.path("L"), 310);
     let mut cmd = s.as_dotlockfile();
     s.expect(cmd.args(["-r", "0", "L"]), 0);
     assert_eq!(fs::read(s.path("L")).unwrap(), b"0\n");
@@ -196,7 +196,7 @@ fn aged_lock_is_broken_on_the_first_attempt_unlike_dotlockfile() {
 
     let s = Scratch::new();
     fs::write(s.path("L"), "0").unwrap();
-    crate::util::age(&s.path("L"), 299);
+    crate::util::age(&s.path("L"), 290);
     s.expect(s.as_dotlockfile().args(["-r", "0", "L"]), 4);
     assert_eq!(fs::read(s.path("L")).unwrap(), b"0");
 }

@@ -120,7 +120,7 @@ fn rows() -> Vec<Row> {
             "-c: an aged lock is not valid",
             |s| {
                 held(s);
-                age(&s.path("L"), 301)
+                age(&s.path("L"), 310)
             },
             &["-c", "L"],
             1,

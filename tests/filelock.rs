@@ -197,6 +197,7 @@ fn crossed(first: &str, second: &str, prog: &str) {
 while [ $i -lt 200 ]; do
   until {prog} {order}; do :; done
   mkdir inside 2>/dev/null || echo "overlap $i" >> errors
+  n=$(cat counter 2>/dev/null || echo 0); echo $((n + 1)) > counter
   rmdir inside
   rm -f a b
   i=$((i + 1))
@@ -221,6 +222,9 @@ done"#
         assert!(out.success(), "a loop failed or deadlocked: {out:?}");
     }
     assert_eq!(fs::read_to_string(s.path("errors")).ok(), None);
+    // Every read-modify-write of the counter happened under both locks.
+    assert_eq!(fs::read_to_string(s.path("counter")).unwrap().trim(), "400");
+    fs::remove_file(s.path("counter")).unwrap();
     assert!(s.listing().is_empty(), "{:?}", s.listing());
 }
 
@@ -408,4 +412,25 @@ fn lockfile_personality_gives_up_on_a_signal_with_75() {
         ["lockfile: Signal received, giving up on \"b\""]
     );
     assert_eq!(s.listing(), ["b"], "a released, nothing left behind");
+}
+
+/// `--verbose` names each lock it waits for, not the program.
+#[test]
+fn verbose_names_the_lock_it_waits_for() {
+    let s = Scratch::new();
+    fs::write(s.path("B"), "0\n").unwrap();
+    let out = s.expect(
+        Command::new(filelock_bin())
+            .current_dir(s.dir.path())
+            .args(["--verbose", "-r", "0", "A", "B"]),
+        1,
+    );
+    let lines = stderr_lines(&out);
+    let want = format!("filelock: waiting for {}: held by", s.path("B").display());
+    assert!(lines.iter().any(|l| l.starts_with(&want)), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("waiting for filelock")),
+        "{lines:?}"
+    );
+    assert_eq!(s.listing(), ["B"], "A released again");
 }

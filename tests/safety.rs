@@ -266,14 +266,18 @@ fn paused_at(s: &Scratch, mut cmd: Command, point: &str, gate: &str) -> (Child, 
 }
 
 #[test]
-fn signals_outside_the_usual_list_leave_no_temporary_file() {
+fn a_signal_during_an_attempt_leaves_no_temporary_file() {
     let s = Scratch::new();
-    for (prog, sig) in [
-        ("dotlock", Signal::SIGUSR1),
-        ("dotlock", Signal::SIGALRM),
-        ("filelock", Signal::SIGUSR2),
-        ("filelock", Signal::SIGALRM),
-    ] {
+    use Signal::*;
+    let dotlock = [
+        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2, SIGALRM,
+    ];
+    let filelock_sigs = [SIGTERM, SIGUSR2, SIGALRM];
+    let cases = dotlock
+        .iter()
+        .map(|&sig| ("dotlock", sig))
+        .chain(filelock_sigs.iter().map(|&sig| ("filelock", sig)));
+    for (prog, sig) in cases {
         let mut cmd = if prog == "dotlock" {
             s.dotlock()
         } else {

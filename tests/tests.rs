@@ -2,6 +2,10 @@
 //! runs the real `dotlock` binary (and, where installed, the real
 //! `dotlockfile`) in a scratch directory of its own.
 
+// The tests set lock ages against the wall clock; the programs never read it
+// to judge a lock (clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 // Shared helpers: scratch directories, running as nobody, failure context.
 mod util;
 
@@ -47,3 +51,8 @@ mod bad_input;
 // Safety under attack: nothing not a lock removed, no overlap after SIGKILL,
 // huge values refused, breaks never take a taken lock, no file left by a signal.
 mod safety;
+
+// Tests aimed at the bugs the rest would let through: touch that does nothing,
+// a timeout that does not cut the sleep, the local clock, lockdir's ownership,
+// the break lock's mutual exclusion, attempts counted.
+mod mutants;

@@ -18,7 +18,12 @@ fn parent_death_ends_a_p_wait_promptly_with_5() {
     let s = Scratch::new();
     fs::write(s.path("L"), "0\n").unwrap();
     let out = s
-        .shell(r#""$0" -p -r -1 --verbose L 2>err & echo $!; sleep 0.5"#)
+        // The shell exits once dotlock says it waits (however slowly it
+        // started), at most after 10 s.
+        .shell(
+            r#""$0" -p -r -1 --verbose L 2>err & echo $!
+            i=0; until grep -q 'waiting for' err 2>/dev/null || [ $i -ge 1000 ]; do sleep 0.01; i=$((i+1)); done"#,
+        )
         .output()
         .unwrap();
     let died = Instant::now();

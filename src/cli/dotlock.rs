@@ -3,7 +3,6 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use clap::{CommandFactory, Parser};
 
@@ -234,7 +233,9 @@ fn look(lock: &LockPath, policy: &Policy) -> Result<Option<Holder>> {
     let Some(mut seen) = fs::observe(lock.path())? else {
         return Ok(None);
     };
-    seen.fs_now = fs::fs_now(lock).ok().or_else(|| Some(SystemTime::now()));
+    seen.fs_now = fs::fs_now(lock)
+        .ok()
+        .or_else(|| Some(crate::seam::local_now()));
     Ok(Some(Holder {
         record: seen.record(),
         age: seen.age(),

@@ -4,7 +4,7 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
@@ -288,7 +288,9 @@ fn seen(lock: &LockPath) -> Result<Option<SeenDir>> {
     let Some(mut seen) = lockdir::observe(lock.path())? else {
         return Ok(None);
     };
-    seen.fs_now = fs::fs_now(lock).ok().or_else(|| Some(SystemTime::now()));
+    seen.fs_now = fs::fs_now(lock)
+        .ok()
+        .or_else(|| Some(crate::seam::local_now()));
     Ok(Some(seen))
 }
 
