@@ -63,7 +63,7 @@ pub enum Stop {
     /// An error; see [`Error::exit_code`].
     Error(Error),
     /// A caught signal arrived while waiting. Nothing of ours is left on
-    /// disk; the caller should die by it ([`crate::guard::die_by`]).
+    /// disk; the caller should die by it ([`crate::signals::die_by`]).
     Signal(Signal),
 }
 

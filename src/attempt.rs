@@ -11,7 +11,7 @@ pub enum Try<H, S> {
     Vanished,
 }
 
-/// What [`break_lock`] did.
+/// What a break did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Broken {
     /// The judged lock was removed.

@@ -1,11 +1,11 @@
 //! The dot-lock protocol a waiter runs: look first, link, back off from a
 //! break in progress.
 //!
-//! Each attempt first looks ([`glance`]): a lock whose holder is alive, or
+//! Each attempt first looks (`judge::glance`): a lock whose holder is alive, or
 //! that is younger than the stale age on the filesystem's clock, is busy
 //! without a temporary file being made — idle waiters create nothing, so
 //! they do not wake each other. Otherwise it is one `link(2)` attempt
-//! ([`crate::link`]); a stale lock is broken ([`crate::breaking`]).
+//! ([`crate::link`]); a stale lock is broken (`breaking`).
 
 use std::cell::Cell;
 use std::path::Path;
@@ -25,7 +25,7 @@ use crate::record::Record;
 /// A dot-lock to take: the lock path, its opened directory, the owner
 /// record, the file mode.
 ///
-/// Each attempt first looks ([`glance`]): a lock whose holder is alive,
+/// Each attempt first looks (`judge::glance`): a lock whose holder is alive,
 /// or that is younger than the stale age on the filesystem's clock (kept
 /// as an offset for at most 30 s), is busy without a temporary file being
 /// made — idle waiters create nothing, so they do not wake each other.

@@ -1,6 +1,6 @@
 //! Looking at, touching and creating lock files: what a lock file is
 //! ([`Observed`]), the filesystem's clock ([`fs_now`]), and the temporary
-//! file of an attempt ([`TempFile`]), all relative to the lock's opened
+//! file of an attempt (`TempFile`), all relative to the lock's opened
 //! directory ([`Dir`]).
 
 use std::ffi::{OsStr, OsString};

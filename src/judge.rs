@@ -9,8 +9,8 @@
 //! is possible and it has *aged out*. Content that cannot be understood is
 //! never proof of death.
 //!
-//! [`glance`] judges a busy lock before anything is created, on the
-//! filesystem clock carried forward from its last measurement ([`FsClock`]).
+//! `glance` judges a busy lock before anything is created, on the
+//! filesystem clock carried forward from its last measurement (`FsClock`).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -393,6 +393,78 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_break_lock_ages_out_after_30_seconds() {
+        let probe = FakeProbe(HashMap::new());
+        let record = Record::parse(b"0\nbreak=1\n");
+        let p = break_lock_policy();
+        assert_eq!(p.stale_after, S(30));
+        assert!(!judge(&record, S(29), &here(), &p, &probe).is_stale());
+        assert!(judge(&record, S(30), &here(), &p, &probe).is_stale());
+    }
+
+    #[test]
+    fn the_system_probe_reads_this_host() {
+        let me = std::process::id();
+        assert_eq!(SystemProbe.start_time(me), host::start_time(me));
+        assert!(SystemProbe.start_time(me).is_some());
+        assert_eq!(SystemProbe.liveness(me), Liveness::Running);
+    }
+
+    /// A clock measured `ago`, at filesystem time `fs`.
+    fn clock(ago: Duration, fs: SystemTime) -> FsClock {
+        FsClock {
+            at: Instant::now().checked_sub(ago).unwrap(),
+            fs,
+        }
+    }
+
+    #[test]
+    fn the_fs_clock_runs_on_for_30_seconds() {
+        let fs = SystemTime::UNIX_EPOCH + S(1_000_000);
+        let now = clock(S(10), fs).now().unwrap();
+        assert!(now >= fs + S(10) && now < fs + S(11), "{now:?}");
+        assert!(clock(S(29), fs).now().is_some());
+        assert_eq!(clock(S(31), fs).now(), None);
+    }
+
+    #[test]
+    fn a_glance_decides_only_what_needs_no_new_clock() {
+        let fs = SystemTime::UNIX_EPOCH + S(1_000_000);
+        let alive = |_: &(), _| Verdict::Valid(Reason::Alive { pid: 1 });
+        let young = |_: &(), now: Option<SystemTime>| match now {
+            Some(_) => Verdict::Valid(Reason::Fresh { age: S(1) }),
+            None => Verdict::Valid(Reason::Fresh { age: S(0) }),
+        };
+        let old = |_: &(), now: Option<SystemTime>| match now {
+            Some(_) => Verdict::Stale(Reason::Aged { age: S(999) }),
+            None => Verdict::Valid(Reason::Fresh { age: S(0) }),
+        };
+        // Never measured: a real attempt, whatever the lock.
+        assert!(matches!(glance(&(), None, alive), Glance::Attempt));
+        // Proof needs no clock, even an expired one; the age shown runs on.
+        match glance(&(), Some(clock(S(40), fs)), alive) {
+            Glance::Busy(Some(now), Verdict::Valid(Reason::Alive { .. })) => {
+                assert!(now >= fs + S(40) && now < fs + S(41), "{now:?}")
+            }
+            _ => panic!("a live holder is busy"),
+        }
+        // Age needs a recent clock.
+        assert!(matches!(
+            glance(&(), Some(clock(S(5), fs)), young),
+            Glance::Busy(Some(_), _)
+        ));
+        assert!(matches!(
+            glance(&(), Some(clock(S(40), fs)), young),
+            Glance::Attempt
+        ));
+        // A lock that may be stale is left to the real attempt.
+        assert!(matches!(
+            glance(&(), Some(clock(S(5), fs)), old),
+            Glance::Attempt
+        ));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The lock-directory protocol a waiter runs: one `mkdir(2)` attempt
-//! ([`crate::mkdir`]), a busy lock judged — by its owner record, or without
+//! (`mkdir`), a busy lock judged — by its owner record, or without
 //! one by age against a grace period — first without creating anything,
 //! and a stale one broken under `LOCK.break`.
 
@@ -36,7 +36,7 @@ pub fn judge(seen: &SeenDir, grace: Duration, policy: &Policy) -> Verdict {
     }
 }
 
-/// A lock directory to take. Like [`dotlock::DotLock`], an attempt on a
+/// A lock directory to take. Like [`crate::dotlock::DotLock`], an attempt on a
 /// busy lock creates nothing while its holder is alive or the lock young.
 #[derive(Debug)]
 pub struct DirLock<'a> {

@@ -228,6 +228,7 @@ mod tests {
             (b"42\n", Some(42)),
             (b"  42  \n", Some(42)),
             (b"42abc\n", None),
+            (b"+42\n", None),
             (b"-5\n", None),
             (b"99999999999999999999\n", None),
             (b"\xff\xfe\x00\x01binary", None),
@@ -239,6 +240,36 @@ mod tests {
         let r = Record::parse(b"garbage\nhost=x\nstart=notanumber\n=\nnoequals\n");
         assert_eq!(r.host.as_deref(), Some("x"));
         assert_eq!(r.start, None);
+    }
+
+    #[test]
+    fn a_holders_record_names_it() {
+        let me = std::process::id();
+        let r = Record::for_holder(Some(me), Some("job".into()));
+        assert_eq!(r.pid, Some(me));
+        assert_eq!(r.start, host::start_time(me));
+        assert!(r.start.is_some());
+        assert_eq!(r.pidns, host::pid_namespace());
+        assert_eq!(r.cmd.as_deref(), Some("job"));
+        let now = crate::seam::local_now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!(r.created.is_some_and(|c| (now - 5..=now).contains(&c)));
+        // No pid, no process facts.
+        let none = Record::for_holder(None, None);
+        assert_eq!((none.pid, none.start, none.pidns), (None, None, None));
+    }
+
+    #[test]
+    fn the_commands_lines_name_it() {
+        let me = std::process::id();
+        let mut bytes = b"1\n".to_vec();
+        bytes.extend(Record::child_lines(me));
+        let r = Record::parse(&bytes);
+        assert_eq!(r.child, Some(me));
+        assert_eq!(r.child_start, host::start_time(me));
+        assert!(r.child_start.is_some());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //!   drops what it holds and calls [`die_by`], which restores the default
 //!   action and re-raises, so the shell sees 128+N.
 //! * Holding, in command mode: [`FORWARDED`] signals are passed on to the
-//!   child ([`crate::child`]).
+//!   child (`child`).
 //!
 //! Signals that were ignored when we started (`nohup`, `trap '' HUP`) stay
 //! ignored and are not caught, and the command inherits them ignored. That
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::resource::{Resource, setrlimit};
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, raise, signal, sigprocmask};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, raise, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::sys;
@@ -160,8 +160,7 @@ impl AsFd for Signals {
 /// Falls back to exiting 128+N should the signal not kill us.
 pub fn die_by(sig: Signal) -> ! {
     let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
-    // SAFETY: restoring the default disposition has no handler to race with.
-    let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    sys::default_action(sig);
     let mut only = SigSet::empty();
     only.add(sig);
     let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);

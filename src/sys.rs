@@ -28,6 +28,12 @@ pub fn is_ignored(sig: Signal) -> bool {
     }
 }
 
+/// Restore the default action of `sig`.
+pub fn default_action(sig: Signal) {
+    // SAFETY: SIG_DFL installs no handler, so there is none to race with.
+    let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
+}
+
 /// `fcntl(fd, F_NOTIFY, events)`: dnotify on the directory `fd`.
 pub fn notify(fd: BorrowedFd<'_>, events: libc::c_int) -> bool {
     // SAFETY: F_NOTIFY takes an int argument; fd is open for the call.

@@ -179,6 +179,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// The one action that `flags` choose, `default` where none is set;
+/// `None` where several are.
+pub fn one_action<A: Copy>(default: A, flags: &[(bool, A)]) -> Option<A> {
+    let mut chosen = flags.iter().filter(|(set, _)| *set).map(|&(_, a)| a);
+    match (chosen.next(), chosen.next()) {
+        (None, _) => Some(default),
+        (Some(a), None) => Some(a),
+        (Some(_), Some(_)) => None,
+    }
+}
+
 /// The longest duration any option takes: 100 years. Longer ones would
 /// overflow the clocks they are added to.
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
@@ -186,6 +197,15 @@ pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_action_of_the_flags() {
+        let flags = |a, b| [(a, 'a'), (b, 'b')];
+        assert_eq!(one_action('l', &flags(false, false)), Some('l'));
+        assert_eq!(one_action('l', &flags(true, false)), Some('a'));
+        assert_eq!(one_action('l', &flags(false, true)), Some('b'));
+        assert_eq!(one_action('l', &flags(true, true)), None);
+    }
 
     #[test]
     fn retries() {

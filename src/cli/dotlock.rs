@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{CommandFactory, Parser};
 
 use crate::Result;
-use crate::cli::args::{WaitArgs, Waiting};
+use crate::cli::args::{WaitArgs, Waiting, one_action};
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
 use crate::cli::report::Holder;
 use crate::cli::{Exit, Outcome, Personality, Program, Reporter};
@@ -193,13 +193,14 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
     if lockfile.as_os_str().is_empty() {
         return Err(out.usage_error("the lock file name is empty"));
     }
-    let action = match [args.unlock, args.touch, args.check, args.status] {
-        [false, false, false, false] => Action::Lock,
-        [true, false, false, false] => Action::Unlock,
-        [false, true, false, false] => Action::Touch,
-        [false, false, true, false] => Action::Check,
-        [false, false, false, true] => Action::Status,
-        _ => return Err(out.usage_error("-u, -t, -c and --status cannot be combined")),
+    let chosen = [
+        (args.unlock, Action::Unlock),
+        (args.touch, Action::Touch),
+        (args.check, Action::Check),
+        (args.status, Action::Status),
+    ];
+    let Some(action) = one_action(Action::Lock, &chosen) else {
+        return Err(out.usage_error("-u, -t, -c and --status cannot be combined"));
     };
     if action != Action::Lock && (args.lock || !command.is_empty()) {
         return Err(

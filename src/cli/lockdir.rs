@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::args::{WaitArgs, Waiting, parse_duration};
+use crate::cli::args::{WaitArgs, Waiting, one_action, parse_duration};
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
 use crate::cli::report::Holder;
 use crate::cli::{Exit, Outcome, Program, Reporter, trap};
@@ -177,13 +177,14 @@ fn check(args: &Args) -> Result<Invocation, Outcome> {
     if dir.is_empty() {
         return Err(out.usage_error("the lock directory name is empty"));
     }
-    let action = match [args.unlock, args.check, args.status, args.trap] {
-        [false, false, false, false] => Action::Lock,
-        [true, false, false, false] => Action::Unlock,
-        [false, true, false, false] => Action::Check,
-        [false, false, true, false] => Action::Status,
-        [false, false, false, true] => Action::Trap,
-        _ => return Err(out.usage_error("-u, -c, --status and --trap cannot be combined")),
+    let chosen = [
+        (args.unlock, Action::Unlock),
+        (args.check, Action::Check),
+        (args.status, Action::Status),
+        (args.trap, Action::Trap),
+    ];
+    let Some(action) = one_action(Action::Lock, &chosen) else {
+        return Err(out.usage_error("-u, -c, --status and --trap cannot be combined"));
     };
     if matches!(action, Action::Unlock | Action::Check | Action::Status) && !command.is_empty() {
         return Err(out.usage_error("-u, -c and --status take a lock directory and no command"));
