@@ -23,7 +23,7 @@ _filelock() {
 
     case "${cmd}" in
         filelock)
-            opts="-l -u -r -s -h -V --verbose --help --version"
+            opts="-l -u -r -s -h -V --force --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

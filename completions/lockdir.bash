@@ -23,7 +23,7 @@ _lockdir() {
 
     case "${cmd}" in
         lockdir)
-            opts="-u -c -r -i -q -h -V --force --status --trap --pid --grace --timeout --stale-after --verbose --slots --help --version"
+            opts="-u -c -r -i -q -h -V --force --status --trap --pid --grace --timeout --stale-after --verbose --on-lost --slots --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -51,6 +51,10 @@ _lockdir() {
                     ;;
                 --stale-after)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on-lost)
+                    COMPREPLY=($(compgen -W "warn term kill" -- "${cur}"))
                     return 0
                     ;;
                 --slots)

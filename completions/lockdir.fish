@@ -4,6 +4,9 @@ complete -c lockdir -s r -d 'Retries after the first attempt [default: 5]; -1 fo
 complete -c lockdir -s i -d 'Wait SECONDS between attempts instead of 5, 10, ... 60 s (0: no wait)' -r
 complete -c lockdir -l timeout -d 'Give up after DURATION of waiting (seconds; 0.5, 200ms, 2m allowed)' -r
 complete -c lockdir -l stale-after -d 'A lock whose holder cannot be proven alive or dead is stale after DURATION [default: 300]; holders touch their lock every third of it (at most every 30 s)' -r
+complete -c lockdir -l on-lost -d 'With a COMMAND: when the lock is found lost at a keep-alive touch, warn (the default), or also send the command SIGTERM (term) or SIGKILL (kill); the command then ends by that signal' -r -f -a "warn\t'Say so on stderr, at once'
+term\t'Say so, and send the command SIGTERM'
+kill\t'Say so, and send the command SIGKILL'"
 complete -c lockdir -l slots -d 'Counting semaphore: take any free one of N locks, LOCK.1 ... LOCK.N; the slot is printed, or given to the command as $DOTLOCK_SLOT' -r
 complete -c lockdir -s u -d 'Release the lock: only if it is ours (or its owner is proven dead)'
 complete -c lockdir -l force -d 'With -u: release the lock whoever holds it'

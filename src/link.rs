@@ -162,6 +162,23 @@ pub fn remove(lock: &LockPath) -> Result<bool> {
     mailbox::privileged(&dir, lock.name(), || remove_at(&dir, lock))
 }
 
+/// Remove the lock at `lock` only if it is still the very one `seen`
+/// (device, inode, mtime, size, content). `Ok(false)`: it was gone, or is
+/// another lock now, left alone.
+pub fn remove_seen(lock: &LockPath, seen: &Observed) -> Result<bool> {
+    let dir = lock.open_dir()?;
+    mailbox::privileged(&dir, lock.name(), || {
+        match observe_at(&dir, lock.name(), lock.path())? {
+            Some(now) if now.same_lock(seen) => match dir.unlink(lock.name()) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(Error::io(lock.path(), e)),
+            },
+            _ => Ok(false),
+        }
+    })
+}
+
 fn remove_at(dir: &Dir, lock: &LockPath) -> Result<bool> {
     let path = lock.path();
     match dir.lstat(lock.name()) {

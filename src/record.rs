@@ -36,6 +36,12 @@ pub struct Record {
     pub child_start: Option<u64>,
     /// This is the record of a break lock (`break=1`).
     pub break_lock: bool,
+    /// Who took the lock when no pid is recorded (native `dotlock` without
+    /// `-p`): its pid and start time (`caller=`, `caller_start=`). It tells
+    /// whose lock it is (for `-u` and messages), and is never proof of
+    /// death: such a lock goes stale by age.
+    pub caller: Option<u32>,
+    pub caller_start: Option<u64>,
 }
 
 impl Record {
@@ -64,6 +70,25 @@ impl Record {
                 .ok()
                 .and_then(|d| i64::try_from(d.as_secs()).ok()),
             ..Record::default()
+        }
+    }
+
+    /// This record, naming `pid` as the caller that took the lock.
+    pub fn with_caller(self, pid: u32) -> Self {
+        Record {
+            caller: Some(pid).filter(|&p| p != 0),
+            caller_start: host::start_time(pid),
+            ..self
+        }
+    }
+
+    /// Whoever the record names as having taken the lock: the holder, or
+    /// else the caller; with its recorded start time.
+    pub fn taker(&self) -> Option<(u32, Option<u64>)> {
+        match (self.pid, self.caller) {
+            (Some(pid), _) => Some((pid, self.start)),
+            (None, Some(caller)) => Some((caller, self.caller_start)),
+            (None, None) => None,
         }
     }
 
@@ -113,6 +138,12 @@ impl Record {
         if self.break_lock {
             field("break", "1");
         }
+        if let Some(v) = self.caller {
+            field("caller", &v.to_string());
+        }
+        if let Some(v) = self.caller_start {
+            field("caller_start", &v.to_string());
+        }
         let mut bytes = out.into_bytes();
         bytes.truncate(MAX_RECORD);
         bytes
@@ -149,6 +180,8 @@ impl Record {
                 "child" => record.child = value.parse().ok().filter(|&p| p != 0),
                 "child_start" => record.child_start = value.parse().ok(),
                 "break" => record.break_lock = value == "1",
+                "caller" => record.caller = value.parse().ok().filter(|&p| p != 0),
+                "caller_start" => record.caller_start = value.parse().ok(),
                 _ => {}
             }
         }
@@ -157,8 +190,8 @@ impl Record {
 
     /// A short human description: `pid 42 (make) on mail`.
     pub fn describe(&self) -> String {
-        let mut out = match self.pid {
-            Some(pid) => format!("pid {pid}"),
+        let mut out = match self.taker() {
+            Some((pid, _)) => format!("pid {pid}"),
             None => "an unknown process".to_string(),
         };
         if let Some(cmd) = &self.cmd {
@@ -212,6 +245,8 @@ mod tests {
             child: Some(78),
             child_start: Some(124),
             break_lock: true,
+            caller: Some(79),
+            caller_start: Some(125),
         };
         let bytes = r.to_bytes();
         assert!(bytes.starts_with(b"77\nhost=mail\n"));

@@ -274,7 +274,7 @@ fn failed_in_time_and_unlock_messages() {
     fs::write(s.path("b"), "0\n").unwrap();
     let out = s.expect(filelock(&s).args(["-r", "1", "-s", "0.05", "a", "b"]), 1);
     let want = format!(
-        "filelock: Failed: couldn't create {} in time",
+        "filelock: Failed: couldn't create {} in time: held by an unknown process for 0s",
         s.path("b").display()
     );
     assert_eq!(stderr_lines(&out), [want]);

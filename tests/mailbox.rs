@@ -165,12 +165,17 @@ fn a_flipped_directory_link_cannot_redirect_the_privileged_calls() {
     for (round, args) in [["-u", "-q"], ["-r", "0"]].iter().enumerate() {
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink(&decoy, &link).unwrap();
-        let _ = fs::remove_file(decoy.join(format!("{OTHER}.lock")));
-        // The other user's lock is held in the first round, absent in the second.
+        let decoy_lock = decoy.join(format!("{OTHER}.lock"));
+        let _ = fs::remove_file(&decoy_lock);
+        // The other user's lock is held in the first round, absent in the
+        // second. In the first, the user removes a lock of nobody's in the
+        // decoy spool: the flip aims that removal at the other's lock.
         let held = round == 0;
         if held {
             fs::write(&victim, "4242\n").unwrap();
             chown(&victim, Some(s.other.id), Some(s.other.gid)).unwrap();
+            fs::write(&decoy_lock, "0\n").unwrap();
+            chown(&decoy_lock, Some(s.user.id), Some(s.user.gid)).unwrap();
         }
         let gate = s.out.join(format!("gate{round}"));
         let mut cmd = Command::new(&s.setgid_bin);

@@ -369,7 +369,7 @@ fn status_of_free_held_stale_and_garbage_locks() {
         ],
     );
     assert!(
-        lines[5] == "age:     400s" || lines[5] == "age:     399s",
+        lines[5] == "age:     6m40s" || lines[5] == "age:     6m39s",
         "{}",
         lines[5]
     );

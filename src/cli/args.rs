@@ -35,10 +35,28 @@ pub struct WaitArgs {
     #[arg(short = 'q')]
     pub quiet: bool,
 
+    /// With a COMMAND: when the lock is found lost at a keep-alive touch,
+    /// warn (the default), or also send the command SIGTERM (term) or
+    /// SIGKILL (kill); the command then ends by that signal
+    #[arg(long, value_name = "ACTION", value_enum)]
+    pub on_lost: Option<OnLost>,
+
     /// Counting semaphore: take any free one of N locks, LOCK.1 ... LOCK.N;
     /// the slot is printed, or given to the command as $DOTLOCK_SLOT
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub slots: Option<String>,
+}
+
+/// What to do when a command's lock is lost while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OnLost {
+    /// Say so on stderr, at once.
+    #[default]
+    Warn,
+    /// Say so, and send the command SIGTERM.
+    Term,
+    /// Say so, and send the command SIGKILL.
+    Kill,
 }
 
 /// What the waiting options say, parsed and checked.
@@ -76,7 +94,9 @@ impl WaitArgs {
     /// The patience and stale age these options ask for, or the message
     /// for a bad value (exit 5).
     pub fn parse(&self) -> Result<(Patience, Duration), String> {
+        // --timeout alone bounds the wait by time: retries are unbounded.
         let retries = match self.retries.as_deref().map(parse_retries) {
+            None if self.timeout.is_some() => None,
             None => Some(5),
             Some(r) => r?,
         };

@@ -9,12 +9,12 @@ use clap::{CommandFactory, Parser};
 use crate::Result;
 use crate::cli::args::{WaitArgs, Waiting, one_action};
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
-use crate::cli::report::Holder;
+use crate::cli::report::{self, Holder};
 use crate::cli::{Exit, Outcome, Personality, Program, Reporter};
 use crate::dotlock::DotLock;
 use crate::fs;
 use crate::host;
-use crate::judge::{self, Policy};
+use crate::judge::Policy;
 use crate::link::{self, Held, Via};
 use crate::mailbox;
 use crate::path::LockPath;
@@ -49,9 +49,14 @@ pub struct Args {
     #[arg(short = 'l')]
     pub lock: bool,
 
-    /// Unlock: remove the lock file (a missing lock is success)
+    /// Unlock: remove the lock file if it is the caller's (or stale, or
+    /// nobody's); a missing lock is success
     #[arg(short = 'u')]
     pub unlock: bool,
+
+    /// With -u: remove the lock whoever holds it
+    #[arg(long)]
+    pub force: bool,
 
     /// Touch: refresh the lock's timestamp
     #[arg(short = 't')]
@@ -113,14 +118,31 @@ pub fn main(argv: Vec<OsString>) -> Exit {
         Personality::Dotlockfile => Program::Dotlockfile { passthrough },
         _ => Program::Native,
     };
-    match crate::cli::parse::<Args>(command().name(prog).bin_name(prog), prog, argv) {
+    let mut cmd = command().name(prog).bin_name(prog);
+    if personality == Personality::Dotlockfile {
+        // dotlockfile has no -h or --version: a usage error and its usage.
+        cmd = cmd.disable_help_flag(true).disable_version_flag(true);
+    }
+    match crate::cli::parse::<Args>(cmd, prog, argv) {
         Ok(args) => {
             let program = program(args.passthrough);
             run(args, personality).exit(program)
         }
-        Err(outcome) => outcome.exit(program(false)),
+        Err(outcome) => {
+            if personality == Personality::Dotlockfile {
+                eprint!("{DOTLOCKFILE_USAGE}");
+            }
+            outcome.exit(program(false))
+        }
     }
 }
+
+/// liblockfile 1.17's usage text.
+const DOTLOCKFILE_USAGE: &str = "\
+Usage:  dotlockfile -l [-r retries] [-i interval] [-p] [-q] <-m|lockfile>
+        dotlockfile -l [-r retries] [-i interval] [-p] [-q] <-m|lockfile> [-P] command args...
+        dotlockfile -u|-t
+";
 
 /// What one invocation is to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,21 +175,24 @@ pub fn run(args: Args, personality: Personality) -> Outcome {
     let out = &inv.out;
     let lock = &inv.lock;
     match inv.action {
-        Action::Unlock => match link::remove(lock) {
+        Action::Unlock if personality == Personality::Dotlockfile => match link::remove(lock) {
             Ok(_) => Outcome::Success,
             Err(e) => action_failed(out, e),
         },
+        Action::Unlock => unlock(out, lock, &inv.policy, args.force),
         Action::Touch => match fs::touch(lock) {
             Ok(true) => Outcome::Success,
             Ok(false) => Outcome::NoLock,
             Err(e) => action_failed(out, e),
         },
-        Action::Check => match look(lock, &inv.policy) {
+        Action::Check => match Holder::of_file(lock, &inv.policy) {
             Ok(Some(h)) if !h.verdict.is_stale() => Outcome::Success,
             Ok(_) => Outcome::NoLock,
             Err(e) => action_failed(out, e),
         },
-        Action::Status => pipeline::status_of_slots(&inv.paths, |l| look(l, &inv.policy), out),
+        Action::Status => {
+            pipeline::status_of_slots(&inv.paths, |l| Holder::of_file(l, &inv.policy), out)
+        }
         Action::Lock => take(&inv, &args, personality),
     }
 }
@@ -189,7 +214,11 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
     } else {
         PathBuf::from(rest.remove(0))
     };
-    let command = rest;
+    // `dotlock L -- cmd`: the `--` ends dotlock's options, it is no command.
+    let command = match rest.split_first() {
+        Some((first, tail)) if first == "--" => tail.to_vec(),
+        _ => rest,
+    };
     if lockfile.as_os_str().is_empty() {
         return Err(out.usage_error("the lock file name is empty"));
     }
@@ -206,6 +235,9 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
         return Err(
             out.usage_error("-u, -t, -c and --status take a lock file and no -l or command")
         );
+    }
+    if args.force && action != Action::Unlock {
+        return Err(out.usage_error("--force goes with -u"));
     }
     if waiting.slots.is_some() && matches!(action, Action::Unlock | Action::Touch | Action::Check) {
         return Err(out
@@ -227,21 +259,36 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
     })
 }
 
-/// Look at the lock as a waiter would: observed, with the filesystem's
-/// "now" (our own clock where nothing can be created, e.g. a read-only
-/// spool), and judged.
-fn look(lock: &LockPath, policy: &Policy) -> Result<Option<Holder>> {
-    let Some(mut seen) = fs::observe(lock.path())? else {
-        return Ok(None);
+/// `-u`: remove the lock only if the caller may ([`pipeline::may_release`]),
+/// or with `--force`; a missing lock is success, and a symbolic link at
+/// the lock path is removed itself (never its target).
+fn unlock(out: &Reporter, lock: &LockPath, policy: &Policy, force: bool) -> Outcome {
+    let holder = match Holder::of_file(lock, policy) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Outcome::Success,
+        Err(crate::Error::LockIsSymlink { .. }) => {
+            return match link::remove(lock) {
+                Ok(_) => Outcome::Success,
+                Err(e) => action_failed(out, e),
+            };
+        }
+        Err(e) => return action_failed(out, e),
     };
-    seen.fs_now = fs::fs_now(lock)
-        .ok()
-        .or_else(|| Some(crate::seam::local_now()));
-    Ok(Some(Holder {
-        record: seen.record(),
-        age: seen.age(),
-        verdict: judge::judge_observed(&seen, policy),
-    }))
+    if !force && !pipeline::may_release(&holder) {
+        let e = crate::Error::NotOurs {
+            path: lock.path().into(),
+            holder: holder.record.describe(),
+        };
+        out.error(&e);
+        return Outcome::Refused;
+    }
+    let Ok(Some(seen)) = fs::observe(lock.path()) else {
+        return Outcome::Success;
+    };
+    match link::remove_seen(lock, &seen) {
+        Ok(_) => Outcome::Success,
+        Err(e) => action_failed(out, e),
+    }
 }
 
 /// The owner record: the pid of the caller (or ours with a command), and
@@ -262,7 +309,13 @@ fn record(args: &Args, personality: Personality, command: &[OsString]) -> Vec<u8
                     .map(|n| n.to_string_lossy().into_owned()),
                 None => host::command_name(ppid),
             };
-            Record::for_holder(holder, cmd)
+            let record = Record::for_holder(holder, cmd);
+            // Without -p the caller is named all the same, but not trusted:
+            // the lock goes stale by age, as liblockfile's.
+            match holder {
+                None => record.with_caller(ppid),
+                Some(_) => record,
+            }
         }
     }
     .to_bytes()
@@ -309,10 +362,22 @@ fn take(inv: &Invocation, args: &Args, personality: Personality) -> Outcome {
         slots: inv.waiting.slots,
         command: inv.command.clone(),
         touch_every: refresh.then(|| pipeline::touch_interval(inv.policy.stale_after)),
+        on_lost: match personality {
+            Personality::Dotlockfile => None,
+            _ => Some(args.wait.on_lost.unwrap_or_default()),
+        },
     };
     match pipeline::run(&plan, locks, |held: &Held| announce(out, held)) {
         Ended::Done(outcome) => outcome,
-        Ended::GaveUp(e) => out.failed(e),
+        // dotlockfile gives up silently, as liblockfile does.
+        Ended::GaveUp(e) if personality == Personality::Dotlockfile => out.failed(e),
+        Ended::GaveUp(e) => {
+            let holder = inv
+                .paths
+                .iter()
+                .find_map(|l| Holder::of_file(l, &inv.policy).ok().flatten());
+            report::gave_up(out, inv.lock.path(), holder, e)
+        }
     }
 }
 

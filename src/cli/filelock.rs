@@ -11,7 +11,8 @@ use crate::Error;
 use crate::acquire::Stop;
 use crate::cli::args::{parse_duration, parse_retries};
 use crate::cli::pipeline::{self, Waiter};
-use crate::cli::{Exit, Outcome, Program, Reporter, report};
+use crate::cli::report::{self, Holder};
+use crate::cli::{Exit, Outcome, Program, Reporter};
 use crate::dotlock::DotLock;
 use crate::host;
 use crate::judge::Policy;
@@ -43,9 +44,14 @@ pub struct Args {
     #[arg(short = 'l')]
     pub lock: bool,
 
-    /// Unlock: remove the lock files
+    /// Unlock: remove the lock files (those of the calling shell, stale ones
+    /// and nobody's)
     #[arg(short = 'u')]
     pub unlock: bool,
+
+    /// With -u: remove the lock files whoever holds them
+    #[arg(long)]
+    pub force: bool,
 
     /// Retries for each lock after its first attempt [default: 10]; -1 for forever
     #[arg(short = 'r', value_name = "RETRIES", allow_hyphen_values = true)]
@@ -125,8 +131,11 @@ pub fn run(args: Args) -> Outcome {
     if args.lock && args.unlock {
         return out.usage_error("-l and -u cannot be combined");
     }
+    if args.force && !args.unlock {
+        return out.usage_error("--force goes with -u");
+    }
     if args.unlock {
-        return unlock(&out, &args.files);
+        return unlock(&out, &args.files, args.force);
     }
     let (set, waiter) = match check(&out, &args) {
         Ok(checked) => checked,
@@ -160,9 +169,14 @@ pub fn run(args: Args) -> Outcome {
         }
         Err((_, Stop::Signal(sig))) => Outcome::Signal(sig),
         Err((i, Stop::Error(e @ (Error::Busy { .. } | Error::TimedOut { .. })))) => {
+            let lock = &set.locks()[i];
+            let holder = Holder::of_file(lock, &waiter.policy).ok().flatten();
+            let by = holder
+                .map(|h| format!(": {}", h.held_by()))
+                .unwrap_or_default();
             out.error(format_args!(
-                "Failed: couldn't create {} in time",
-                set.locks()[i].path().display()
+                "Failed: couldn't create {} in time{by}",
+                lock.path().display()
             ));
             Outcome::Failed(e)
         }
@@ -209,15 +223,21 @@ fn check(out: &Reporter, args: &Args) -> Result<(LockSet, Waiter), Outcome> {
     Ok((set, waiter))
 }
 
-/// `-u`: remove each lock; a missing one is a warning.
-fn unlock(out: &Reporter, files: &[OsString]) -> Outcome {
+/// `-u`: remove each lock that the caller may release
+/// ([`pipeline::may_release`]), or each with `--force`; a missing one is a
+/// warning, somebody else's is refused.
+fn unlock(out: &Reporter, files: &[OsString], force: bool) -> Outcome {
     let mut outcome = Outcome::Success;
     for f in files {
-        match LockPath::new(f).and_then(|l| link::remove(&l)) {
+        match unlock_one(f, force) {
             Ok(true) => {}
             Ok(false) => {
                 out.error(format_args!("{}: not locked", Path::new(f).display()));
                 outcome = Outcome::NotLocked;
+            }
+            Err(e @ Error::NotOurs { .. }) => {
+                out.error(&e);
+                outcome = Outcome::Refused;
             }
             Err(e) => {
                 out.error(&e);
@@ -226,4 +246,24 @@ fn unlock(out: &Reporter, files: &[OsString]) -> Outcome {
         }
     }
     outcome
+}
+
+fn unlock_one(file: &OsStr, force: bool) -> crate::Result<bool> {
+    let lock = LockPath::new(file)?;
+    let holder = match Holder::of_file(&lock, &Policy::default()) {
+        Ok(Some(h)) => h,
+        Ok(None) => return Ok(false),
+        Err(Error::LockIsSymlink { .. }) => return link::remove(&lock),
+        Err(e) => return Err(e),
+    };
+    if !force && !pipeline::may_release(&holder) {
+        return Err(Error::NotOurs {
+            path: lock.path().into(),
+            holder: holder.record.describe(),
+        });
+    }
+    match crate::fs::observe(lock.path())? {
+        Some(seen) => link::remove_seen(&lock, &seen),
+        None => Ok(false),
+    }
 }

@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::cli::args::{WaitArgs, Waiting, one_action, parse_duration};
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
-use crate::cli::report::Holder;
+use crate::cli::report::{self, Holder};
 use crate::cli::{Exit, Outcome, Program, Reporter, trap};
 use crate::fs;
 use crate::host;
@@ -26,8 +26,9 @@ use crate::{Error, Result};
 ///
 /// `lockdir DIR` takes the lock for the calling shell; `lockdir -u DIR`
 /// releases it. With a COMMAND, the command runs under the lock. In a
-/// script, `eval "$(lockdir --trap DIR)" || exit 1` takes the lock and
-/// releases it when the script exits or is killed by HUP, INT or TERM.
+/// script, `lk=$(lockdir --trap DIR) || exit 1; eval "$lk" || exit 1` takes
+/// the lock and releases it when the script exits or is killed by HUP, INT
+/// or TERM; it fails closed even when lockdir cannot be run.
 ///
 /// The trap helper sets the EXIT, HUP, INT and TERM traps, replacing any the
 /// script set before: POSIX sh cannot read an existing trap back reliably
@@ -91,13 +92,23 @@ pub fn command() -> clap::Command {
     Args::command()
 }
 
-/// Parse `argv` and run.
+/// Parse `argv` and run. With `--trap`, any failure — a usage error
+/// included — prints `false` for the `eval`, so that the script stops.
 pub fn main(argv: Vec<OsString>) -> Exit {
-    match crate::cli::parse(command(), "lockdir", argv) {
+    let trapping = argv
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--trap");
+    let outcome = match crate::cli::parse(command(), "lockdir", argv) {
         Ok(args) => run(args),
         Err(outcome) => outcome,
+    };
+    if trapping && !matches!(outcome, Outcome::Success | Outcome::Shown) {
+        use std::io::Write;
+        let _ = std::io::stdout().lock().write_all(b"false\n");
     }
-    .exit(Program::Native)
+    outcome.exit(Program::Native)
 }
 
 /// What one invocation is to do.
@@ -203,7 +214,11 @@ fn check(args: &Args) -> Result<Invocation, Outcome> {
         action,
         grace,
         dir: dir.clone(),
-        command: command.to_vec(),
+        // `lockdir DIR -- cmd`: the `--` ends lockdir's options.
+        command: match command.split_first() {
+            Some((first, tail)) if first == "--" => tail.to_vec(),
+            _ => command.to_vec(),
+        },
     })
 }
 
@@ -263,6 +278,7 @@ fn take(
         slots: inv.waiting.slots,
         command: inv.command.clone(),
         touch_every: Some(pipeline::touch_interval(inv.waiting.stale_after)),
+        on_lost: Some(args.wait.on_lost.unwrap_or_default()),
     };
     match pipeline::run(&plan, locks, |_| {}) {
         Ended::Done(outcome) => outcome,
@@ -272,16 +288,8 @@ fn take(
 
 /// Gave up: say who holds the lock (scripts print this when `eval` fails).
 fn busy(out: &Reporter, lock: &LockPath, policy: &Policy, grace: Duration, e: Error) -> Outcome {
-    match look(lock, policy, grace) {
-        Ok(Some(h)) => out.error(format_args!(
-            "{}: busy: held by {} for {}s",
-            lock.path().display(),
-            h.record.describe(),
-            h.age.unwrap_or_default().as_secs()
-        )),
-        _ => out.error(&e),
-    }
-    Outcome::Failed(e)
+    let holder = look(lock, policy, grace).ok().flatten();
+    report::gave_up(out, lock.path(), holder, e)
 }
 
 /// The lock directory as a waiter sees it, judged.

@@ -97,23 +97,73 @@ fn clap_failure(prog: &str, e: &clap::Error) -> Outcome {
         let _ = e.print();
         return Outcome::Shown;
     }
-    say(
-        prog,
-        format_args!("{}; try '{prog} --help'", clap_one_line(e)),
-    );
+    // dotlockfile has no --help to point at: it prints its usage instead.
+    if prog == "dotlockfile" {
+        say(prog, clap_one_line(e));
+    } else {
+        say(
+            prog,
+            format_args!("{}; try '{prog} --help'", clap_one_line(e)),
+        );
+    }
     Outcome::Usage
 }
 
-/// The first line of a clap error, without its `error: ` prefix.
+/// A clap error in one line, without its `error: ` prefix: what follows
+/// the first line before the usage (the names of missing arguments, a
+/// "did you mean") is folded into it.
 pub fn clap_one_line(err: &clap::Error) -> String {
-    let text = err.render().to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments");
-    first.strip_prefix("error: ").unwrap_or(first).to_string()
+    one_line(&err.render().to_string())
+}
+
+fn one_line(text: &str) -> String {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("invalid arguments");
+    let mut out = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    if out.ends_with(':') {
+        out.pop();
+    }
+    let mut details = Vec::new();
+    let mut tipped = false;
+    for line in lines
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
+    {
+        match line.strip_prefix("tip: ") {
+            // The "did you mean" is worth the room; the rest is noise.
+            Some(tip) if !tipped && tip.contains("similar") => {
+                out.push_str(&format!(" ({tip})"));
+                tipped = true;
+            }
+            Some(_) => {}
+            None if !line.is_empty() => details.push(line),
+            None => {}
+        }
+    }
+    if !details.is_empty() {
+        out.push_str(&format!(": {}", details.join(" ")));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clap_errors_fold_into_one_line() {
+        let missing = "error: the following required arguments were not provided:\n  <LOCKFILE>...\n\nUsage: filelock [OPTIONS] <LOCKFILE>...\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(missing),
+            "the following required arguments were not provided: <LOCKFILE>..."
+        );
+        let typo = "error: unexpected argument '--verbos' found\n\n  tip: a similar argument exists: '--verbose'\n\nUsage: dotlock [OPTIONS]\n";
+        assert_eq!(
+            one_line(typo),
+            "unexpected argument '--verbos' found (a similar argument exists: '--verbose')"
+        );
+        assert_eq!(one_line("error: plain\n"), "plain");
+    }
 
     #[test]
     fn personality_from_name() {

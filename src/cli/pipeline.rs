@@ -14,6 +14,7 @@ use nix::sys::signal::Signal;
 use crate::Error;
 use crate::acquire::{self, Event, Holding, Protocol, Stop};
 use crate::child::{self, ChildEvent};
+use crate::cli::args::OnLost;
 use crate::cli::{Outcome, Reporter, report};
 use crate::judge::Policy;
 use crate::path::LockPath;
@@ -81,6 +82,9 @@ pub struct Plan {
     pub command: Vec<OsString>,
     /// Keep the lock fresh while the command runs (touch every this long).
     pub touch_every: Option<Duration>,
+    /// Check at each touch that the lock is still ours, and act when it is
+    /// not; `None`: no check (the legacy personalities).
+    pub on_lost: Option<OnLost>,
 }
 
 /// How [`run`] ended, before the caller says anything of it.
@@ -137,6 +141,7 @@ pub fn hold_or_run<H: Holding>(
         command: &plan.command,
         env: &env,
         touch_every: plan.touch_every,
+        on_lost: plan.on_lost,
     };
     match run_under(&plan.waiter.out, path, held, signals, &run) {
         Ok(end) => Outcome::Command(end),
@@ -149,6 +154,23 @@ pub fn hold_or_run<H: Holding>(
             Outcome::NotStarted(e.kind())
         }
     }
+}
+
+/// May the caller release this lock (`-u` of `dotlock`, `filelock`)?
+/// When the record names the caller or one of its ancestors (same host,
+/// boot, pid namespace and start time), or the lock is stale (its holder
+/// proven dead, or aged out), or it names nobody (a legacy tool's `0`).
+/// Otherwise it is somebody else's — another host's included.
+pub fn may_release(holder: &report::Holder) -> bool {
+    let r = &holder.record;
+    let here = crate::judge::Here::current();
+    let same = |a: &Option<String>, b: &Option<String>| a.is_none() || a == b;
+    let ours = r.taker().is_some_and(|(pid, start)| {
+        same(&r.boot_id, &here.boot_id)
+            && (r.pidns.is_none() || r.pidns == here.pidns)
+            && crate::host::is_caller_or_ancestor(pid, r.host.as_deref(), start)
+    });
+    ours || holder.verdict.is_stale() || r.taker().is_none()
 }
 
 /// The locks of `--slots N` (`LOCK.1` … `LOCK.N`), or the lock itself;
@@ -216,6 +238,7 @@ struct Run<'a> {
     env: &'a [(&'a str, String)],
     /// `None`: the lock is not touched (dotlockfile's `-p` locks).
     touch_every: Option<Duration>,
+    on_lost: Option<OnLost>,
 }
 
 /// Run the command under `held`: signals forwarded, the command recorded
@@ -232,22 +255,33 @@ fn run_under<H: Holding>(
     forwarded.push(Signal::SIGCHLD);
     signals.add(&forwarded)?;
     let every = run.touch_every.unwrap_or(Duration::from_secs(30));
+    let mut child = None;
+    let mut lost = false;
     let ended = child::run_child(run.command, run.env, &signals, every, |event| match event {
         // The command is named in the record at once, so that a waiter
         // does not judge the lock dead while the command lives, even if
         // we are killed with SIGKILL.
         ChildEvent::Spawned(pid) => {
+            child = Some(pid);
             if let Err(e) = held.add_child(pid) {
                 out.error(e);
             }
         }
-        ChildEvent::Tick if run.touch_every.is_some() => {
-            let _ = held.touch();
+        ChildEvent::Tick => {
+            if let Some(on_lost) = run.on_lost
+                && !lost
+                && !held.is_ours()
+            {
+                lost = true;
+                lost_lock(out, path, on_lost, child);
+            } else if run.touch_every.is_some() && !lost {
+                let _ = held.touch();
+            }
         }
-        ChildEvent::Tick => {}
     });
     match held.release() {
         Ok(true) => {}
+        Ok(false) if lost => {}
         Ok(false) => out.error(format_args!(
             "{}: the lock was broken while the command ran; left the new holder's lock alone",
             path.display()
@@ -255,4 +289,25 @@ fn run_under<H: Holding>(
         Err(e) => out.error(e),
     }
     ended
+}
+
+/// The lock was found lost while the command runs: say so at once, and
+/// signal the command if asked to.
+fn lost_lock(out: &Reporter, path: &Path, on_lost: OnLost, child: Option<u32>) {
+    let sig = match on_lost {
+        OnLost::Warn => None,
+        OnLost::Term => Some(Signal::SIGTERM),
+        OnLost::Kill => Some(Signal::SIGKILL),
+    };
+    let what = match sig {
+        Some(sig) => format!("; sending the command {}", sig.as_str()),
+        None => String::new(),
+    };
+    out.error(format_args!(
+        "{}: the lock was lost while the command runs (removed or taken by another){what}",
+        path.display()
+    ));
+    if let (Some(sig), Some(pid)) = (sig, child) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+    }
 }

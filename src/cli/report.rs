@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use crate::acquire::Event;
 use crate::cli::Outcome;
+use crate::fs;
+use crate::judge::{self, Policy};
 use crate::judge::{Reason, Verdict};
+use crate::path::LockPath;
 use crate::record::Record;
 
 /// Prints `PROG: message` lines on stderr, unless quiet.
@@ -72,10 +75,10 @@ pub fn say(prog: &str, msg: impl std::fmt::Display) {
 pub fn events(out: Reporter, path: &Path) -> impl FnMut(Event) + '_ {
     move |event| match event {
         Event::Waiting { holder, age } => out.info(format_args!(
-            "waiting for {}: held by {} for {}s",
+            "waiting for {}: held by {} for {}",
             path.display(),
             holder.describe(),
-            age.unwrap_or_default().as_secs()
+            human(age.unwrap_or_default())
         )),
         Event::Breaking { holder, verdict } => out.info(format_args!(
             "{}: removing stale lock of {} ({})",
@@ -101,11 +104,60 @@ pub fn why(verdict: Verdict) -> String {
     }
 }
 
+/// A duration as people read it: `42s`, `4m12s`, `2h03m`, `3d04h`.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 /// What `--status` knows of a held lock.
 pub struct Holder {
     pub record: Record,
     pub age: Option<Duration>,
     pub verdict: Verdict,
+}
+
+impl Holder {
+    /// The dot-lock at `lock` as a waiter sees it: observed, with the
+    /// filesystem's "now" (our own clock where nothing can be created,
+    /// e.g. a read-only spool), and judged. `None`: there is none.
+    pub fn of_file(lock: &LockPath, policy: &Policy) -> crate::Result<Option<Holder>> {
+        let Some(mut seen) = fs::observe(lock.path())? else {
+            return Ok(None);
+        };
+        seen.fs_now = fs::fs_now(lock)
+            .ok()
+            .or_else(|| Some(crate::seam::local_now()));
+        Ok(Some(Holder {
+            record: seen.record(),
+            age: seen.age(),
+            verdict: judge::judge_observed(&seen, policy),
+        }))
+    }
+
+    /// `held by pid P (cmd) on HOST for 4m12s`.
+    pub fn held_by(&self) -> String {
+        format!(
+            "held by {} for {}",
+            self.record.describe(),
+            human(self.age.unwrap_or_default())
+        )
+    }
+}
+
+/// Say that a wait gave up, naming the holder where it can be seen:
+/// `PROG: PATH: busy: held by pid P (cmd) on HOST for 4m12s`.
+pub fn gave_up(out: &Reporter, path: &Path, holder: Option<Holder>, e: crate::Error) -> Outcome {
+    match holder {
+        Some(h) => out.error(format_args!("{}: busy: {}", path.display(), h.held_by())),
+        None => out.error(&e),
+    }
+    Outcome::Failed(e)
 }
 
 /// `--status`: print the holder in readable form; success if held.
@@ -138,12 +190,29 @@ pub fn status(path: &Path, holder: Option<Holder>) -> Outcome {
         h.record.pid.map_or_else(unknown, |p| p.to_string()),
         h.record.cmd.clone().unwrap_or_else(unknown),
         h.record.host.clone().unwrap_or_else(unknown),
-        h.age.map_or_else(unknown, |a| format!("{}s", a.as_secs())),
+        h.age.map_or_else(unknown, human),
         why(h.verdict),
     );
     if h.verdict.is_stale() {
         Outcome::NoLock
     } else {
         Outcome::Success
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        let s = Duration::from_secs;
+        assert_eq!(human(s(0)), "0s");
+        assert_eq!(human(s(59)), "59s");
+        assert_eq!(human(s(60)), "1m00s");
+        assert_eq!(human(s(252)), "4m12s");
+        assert_eq!(human(s(3599)), "59m59s");
+        assert_eq!(human(s(7380)), "2h03m");
+        assert_eq!(human(s(86_400 + 4 * 3600 + 59)), "1d04h");
     }
 }

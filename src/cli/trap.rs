@@ -10,7 +10,17 @@ use crate::cli::{Outcome, Reporter};
 /// `--trap`: print POSIX sh that takes the lock in the calling shell (its
 /// `$$` recorded as holder) and, on success, defines `lockdir_release` and
 /// sets EXIT, HUP, INT and TERM traps that call it; on failure the code
-/// returns non-zero, so `eval "$(lockdir --trap DIR)" || exit 1` exits.
+/// returns non-zero. The idiom that fails closed even when `lockdir`
+/// cannot be run at all is
+/// `lk=$(lockdir --trap DIR) || exit 1; eval "$lk" || exit 1`.
+///
+/// zsh (in its own mode, not as sh) runs an EXIT trap set in a function
+/// when the function returns, so a lock taken in a function is released
+/// from `zshexit_functions`, which runs when the shell exits: the lock
+/// outlives the function. zsh skips those hooks when `set -e` ends the
+/// shell; the lock is then left with a dead holder (the shell), which the
+/// next `lockdir` proves and takes over at once. bash says when it
+/// replaces an EXIT trap the script had set.
 pub fn trap(out: &Reporter, args: &Args, dir: &OsStr, command: &[OsString]) -> Outcome {
     if !command.is_empty() {
         return out.usage_error("--trap takes a lock directory and no command");
@@ -45,6 +55,9 @@ pub fn trap(out: &Reporter, args: &Args, dir: &OsStr, command: &[OsString]) -> O
     if args.wait.verbose {
         take.push("--verbose".into());
     }
+    if args.wait.quiet {
+        take.push("-q".into());
+    }
     let mut code = b"__lockdir_bin=".to_vec();
     code.extend(sh_quote(exe.as_os_str().as_encoded_bytes()));
     code.extend(b"\n__lockdir_dir=");
@@ -71,7 +84,14 @@ pub fn trap(out: &Reporter, args: &Args, dir: &OsStr, command: &[OsString]) -> O
     });
     code.extend(
         b"\
-          \ttrap 'lockdir_release' EXIT\n\
+          \tif [ -n \"${ZSH_VERSION-}\" ] && [ \"$(emulate)\" = zsh ] && eval '[ ${#funcstack} -gt 0 ]'; then\n\
+          \t\teval 'zshexit_functions+=(lockdir_release)'\n\
+          \telse\n\
+          \t\tif [ -n \"${BASH_VERSION-}\" ] && [ -n \"$(trap -p EXIT)\" ]; then\n\
+          \t\t\techo \"lockdir: replacing the script's EXIT trap; call lockdir_release from your own\" >&2\n\
+          \t\tfi\n\
+          \t\ttrap 'lockdir_release' EXIT\n\
+          \tfi\n\
           \ttrap 'lockdir_release; trap - EXIT; exit 129' HUP\n\
           \ttrap 'lockdir_release; trap - EXIT; exit 130' INT\n\
           \ttrap 'lockdir_release; trap - EXIT; exit 143' TERM\n\
