@@ -75,9 +75,11 @@ impl<'a> DotLock<'a> {
 
     fn attempt(&self, policy: &Policy) -> Result<Attempt> {
         let (dir, lock) = (&self.dir, self.lock);
-        if let Some((dev, ino)) = self.deferred.get() {
+        if let Some(deferred) = self.deferred.get() {
             match observe_at(dir, lock.name(), lock.path())? {
-                Some(mut seen) if seen.dev == dev && seen.ino == ino => {
+                // Our very lock: the inode, and our record in it (a freed
+                // inode number is soon another file's).
+                Some(mut seen) if self.is_our_deferred(&seen, deferred) => {
                     if self.break_in_progress() {
                         seen.fs_now = self.clock.get().and_then(|c| c.now());
                         return Ok(Try::Busy(seen));
@@ -134,6 +136,10 @@ impl<'a> DotLock<'a> {
         }
     }
 
+    fn is_our_deferred(&self, seen: &Observed, (dev, ino): (u64, u64)) -> bool {
+        seen.dev == dev && seen.ino == ino && seen.content.as_deref() == Some(self.record)
+    }
+
     /// Is a live breaker at work on this lock? A file at `LOCK.break`
     /// counts only if it is marked as a break lock (`break=1`) and is not
     /// itself stale.
@@ -154,10 +160,9 @@ impl Drop for DotLock<'_> {
     /// Giving up while backed off: our own unused lock is removed, if it
     /// is still the one we linked.
     fn drop(&mut self) {
-        if let Some((dev, ino)) = self.deferred.take()
-            && let Ok(m) = self.dir.lstat(self.lock.name())
-            && m.dev == dev
-            && m.ino == ino
+        if let Some(deferred) = self.deferred.take()
+            && let Ok(Some(seen)) = observe_at(&self.dir, self.lock.name(), self.lock.path())
+            && self.is_our_deferred(&seen, deferred)
         {
             let dir = &self.dir;
             let _ = mailbox::privileged(dir, self.lock.name(), || dir.unlink(self.lock.name()));

@@ -254,14 +254,13 @@ impl Held {
         }
     }
 
-    /// Refresh the lock's mtime, if it is still ours.
+    /// Refresh the lock's mtime, if it is still ours (inode and record:
+    /// a freed inode number is soon another file's).
     pub fn touch(&self) -> Result<bool> {
-        match self.dir.lstat(self.lock.name()) {
-            Ok(m) if m.dev == self.dev && m.ino == self.ino => {
-                touch_at(&self.dir, self.lock.name(), self.lock.path())
-            }
-            _ => Ok(false),
+        if !self.is_ours() {
+            return Ok(false);
         }
+        touch_at(&self.dir, self.lock.name(), self.lock.path())
     }
 
     /// Record the command run under the lock (`child=`, `child_start=`),

@@ -56,3 +56,7 @@ mod safety;
 // a timeout that does not cut the sleep, the local clock, lockdir's ownership,
 // the break lock's mutual exclusion, attempts counted.
 mod mutants;
+
+// Fail closed, say why: the trap idiom in every shell, -u of another's lock,
+// a wait that gives up names the holder, --timeout alone, --on-lost.
+mod fail_closed;
