@@ -10,26 +10,13 @@ use std::time::{Duration, Instant};
 
 use crate::filelock::filelock_bin;
 use crate::lockdir::lockdir_bin;
-use crate::util::{Scratch, skip, stderr_lines, wait_until};
+use crate::util::{Scratch, TRAP_SHELLS, have_shell as have, skip, stderr_lines, wait_until};
 
-/// The five shells the trap idiom is documented for.
-const SHELLS: &[(&str, &[&str])] = &[
-    ("dash", &["dash", "-c"]),
-    ("bash", &["bash", "-c"]),
-    ("busybox ash", &["busybox", "ash", "-c"]),
-    ("mksh", &["mksh", "-c"]),
-    ("zsh", &["zsh", "-c"]),
-    ("zsh (sh mode)", &["zsh", "--emulate", "sh", "-c"]),
-];
-
-fn have(shell: &[&str]) -> bool {
-    Command::new(shell[0])
-        .args(&shell[1..])
-        .arg("exit 0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// The shells the trap idiom is documented for, and zsh in its own mode.
+fn shells() -> Vec<(&'static str, &'static [&'static str])> {
+    let mut all = TRAP_SHELLS.to_vec();
+    all.push(("zsh", &["zsh", "-c"]));
+    all
 }
 
 /// Run `body` in `shell`, with `$LK` the lock directory and `PATH` as
@@ -63,7 +50,7 @@ echo WORK > work
 #[test]
 fn the_readme_idiom_runs_no_work_unlocked_in_any_shell() {
     let mut failures = Vec::new();
-    for (name, shell) in SHELLS {
+    for (name, shell) in shells() {
         if !have(shell) {
             skip(&format!(
                 "{name} is not installed (apt-get install dash busybox mksh zsh)"
@@ -121,7 +108,7 @@ lockdir -c "$LK" || exit 3
 echo held-after-return > seen
 "#;
     let mut failures = Vec::new();
-    for (name, shell) in SHELLS {
+    for (name, shell) in shells() {
         if !have(shell) {
             skip(&format!("{name} is not installed"));
             continue;

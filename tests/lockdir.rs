@@ -24,24 +24,7 @@ fn lockdir(s: &Scratch) -> Command {
     cmd
 }
 
-/// The shells the trap helper must work in, as argv prefixes for `-c`.
-const SHELLS: &[(&str, &[&str])] = &[
-    ("dash", &["dash", "-c"]),
-    ("bash", &["bash", "-c"]),
-    ("busybox ash", &["busybox", "ash", "-c"]),
-    ("mksh", &["mksh", "-c"]),
-    ("zsh (sh mode)", &["zsh", "--emulate", "sh", "-c"]),
-];
-
-fn have(shell: &[&str]) -> bool {
-    Command::new(shell[0])
-        .args(&shell[1..])
-        .arg("exit 0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+use crate::util::{TRAP_SHELLS as SHELLS, have_shell as have};
 
 /// A script run by `shell` in `s`, with `$LOCKDIR` and `$D` (the lock
 /// directory, which may hold any characters) in its environment.

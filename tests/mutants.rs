@@ -2,14 +2,13 @@
 //! the code on purpose): each fails if the behaviour it names is removed.
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use lockutils::record::Record;
 
 use crate::lockdir::lockdir_bin;
-use crate::util::{Scratch, age, stderr_lines, wait_until};
+use crate::util::{Scratch, age, paused_at, stderr_lines};
 
 /// `-t` refreshes the lock's mtime (not only its exit status), and leaves
 /// its content alone.
@@ -111,26 +110,6 @@ fn lockdir_releases_only_a_lock_whose_record_is_still_its_own() {
     assert_eq!(fs::read(s.path("L.d/owner")).unwrap(), b"4242\n");
 }
 
-/// Start `cmd` paused at seam `point`; returns it once it is there and the
-/// gate that lets it go on.
-fn paused(
-    s: &Scratch,
-    mut cmd: Command,
-    point: &str,
-    gate: &str,
-) -> (std::process::Child, PathBuf) {
-    let gate = s.path(gate);
-    let child = cmd
-        .env(format!("LOCKUTILS_TEST_PAUSE_{point}"), &gate)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let reached = PathBuf::from(format!("{}.reached", gate.display()));
-    wait_until(point, Duration::from_secs(20), || reached.exists());
-    (child, gate)
-}
-
 /// Two breakers of one stale lock: while the first holds `L.break`
 /// (paused between its check and its unlink), the second breaks nothing;
 /// once the first is done, exactly one of them holds the lock.
@@ -141,7 +120,7 @@ fn the_break_lock_admits_one_breaker_at_a_time() {
     age(&s.path("L"), 400);
     let mut first = s.dotlock();
     first.args(["-r", "0", "L"]);
-    let (first, gate) = paused(&s, first, "BEFORE_UNLINK", "gate");
+    let (first, gate) = paused_at(&s, first, "BEFORE_UNLINK", "gate");
     let guard = Record::parse(&fs::read(s.path("L.break")).unwrap());
     assert!(guard.break_lock, "{guard:?}");
     // The second breaker finds the break lock held: it removes nothing.

@@ -6,7 +6,7 @@
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use lockutils::host;
@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 
 use crate::filelock::filelock_bin;
 use crate::lockdir::lockdir_bin;
-use crate::util::{Scratch, age, stderr_lines, wait_until};
+use crate::util::{Scratch, age, paused_at, stderr_lines, wait_until};
 
 fn lockdir(s: &Scratch) -> Command {
     let mut cmd = Command::new(lockdir_bin());
@@ -242,27 +242,6 @@ impl Drop for Guard {
 }
 fn scopeguard(c: Child) -> Guard {
     Guard(c)
-}
-
-/// Start `cmd` paused at the seam `point` (`LOCKUTILS_TEST_PAUSE_<point>`);
-/// returns it once it is there, and the gate that lets it go on.
-fn paused_at(s: &Scratch, mut cmd: Command, point: &str, gate: &str) -> (Child, PathBuf) {
-    let gate = s.path(gate);
-    let child = cmd
-        .env(format!("LOCKUTILS_TEST_PAUSE_{point}"), &gate)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reached = gate.clone().into_os_string();
-    reached.push(".reached");
-    let reached = PathBuf::from(reached);
-    wait_until(
-        &format!("{point} to be reached"),
-        Duration::from_secs(20),
-        || reached.exists(),
-    );
-    (child, gate)
 }
 
 #[test]

@@ -297,3 +297,44 @@ pub fn assert_no_differences(differences: &[String]) {
         differences.join("\n")
     );
 }
+
+/// The shells `lockdir --trap` must work in, as argv prefixes for `-c`.
+pub const TRAP_SHELLS: &[(&str, &[&str])] = &[
+    ("dash", &["dash", "-c"]),
+    ("bash", &["bash", "-c"]),
+    ("busybox ash", &["busybox", "ash", "-c"]),
+    ("mksh", &["mksh", "-c"]),
+    ("zsh (sh mode)", &["zsh", "--emulate", "sh", "-c"]),
+];
+
+/// Can `shell` (an argv prefix for `-c`) run here?
+pub fn have_shell(shell: &[&str]) -> bool {
+    Command::new(shell[0])
+        .args(&shell[1..])
+        .arg("exit 0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Start `cmd` paused at the seam `point` (`LOCKUTILS_TEST_PAUSE_<point>`,
+/// with the gate `gate` in `s`); returns it once it is there, and the
+/// gate that lets it go on.
+pub fn paused_at(
+    s: &Scratch,
+    mut cmd: Command,
+    point: &str,
+    gate: &str,
+) -> (std::process::Child, PathBuf) {
+    let gate = s.path(gate);
+    let child = cmd
+        .env(format!("LOCKUTILS_TEST_PAUSE_{point}"), &gate)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reached = PathBuf::from(format!("{}.reached", gate.display()));
+    wait_until(point, Duration::from_secs(20), || reached.exists());
+    (child, gate)
+}
