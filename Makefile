@@ -41,10 +41,15 @@ install:
 
 # dotlock invoked as dotlockfile behaves as liblockfile's dotlockfile;
 # filelock invoked as lockfile as procmail's lockfile.
+# dotlock invoked as one of lockfile-progs' names behaves as that tool.
+LOCKFILE_PROGS = lockfile-create lockfile-remove lockfile-touch lockfile-check mail-lock mail-unlock mail-touchlock
+
 install-compat:
-	install -d "$(BINDIR)"
+	install -d "$(BINDIR)" "$(BASHDIR)"
 	ln -sf dotlock "$(BINDIR)/dotlockfile"
 	ln -sf filelock "$(BINDIR)/lockfile"
+	@for p in $(LOCKFILE_PROGS); do ln -sf dotlock "$(BINDIR)/$$p" || exit 1; done
+	install -m 644 completions/lockfile-progs.bash "$(BASHDIR)/lockfile-progs"
 
 uninstall:
 	@for p in $(PROGRAMS); do \
@@ -56,3 +61,7 @@ uninstall:
 	@if [ -L "$(BINDIR)/lockfile" ] && [ "$$(readlink "$(BINDIR)/lockfile")" = filelock ]; then \
 	  rm -f "$(BINDIR)/lockfile"; \
 	fi
+	@for p in $(LOCKFILE_PROGS); do \
+	  if [ -L "$(BINDIR)/$$p" ] && [ "$$(readlink "$(BINDIR)/$$p")" = dotlock ]; then rm -f "$(BINDIR)/$$p"; fi; \
+	done
+	rm -f "$(BASHDIR)/lockfile-progs"

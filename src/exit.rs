@@ -125,6 +125,9 @@ pub enum Program {
     Filelock,
     /// procmail's `lockfile`; `invert` is its `-!`.
     Lockfile { invert: bool },
+    /// Debian's lockfile-progs: 0, 1 usage, 2 no temporary file, 4 gave
+    /// up, 255 no valid lock (`lockfile-check`, `lockfile-touch`).
+    LockfileProgs,
 }
 
 /// How a process ends: with a status, or by re-raising a signal.
@@ -157,6 +160,23 @@ impl Outcome {
             Program::Dotlockfile { passthrough } => self.dotlockfile(passthrough),
             Program::Filelock => self.filelock(),
             Program::Lockfile { invert } => self.lockfile(invert),
+            Program::LockfileProgs => self.lockfile_progs(),
+        }
+    }
+
+    fn lockfile_progs(&self) -> Exit {
+        match self {
+            Outcome::Success | Outcome::Shown => Exit::Status(0),
+            Outcome::NoLock => Exit::Status(255),
+            Outcome::Failed(
+                Error::NoDirectory { .. }
+                | Error::NotADirectory { .. }
+                | Error::CreateTemp { .. }
+                | Error::ShortWrite { .. },
+            ) => Exit::Status(2),
+            Outcome::Failed(_) => Exit::Status(4),
+            Outcome::Signal(sig) => Exit::Signal(*sig),
+            _ => Exit::Status(1),
         }
     }
 
@@ -263,30 +283,31 @@ mod tests {
         let fl = Program::Filelock;
         let lf = Program::Lockfile { invert: false };
         let lf_inv = Program::Lockfile { invert: true };
+        let lfp = Program::LockfileProgs;
         #[rustfmt::skip]
-        let table: Vec<(Outcome, [Exit; 6])> = vec![
-            //                                         native  dotlockfile -P      filelock lockfile -!
-            (O::Success,                             [st(0), st(0), st(0),   st(0), st(0),  st(73)]),
-            (O::Shown,                               [st(0), st(0), st(0),   st(0), st(64), st(64)]),
-            (O::Usage,                               [st(1), st(1), st(1),   st(1), st(64), st(64)]),
-            (O::BadValue,                            [st(5), st(5), st(5),   st(1), st(64), st(64)]),
-            (O::NoLock,                              [st(1), st(1), st(1),   st(1), st(64), st(64)]),
-            (O::NotLocked,                           [st(0), st(0), st(0),   st(1), st(69), st(69)]),
-            (O::Refused,                             [st(1), st(1), st(1),   st(1), st(71), st(71)]),
-            (O::ActionFailed(busy()),                [st(1), st(1), st(1),   st(1), st(64), st(64)]),
-            (O::Failed(busy()),                      [st(4), st(4), st(4),   st(1), st(73), st(0)]),
-            (O::Failed(no_dir()),                    [st(2), st(5), st(5),   st(1), st(69), st(69)]),
-            (O::Failed(Error::Orphaned),             [st(7), st(7), st(7),   st(1), st(69), st(69)]),
-            (O::Failed(Error::ParentDied),           [st(5), st(5), st(5),   st(1), st(69), st(69)]),
-            (O::Signal(term),                        [sig(term), sig(term), sig(term), sig(term), st(75), st(75)]),
-            (O::Command(ChildEnd::Exited(3)),        [st(3), st(0), st(3),   st(3), st(69), st(69)]),
-            (O::Command(ChildEnd::Signaled(term)),   [sig(term), st(0), st(143), sig(term), st(69), st(69)]),
-            (O::NotStarted(K::PermissionDenied),     [st(126), st(0), st(127), st(126), st(69), st(69)]),
-            (O::NotStarted(K::NotFound),             [st(127), st(0), st(127), st(127), st(69), st(69)]),
-            (O::NotStarted(K::OutOfMemory),          [st(5), st(5), st(5),   st(5), st(69), st(69)]),
+        let table: Vec<(Outcome, [Exit; 7])> = vec![
+            //                                         native  dotlockfile -P      filelock lockfile -!  lockfile-progs
+            (O::Success,                             [st(0), st(0), st(0),   st(0), st(0),  st(73), st(0)]),
+            (O::Shown,                               [st(0), st(0), st(0),   st(0), st(64), st(64), st(0)]),
+            (O::Usage,                               [st(1), st(1), st(1),   st(1), st(64), st(64), st(1)]),
+            (O::BadValue,                            [st(5), st(5), st(5),   st(1), st(64), st(64), st(1)]),
+            (O::NoLock,                              [st(1), st(1), st(1),   st(1), st(64), st(64), st(255)]),
+            (O::NotLocked,                           [st(0), st(0), st(0),   st(1), st(69), st(69), st(1)]),
+            (O::Refused,                             [st(1), st(1), st(1),   st(1), st(71), st(71), st(1)]),
+            (O::ActionFailed(busy()),                [st(1), st(1), st(1),   st(1), st(64), st(64), st(1)]),
+            (O::Failed(busy()),                      [st(4), st(4), st(4),   st(1), st(73), st(0), st(4)]),
+            (O::Failed(no_dir()),                    [st(2), st(5), st(5),   st(1), st(69), st(69), st(2)]),
+            (O::Failed(Error::Orphaned),             [st(7), st(7), st(7),   st(1), st(69), st(69), st(4)]),
+            (O::Failed(Error::ParentDied),           [st(5), st(5), st(5),   st(1), st(69), st(69), st(4)]),
+            (O::Signal(term),                        [sig(term), sig(term), sig(term), sig(term), st(75), st(75), sig(term)]),
+            (O::Command(ChildEnd::Exited(3)),        [st(3), st(0), st(3),   st(3), st(69), st(69), st(1)]),
+            (O::Command(ChildEnd::Signaled(term)),   [sig(term), st(0), st(143), sig(term), st(69), st(69), st(1)]),
+            (O::NotStarted(K::PermissionDenied),     [st(126), st(0), st(127), st(126), st(69), st(69), st(1)]),
+            (O::NotStarted(K::NotFound),             [st(127), st(0), st(127), st(127), st(69), st(69), st(1)]),
+            (O::NotStarted(K::OutOfMemory),          [st(5), st(5), st(5),   st(5), st(69), st(69), st(1)]),
         ];
         for (outcome, want) in table {
-            let got = [native, dlf, dlf_p, fl, lf, lf_inv].map(|p| outcome.exit(p));
+            let got = [native, dlf, dlf_p, fl, lf, lf_inv, lfp].map(|p| outcome.exit(p));
             assert_eq!(got, want, "{outcome:?}");
         }
     }

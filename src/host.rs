@@ -67,6 +67,22 @@ pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
+/// How long ago a process started: the time since boot (`/proc/uptime`)
+/// less its start time in clock ticks. No wall clock is read, so a clock
+/// set since boot does not move it.
+pub fn started_ago(pid: u32) -> Option<std::time::Duration> {
+    let ticks = start_time(pid)?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    let uptime: f64 = fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let ago = uptime - ticks as f64 / hz as f64;
+    std::time::Duration::try_from_secs_f64(ago.max(0.0)).ok()
+}
+
 /// A process's parent (field 4 of `/proc/PID/stat`).
 pub fn parent_of(pid: u32) -> Option<u32> {
     let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;

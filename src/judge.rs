@@ -210,7 +210,32 @@ fn process(probe: &dyn Probe, pid: u32, start: Option<u64>) -> Process {
 /// Judge an observed lock with the real probe and this host's facts.
 pub fn judge_observed(seen: &Observed, policy: &Policy) -> Verdict {
     let age = seen.age().unwrap_or(Duration::ZERO);
-    judge(&seen.record(), age, &Here::current(), policy, &SystemProbe)
+    let record = seen.record();
+    let verdict = judge(&record, age, &Here::current(), policy, &SystemProbe);
+    // A bare pid (liblockfile's, lockfile-progs') names no start time: a
+    // live process that started after the lock was made cannot be its
+    // holder. How long ago it started is set against the filesystem's
+    // "now", so neither clock is compared with the other.
+    if let Verdict::Valid(Reason::Alive { pid }) = verdict
+        && record.host.is_none()
+        && let (Some(ago), Some(fs_now)) = (host::started_ago(pid), seen.fs_now)
+        && started_after(ago, fs_now, seen.mtime)
+    {
+        return Verdict::Stale(Reason::PidReused { pid });
+    }
+    verdict
+}
+
+/// How far a process's start may lie after its lock's mtime and still be
+/// its holder: timestamp granularity and the two clocks' reading.
+pub const REUSE_MARGIN: Duration = Duration::from_secs(2);
+
+/// Did a process that started `ago` start after a lock made at `mtime`
+/// (the filesystem's clock, which reads `fs_now`), by more than
+/// [`REUSE_MARGIN`]?
+pub fn started_after(ago: Duration, fs_now: SystemTime, mtime: SystemTime) -> bool {
+    let started = fs_now.checked_sub(ago).unwrap_or(fs_now);
+    started > mtime + REUSE_MARGIN
 }
 
 /// How long the filesystem's clock may be read as an offset from ours
@@ -403,6 +428,19 @@ mod tests {
         assert_eq!(p.stale_after, S(30));
         assert!(!judge(&record, S(29), &here(), &p, &probe).is_stale());
         assert!(judge(&record, S(30), &here(), &p, &probe).is_stale());
+    }
+
+    #[test]
+    fn a_process_younger_than_its_lock_is_no_holder() {
+        let t = |s: u64| SystemTime::UNIX_EPOCH + S(1_000_000 + s);
+        let fs_now = t(100);
+        // Started 10 s ago; the lock is 50 s old: started after it.
+        assert!(started_after(S(10), fs_now, t(50)));
+        // Started 60 s ago, lock 50 s old: it may be the holder.
+        assert!(!started_after(S(60), fs_now, t(50)));
+        // Within the margin.
+        assert!(!started_after(S(49), fs_now, t(50)));
+        assert!(started_after(S(47), fs_now, t(50)));
     }
 
     #[test]

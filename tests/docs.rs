@@ -157,6 +157,33 @@ fn make_install_puts_everything_in_place() {
         .unwrap();
     assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("dotlockfile: "));
+    // And lockfile-progs' names.
+    for name in [
+        "lockfile-create",
+        "lockfile-remove",
+        "lockfile-touch",
+        "lockfile-check",
+        "mail-lock",
+        "mail-unlock",
+        "mail-touchlock",
+    ] {
+        let link = usr.join("bin").join(name);
+        assert_eq!(
+            fs::read_link(&link).unwrap(),
+            Path::new("dotlock"),
+            "{name}"
+        );
+    }
+    assert!(
+        usr.join("share/bash-completion/completions/lockfile-progs")
+            .is_file()
+    );
+    let out = Command::new(usr.join("bin/lockfile-create"))
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("usage: lockfile-create "));
     make("uninstall");
     let left: Vec<_> = walk(dest.path())
         .into_iter()

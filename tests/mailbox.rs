@@ -334,3 +334,67 @@ fn mailbox_named_from_the_passwd_entry() {
     );
     assert!(!Path::new(&own).exists());
 }
+
+/// lockfile-progs' `mail-lock` and `mail-unlock`, side by side: the real
+/// setgid-mail programs and a setgid-mail copy of dotlock under those
+/// names, run as the test user on `/var/spool/mail/USER.lock`.
+#[test]
+fn mail_lock_and_unlock_as_lockfile_progs() {
+    if !is_root() {
+        return skip("the mail-lock test needs root for a setgid copy and a test user");
+    }
+    if !Path::new("/usr/bin/mail-lock").exists() {
+        return skip("lockfile-progs is not installed (apt-get install lockfile-progs)");
+    }
+    let Some(mail) = accounts::group_by_name("mail") else {
+        return skip("no group mail");
+    };
+    let (_, user, _) = ensure_accounts().expect("test accounts");
+    let spool = Path::new("/var/spool/mail");
+    let mailbox = spool.join(USER);
+    let made_mailbox = !mailbox.exists();
+    if made_mailbox {
+        fs::write(&mailbox, "").unwrap();
+        chown(&mailbox, Some(user.id), Some(mail.id)).unwrap();
+    }
+    let lock = spool.join(format!("{USER}.lock"));
+    let _ = fs::remove_file(&lock);
+    let root = tempfile::Builder::new()
+        .prefix("lockutils-mail-lock")
+        .tempdir()
+        .unwrap();
+    fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let ours = root.path().join("bin");
+    fs::create_dir(&ours).unwrap();
+    fs::set_permissions(&ours, fs::Permissions::from_mode(0o755)).unwrap();
+    for name in ["mail-lock", "mail-unlock"] {
+        let bin = ours.join(name);
+        fs::copy(dotlock_bin(), &bin).unwrap();
+        chown(&bin, Some(0), Some(mail.id)).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o2755)).unwrap();
+    }
+    let seen = |bin: &Path| {
+        let run = |name: &str, args: &[&str]| {
+            let mut cmd = Command::new(bin.join(name));
+            cmd.args(args).current_dir(root.path());
+            run_as(cmd, user.id, user.gid).status.code()
+        };
+        let locked = run("mail-lock", &["-r", "0"]);
+        let content = fs::read(&lock).ok();
+        let owner = fs::metadata(&lock)
+            .ok()
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+        let again = run("mail-lock", &["-r", "0"]);
+        let unlocked = run("mail-unlock", &[]);
+        let gone = !lock.exists();
+        (locked, content, owner, again, unlocked, gone)
+    };
+    let theirs = seen(Path::new("/usr/bin"));
+    let mine = seen(&ours);
+    let _ = fs::remove_file(&lock);
+    if made_mailbox {
+        let _ = fs::remove_file(&mailbox);
+    }
+    assert_eq!(theirs.0, Some(0), "the real mail-lock locks: {theirs:?}");
+    assert_eq!(mine, theirs);
+}

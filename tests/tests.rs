@@ -15,6 +15,9 @@ mod exit_codes;
 // Side by side with liblockfile's dotlockfile: same codes, content, leftovers.
 mod compat_dotlockfile;
 
+// Side by side with Debian's lockfile-progs, and the bugs fixed there.
+mod compat_lockfile_progs;
+
 // The link(2) protocol: lost replies, no hard links, release only if ours.
 mod protocol;
 

@@ -113,6 +113,9 @@ fn prog_name(personality: Personality) -> &'static str {
 /// usage errors exit 1 as liblockfile's do.
 pub fn main(argv: Vec<OsString>) -> Exit {
     let personality = Personality::from_argv0(argv.first().map(OsString::as_os_str));
+    if let Personality::LockfileProgs(tool) = personality {
+        return crate::cli::lockfile_progs::main(tool, &argv[0], &argv[1..]);
+    }
     let prog = prog_name(personality);
     let program = |passthrough| match personality {
         Personality::Dotlockfile => Program::Dotlockfile { passthrough },

@@ -9,6 +9,7 @@ pub mod dotlock;
 pub mod filelock;
 pub mod lockdir;
 pub mod lockfile;
+pub mod lockfile_progs;
 pub mod pipeline;
 pub mod report;
 pub mod trap;
@@ -64,6 +65,8 @@ pub enum Personality {
     Dotlockfile,
     /// procmail's `lockfile`, without its known bugs.
     Lockfile,
+    /// One of Debian's lockfile-progs, without their known bugs.
+    LockfileProgs(lockfile_progs::Tool),
 }
 
 impl Personality {
@@ -72,6 +75,11 @@ impl Personality {
         match argv0.map(Path::new).and_then(Path::file_name) {
             Some(name) if name == "dotlockfile" => Personality::Dotlockfile,
             Some(name) if name == "lockfile" => Personality::Lockfile,
+            Some(name) if lockfile_progs::Tool::from_name(name).is_some() => {
+                Personality::LockfileProgs(
+                    lockfile_progs::Tool::from_name(name).expect("just seen"),
+                )
+            }
             _ => Personality::Native,
         }
     }
