@@ -226,7 +226,7 @@ def case6_lines(c6):
         intro=[
             "A waiter that finds the lock held by a live holder creates no file, so waiters",
             "do not wake each other's directory watches; each attempt is a look at the lock",
-            "and a liveness probe of its holder (`kill(2)`, `/proc/PID/stat`), which costs",
+            "and a liveness probe of its holder (a `poll(2)` of its pidfd), which can cost",
             "more CPU than dotlockfile's create-link-unlink on a local disk. Each attempt",
             "costs some tens of microseconds; between runs on one machine the ratio has",
             "ranged from 0.8 to 2.2, so read it as \"the same order as dotlockfile\".",
