@@ -93,6 +93,8 @@ pub fn observe(path: &Path) -> Result<Option<Observed>> {
 
 /// Look at the lock `name` in `dir` (`path` for messages).
 pub fn observe_at(dir: &Dir, name: &OsStr, path: &Path) -> Result<Option<Observed>> {
+    // Look before opening: a device node at the lock path is never opened
+    // (opening some devices acts on them).
     let meta = match dir.lstat(name) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Scratch, age, assert_no_differences, skip, wait_until};
+use crate::util::{LOCKFILE_PROGS, Scratch, age, assert_no_differences, skip, wait_until};
 
 /// The real tools, if installed.
 fn real() -> Option<PathBuf> {
@@ -26,18 +26,11 @@ fn real() -> Option<PathBuf> {
 
 /// Where our tools of those names are: symlinks to dotlock.
 fn ours(s: &Scratch) -> PathBuf {
-    let link = s.personality_link("lockfile-create");
-    for name in [
-        "lockfile-remove",
-        "lockfile-touch",
-        "lockfile-check",
-        "mail-lock",
-        "mail-unlock",
-        "mail-touchlock",
-    ] {
-        s.personality_link(name);
-    }
-    link.parent().unwrap().to_path_buf()
+    let links: Vec<PathBuf> = LOCKFILE_PROGS
+        .iter()
+        .map(|n| s.personality_link(n))
+        .collect();
+    links[0].parent().unwrap().to_path_buf()
 }
 
 /// What a scenario leaves.

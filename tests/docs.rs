@@ -158,15 +158,7 @@ fn make_install_puts_everything_in_place() {
     assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("dotlockfile: "));
     // And lockfile-progs' names.
-    for name in [
-        "lockfile-create",
-        "lockfile-remove",
-        "lockfile-touch",
-        "lockfile-check",
-        "mail-lock",
-        "mail-unlock",
-        "mail-touchlock",
-    ] {
+    for name in crate::util::LOCKFILE_PROGS {
         let link = usr.join("bin").join(name);
         assert_eq!(
             fs::read_link(&link).unwrap(),

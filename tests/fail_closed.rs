@@ -148,16 +148,7 @@ eval "$lk" || exit 1
 
 /// A live holder's lock, taken by `dotlock L sleep` (command mode).
 fn held_by_a_command(s: &Scratch) -> std::process::Child {
-    let _ = fs::remove_file(s.path("child.pid"));
-    let child = s
-        .dotlock()
-        .args(["L", "sh", "-c", "echo $$ > child.pid; exec sleep 60"])
-        .spawn()
-        .unwrap();
-    wait_until("the command", Duration::from_secs(10), || {
-        s.path("child.pid").exists() && s.path("L").exists()
-    });
-    child
+    crate::util::holding(s, s.dotlock(), "L").0
 }
 
 #[test]

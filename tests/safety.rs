@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 
 use crate::filelock::filelock_bin;
 use crate::lockdir::lockdir_bin;
-use crate::util::{Scratch, age, paused_at, stderr_lines, wait_until};
+use crate::util::{Scratch, age, holding, paused_at, stderr_lines, wait_until};
 
 fn lockdir(s: &Scratch) -> Command {
     let mut cmd = Command::new(lockdir_bin());
@@ -81,27 +81,10 @@ fn a_directory_of_data_survives_lockdir_at_any_age() {
     intact(&p);
 }
 
-/// Start `cmd` under a lock; returns it once the command has written its
-/// pid to `child.pid`.
-fn holder_with_command(s: &Scratch, mut cmd: Command) -> (Child, i32) {
-    let holder = cmd.spawn().unwrap();
-    wait_until("the command to start", Duration::from_secs(10), || {
-        fs::read_to_string(s.path("child.pid")).is_ok_and(|c| c.ends_with('\n'))
-    });
-    let child = fs::read_to_string(s.path("child.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    (holder, child)
-}
-
 #[test]
 fn sigkill_of_lockdir_in_command_mode_lets_nobody_in_while_the_command_lives() {
     let s = Scratch::new();
-    let mut cmd = lockdir(&s);
-    cmd.args(["L.d", "sh", "-c", "echo $$ > child.pid; exec sleep 600"]);
-    let (mut holder, child) = holder_with_command(&s, cmd);
+    let (mut holder, child) = holding(&s, lockdir(&s), "L.d");
     wait_until("the command in the record", Duration::from_secs(10), || {
         fs::read(s.path("L.d/owner")).is_ok_and(|r| Record::parse(&r).child == Some(child as u32))
     });
@@ -123,9 +106,7 @@ fn sigkill_of_lockdir_in_command_mode_lets_nobody_in_while_the_command_lives() {
 fn a_filelock_killed_half_way_leaves_nothing_that_blocks_its_shell() {
     let s = Scratch::new();
     // B is held by a live process; filelock waits for it with A taken.
-    let mut cmd = s.dotlock();
-    cmd.args(["B", "sh", "-c", "echo $$ > child.pid; exec sleep 600"]);
-    let (mut b_holder, _) = holder_with_command(&s, cmd);
+    let (mut b_holder, _) = holding(&s, s.dotlock(), "B");
     let script = r#"
         "$FILELOCK" -r -1 -s 0.1 A B & pid=$!
         i=0; while [ ! -e A ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done
@@ -363,9 +344,7 @@ fn breaker_and_third_never_overlap() {
 #[test]
 fn idle_waiters_create_nothing_while_the_holder_lives() {
     let s = Scratch::new();
-    let mut cmd = s.dotlock();
-    cmd.args(["L", "sh", "-c", "echo $$ > child.pid; exec sleep 600"]);
-    let (mut holder, _) = holder_with_command(&s, cmd);
+    let (mut holder, _) = holding(&s, s.dotlock(), "L");
     // A waiter whose attempts create files would show up in strace; here,
     // count the creations in the directory with a dnotify-free probe: the
     // directory's mtime changes with every entry created or removed.

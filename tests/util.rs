@@ -338,3 +338,39 @@ pub fn paused_at(
     wait_until(point, Duration::from_secs(20), || reached.exists());
     (child, gate)
 }
+
+/// The programs of lockfile-progs, whose names dotlock answers to.
+pub const LOCKFILE_PROGS: [&str; 7] = [
+    "lockfile-create",
+    "lockfile-remove",
+    "lockfile-touch",
+    "lockfile-check",
+    "mail-lock",
+    "mail-unlock",
+    "mail-touchlock",
+];
+
+/// Run `prog LOCK sh -c '...; exec sleep 600'` (a lock tool in command
+/// mode, e.g. `s.dotlock()`) and return it, with its command's pid, once
+/// the command runs and `lock` exists.
+pub fn holding(s: &Scratch, mut prog: Command, lock: &str) -> (std::process::Child, i32) {
+    let _ = fs::remove_file(s.path("child.pid"));
+    let holder = prog
+        .args([lock, "sh", "-c", "echo $$ > child.pid; exec sleep 600"])
+        .spawn()
+        .unwrap();
+    wait_until(
+        "the command under the lock",
+        Duration::from_secs(10),
+        || {
+            fs::read_to_string(s.path("child.pid")).is_ok_and(|c| c.ends_with('\n'))
+                && s.path(lock).exists()
+        },
+    );
+    let child = fs::read_to_string(s.path("child.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (holder, child)
+}

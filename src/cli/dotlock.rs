@@ -266,30 +266,12 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
 /// or with `--force`; a missing lock is success, and a symbolic link at
 /// the lock path is removed itself (never its target).
 fn unlock(out: &Reporter, lock: &LockPath, policy: &Policy, force: bool) -> Outcome {
-    let holder = match Holder::of_file(lock, policy) {
-        Ok(Some(h)) => h,
-        Ok(None) => return Outcome::Success,
-        Err(crate::Error::LockIsSymlink { .. }) => {
-            return match link::remove(lock) {
-                Ok(_) => Outcome::Success,
-                Err(e) => action_failed(out, e),
-            };
-        }
-        Err(e) => return action_failed(out, e),
-    };
-    if !force && !pipeline::may_release(&holder) {
-        let e = crate::Error::NotOurs {
-            path: lock.path().into(),
-            holder: holder.record.describe(),
-        };
-        out.error(&e);
-        return Outcome::Refused;
-    }
-    let Ok(Some(seen)) = fs::observe(lock.path()) else {
-        return Outcome::Success;
-    };
-    match link::remove_seen(lock, &seen) {
+    match pipeline::release(lock, policy, force) {
         Ok(_) => Outcome::Success,
+        Err(e @ crate::Error::NotOurs { .. }) => {
+            out.error(&e);
+            Outcome::Refused
+        }
         Err(e) => action_failed(out, e),
     }
 }

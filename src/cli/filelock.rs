@@ -16,7 +16,7 @@ use crate::cli::{Exit, Outcome, Program, Reporter};
 use crate::dotlock::DotLock;
 use crate::host;
 use crate::judge::Policy;
-use crate::link::{self, Held};
+use crate::link::Held;
 use crate::lockset::LockSet;
 use crate::path::LockPath;
 use crate::record::Record;
@@ -249,21 +249,5 @@ fn unlock(out: &Reporter, files: &[OsString], force: bool) -> Outcome {
 }
 
 fn unlock_one(file: &OsStr, force: bool) -> crate::Result<bool> {
-    let lock = LockPath::new(file)?;
-    let holder = match Holder::of_file(&lock, &Policy::default()) {
-        Ok(Some(h)) => h,
-        Ok(None) => return Ok(false),
-        Err(Error::LockIsSymlink { .. }) => return link::remove(&lock),
-        Err(e) => return Err(e),
-    };
-    if !force && !pipeline::may_release(&holder) {
-        return Err(Error::NotOurs {
-            path: lock.path().into(),
-            holder: holder.record.describe(),
-        });
-    }
-    match crate::fs::observe(lock.path())? {
-        Some(seen) => link::remove_seen(&lock, &seen),
-        None => Ok(false),
-    }
+    pipeline::release(&LockPath::new(file)?, &Policy::default(), force)
 }

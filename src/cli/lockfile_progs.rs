@@ -170,15 +170,7 @@ pub fn parse(tool: Tool, args: &[OsString]) -> Result<Opts, Refusal> {
             };
             let value = match (opt, value) {
                 ('r', Some(v)) => Some(v),
-                ('r', None) => {
-                    i += 1;
-                    Some(
-                        args.get(i - 1)
-                            .ok_or(Refusal::Usage)?
-                            .to_string_lossy()
-                            .into_owned(),
-                    )
-                }
+                ('r', None) => Some(next_value(args, &mut i)?),
                 _ => None,
             };
             set(tool, &mut opts, opt, value)?;
@@ -193,13 +185,7 @@ pub fn parse(tool: Tool, args: &[OsString]) -> Result<Opts, Refusal> {
             let value = if opt == 'r' {
                 let rest: Vec<u8> = letters.by_ref().copied().collect();
                 if rest.is_empty() {
-                    i += 1;
-                    Some(
-                        args.get(i - 1)
-                            .ok_or(Refusal::Usage)?
-                            .to_string_lossy()
-                            .into_owned(),
-                    )
+                    Some(next_value(args, &mut i)?)
                 } else {
                     Some(String::from_utf8_lossy(&rest).into_owned())
                 }
@@ -215,6 +201,13 @@ pub fn parse(tool: Tool, args: &[OsString]) -> Result<Opts, Refusal> {
         _ => return Err(Refusal::Usage),
     }
     Ok(opts)
+}
+
+/// An option's value from the next argument (`-r N`, `--retry N`).
+fn next_value(args: &[OsString], i: &mut usize) -> Result<String, Refusal> {
+    let value = args.get(*i).ok_or(Refusal::Usage)?;
+    *i += 1;
+    Ok(value.to_string_lossy().into_owned())
 }
 
 fn set(tool: Tool, opts: &mut Opts, opt: char, value: Option<String>) -> Result<(), Refusal> {

@@ -173,6 +173,27 @@ pub fn may_release(holder: &report::Holder) -> bool {
     ours || holder.verdict.is_stale() || r.taker().is_none()
 }
 
+/// `-u` of a dot-lock (`dotlock`, `filelock`): remove it if the caller
+/// may ([`may_release`]) or with `force` — the very lock judged, looked at
+/// once. A symbolic link at the lock path is removed itself, never its
+/// target. `Ok(false)`: there was none; [`Error::NotOurs`]: refused.
+pub fn release(lock: &LockPath, policy: &Policy, force: bool) -> crate::Result<bool> {
+    let mut seen = match crate::fs::observe(lock.path()) {
+        Ok(Some(seen)) => seen,
+        Ok(None) => return Ok(false),
+        Err(Error::LockIsSymlink { .. }) => return crate::link::remove(lock),
+        Err(e) => return Err(e),
+    };
+    let holder = report::Holder::judged(lock, &mut seen, policy);
+    if !force && !may_release(&holder) {
+        return Err(Error::NotOurs {
+            path: lock.path().into(),
+            holder: holder.record.describe(),
+        });
+    }
+    crate::link::remove_seen(lock, &seen)
+}
+
 /// The locks of `--slots N` (`LOCK.1` … `LOCK.N`), or the lock itself;
 /// "name too long" where a slot's name would not fit.
 pub fn slot_paths(lock: &LockPath, slots: Option<usize>) -> crate::Result<Vec<LockPath>> {

@@ -127,17 +127,19 @@ impl Holder {
     /// filesystem's "now" (our own clock where nothing can be created,
     /// e.g. a read-only spool), and judged. `None`: there is none.
     pub fn of_file(lock: &LockPath, policy: &Policy) -> crate::Result<Option<Holder>> {
-        let Some(mut seen) = fs::observe(lock.path())? else {
-            return Ok(None);
-        };
+        Ok(fs::observe(lock.path())?.map(|mut seen| Holder::judged(lock, &mut seen, policy)))
+    }
+
+    /// `seen` (of `lock`) judged, with the filesystem's "now" set in it.
+    pub fn judged(lock: &LockPath, seen: &mut fs::Observed, policy: &Policy) -> Holder {
         seen.fs_now = fs::fs_now(lock)
             .ok()
             .or_else(|| Some(crate::seam::local_now()));
-        Ok(Some(Holder {
+        Holder {
             record: seen.record(),
             age: seen.age(),
-            verdict: judge::judge_observed(&seen, policy),
-        }))
+            verdict: judge::judge_observed(seen, policy),
+        }
     }
 
     /// `held by pid P (cmd) on HOST for 4m12s`.
