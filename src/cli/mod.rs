@@ -92,21 +92,22 @@ pub fn parse<A: clap::FromArgMatches>(
     prog: &str,
     argv: Vec<OsString>,
 ) -> Result<A, Outcome> {
+    // A program without --help (dotlockfile) has none to point at.
+    let has_help = !cmd.is_disable_help_flag_set();
     cmd.try_get_matches_from(argv)
         .and_then(|m| A::from_arg_matches(&m))
-        .map_err(|e| clap_failure(prog, &e))
+        .map_err(|e| clap_failure(prog, &e, has_help))
 }
 
 /// A failed parse: help and version go to stdout; errors are one line on
 /// stderr.
-fn clap_failure(prog: &str, e: &clap::Error) -> Outcome {
+fn clap_failure(prog: &str, e: &clap::Error, has_help: bool) -> Outcome {
     use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
     if matches!(e.kind(), DisplayHelp | DisplayVersion) {
         let _ = e.print();
         return Outcome::Shown;
     }
-    // dotlockfile has no --help to point at: it prints its usage instead.
-    if prog == "dotlockfile" {
+    if !has_help {
         say(prog, clap_one_line(e));
     } else {
         say(
