@@ -12,6 +12,7 @@ complete -c lockdir -s u -d 'Release the lock: only if it is ours (or its owner 
 complete -c lockdir -l force -d 'With -u: release the lock whoever holds it'
 complete -c lockdir -s c -d 'Check: exit 0 if a valid lock exists, else 1'
 complete -c lockdir -l status -d 'Status: describe the lock\'s holder; exit 0 if held, 1 if free or stale'
+complete -c lockdir -l json -d 'With --status: one JSON object per lock or slot, one per line'
 complete -c lockdir -l trap -d 'Print shell code for `eval` that takes the lock and sets EXIT, HUP, INT and TERM traps releasing it'
 complete -c lockdir -l verbose -d 'Say when waiting, whom for, and when a stale lock is broken'
 complete -c lockdir -s q -d 'Quiet: no error messages'

@@ -42,6 +42,8 @@ pub enum ExitCode {
     Orphaned = 7,
     /// A stale lock could not be removed. `L_RMSTALE`.
     RmStale = 8,
+    /// `--status`: the lock is stale (ours; liblockfile has no `--status`).
+    Stale = 9,
     /// The command was found but could not be executed.
     NotExecutable = 126,
     /// The command was not found.
@@ -94,8 +96,11 @@ pub enum Outcome {
     Usage,
     /// A number or duration out of range.
     BadValue,
-    /// `-c`: there is no valid lock; `-t`: there is no lock.
+    /// `-c`: there is no valid lock; `-t`: there is no lock; `--status`:
+    /// the lock is free.
     NoLock,
+    /// `--status`: the lock is there, but stale.
+    Stale,
     /// `-u` of a lock that is not there (a warning in filelock).
     NotLocked,
     /// `-u` refused: the lock is somebody else's.
@@ -185,6 +190,7 @@ impl Outcome {
         match self {
             Outcome::Success | Outcome::Shown | Outcome::NotLocked => C::Success.into(),
             Outcome::Usage | Outcome::NoLock | Outcome::Refused => C::Failure.into(),
+            Outcome::Stale => C::Stale.into(),
             Outcome::BadValue => C::Error.into(),
             // -t and -u report a failure as 1, whatever the cause.
             Outcome::ActionFailed(_) => C::Failure.into(),
@@ -223,7 +229,7 @@ impl Outcome {
         match self {
             Outcome::Success | Outcome::Shown => Exit::Status(0),
             Outcome::Signal(sig) => Exit::Signal(*sig),
-            Outcome::Command(_) | Outcome::NotStarted(_) => self.native(),
+            Outcome::Command(_) | Outcome::NotStarted(_) | Outcome::Stale => self.native(),
             _ => Exit::Status(1),
         }
     }
@@ -292,6 +298,7 @@ mod tests {
             (O::Usage,                               [st(1), st(1), st(1),   st(1), st(64), st(64), st(1)]),
             (O::BadValue,                            [st(5), st(5), st(5),   st(1), st(64), st(64), st(1)]),
             (O::NoLock,                              [st(1), st(1), st(1),   st(1), st(64), st(64), st(255)]),
+            (O::Stale,                               [st(9), st(9), st(9),   st(9), st(69), st(69), st(1)]),
             (O::NotLocked,                           [st(0), st(0), st(0),   st(1), st(69), st(69), st(1)]),
             (O::Refused,                             [st(1), st(1), st(1),   st(1), st(71), st(71), st(1)]),
             (O::ActionFailed(busy()),                [st(1), st(1), st(1),   st(1), st(64), st(64), st(1)]),

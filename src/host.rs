@@ -91,6 +91,19 @@ pub fn parent_of(pid: u32) -> Option<u32> {
     rest.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
+/// A process's arguments after its name (`/proc/PID/cmdline`), so that
+/// `sh backup.sh` can be told from any other `sh`.
+pub fn command_args(pid: u32) -> Option<Vec<std::ffi::OsString>> {
+    use std::os::unix::ffi::OsStrExt;
+    let line = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let line = line.strip_suffix(b"\0").unwrap_or(&line);
+    let args = line
+        .split(|&b| b == 0)
+        .skip(1)
+        .map(|a| std::ffi::OsStr::from_bytes(a).to_os_string());
+    Some(args.collect())
+}
+
 /// A process's short command name (`/proc/PID/comm`).
 pub fn command_name(pid: u32) -> Option<String> {
     let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;

@@ -4,7 +4,9 @@
 //! is recorded), which is all liblockfile reads, so `dotlockfile -p` and
 //! mail clients understand every record. Optional `key=value` lines follow:
 //! `host`, `boot_id`, `start` (field 22 of `/proc/PID/stat`), `pidns`,
-//! `cmd`, `created` (unix seconds); in command mode `child` and
+//! `cmd`, `args` (the command's arguments, escaped to one line by
+//! [`escape_args`], at most [`MAX_ARGS`] bytes), `created` (unix seconds);
+//! in command mode `child` and
 //! `child_start`, the command's pid and start time, appended right after
 //! it is spawned; `break=1` in the record of a break lock (`LOCK.break`).
 //!
@@ -12,7 +14,8 @@
 //! garbage and binary all parse; whatever cannot be understood is simply
 //! absent, and an absent fact is never taken as proof that a holder is dead.
 
-use std::time::UNIX_EPOCH;
+use std::ffi::OsStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::host;
 
@@ -29,6 +32,8 @@ pub struct Record {
     pub start: Option<u64>,
     pub pidns: Option<u64>,
     pub cmd: Option<String>,
+    /// The command's arguments, as [`escape_args`] wrote them.
+    pub args: Option<String>,
     pub created: Option<i64>,
     /// Command mode: the command's pid (`child=`).
     pub child: Option<u32>,
@@ -71,6 +76,39 @@ impl Record {
                 .and_then(|d| i64::try_from(d.as_secs()).ok()),
             ..Record::default()
         }
+    }
+
+    /// A full record for `holder` ([`Record::for_holder`]) that names
+    /// what holds the lock: `command` (its name and arguments) when one is
+    /// run under it, else the process `caller` (as `/proc` shows it).
+    pub fn naming<A: AsRef<OsStr>>(holder: Option<u32>, command: &[A], caller: u32) -> Self {
+        match command.split_first() {
+            Some((first, args)) => {
+                let name = std::path::Path::new(first.as_ref())
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned());
+                Record::for_holder(holder, name).with_args(args)
+            }
+            None => Record::for_holder(holder, host::command_name(caller))
+                .with_args(&host::command_args(caller).unwrap_or_default()),
+        }
+    }
+
+    /// This record, with the arguments of its command.
+    pub fn with_args<A: AsRef<OsStr>>(self, args: &[A]) -> Self {
+        Record {
+            args: Some(escape_args(args)).filter(|a| !a.is_empty()),
+            ..self
+        }
+    }
+
+    /// How long the lock has been held at `now` (the record's own clock:
+    /// `created=` is written by the holder's clock), or `None` if the
+    /// record does not say when it was created.
+    pub fn held_for(&self, now: SystemTime) -> Option<Duration> {
+        let created =
+            UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(self.created?).ok()?))?;
+        Some(now.duration_since(created).unwrap_or_default())
     }
 
     /// This record, naming `pid` as the caller that took the lock.
@@ -126,6 +164,9 @@ impl Record {
         if let Some(v) = &self.cmd {
             field("cmd", v);
         }
+        if let Some(v) = &self.args {
+            field("args", v);
+        }
         if let Some(v) = self.created {
             field("created", &v.to_string());
         }
@@ -163,10 +204,10 @@ impl Record {
         // reader that meets a record half appended sees the lines before.
         let complete = text.matches('\n').count();
         for line in lines.take(complete.saturating_sub(1)) {
-            let Some((key, value)) = line.split_once('=') else {
+            let Some((key, raw)) = line.split_once('=') else {
                 continue;
             };
-            let value = value.trim();
+            let value = raw.trim();
             if value.is_empty() {
                 continue;
             }
@@ -176,6 +217,10 @@ impl Record {
                 "start" => record.start = value.parse().ok(),
                 "pidns" => record.pidns = value.parse().ok(),
                 "cmd" => record.cmd = Some(value.to_string()),
+                "args" => {
+                    // Untrimmed: an argument may end in an escaped space.
+                    record.args = Some(raw.trim_start().to_string());
+                }
                 "created" => record.created = value.parse().ok(),
                 "child" => record.child = value.parse().ok().filter(|&p| p != 0),
                 "child_start" => record.child_start = value.parse().ok(),
@@ -202,6 +247,143 @@ impl Record {
         }
         out
     }
+}
+
+/// At most this many bytes of a record's `args=` value.
+pub const MAX_ARGS: usize = 160;
+
+/// Marks an `args=` value cut short at [`MAX_ARGS`] (never written
+/// otherwise: `\.` is no escape of [`escape_args`]).
+const CUT: &str = " \\...";
+
+/// A command's arguments on one line, reversibly ([`split_args`]): the
+/// arguments are separated by spaces; in each, a backslash is written
+/// `\\`, a space `\ `, a quote `\'`, a byte that is a control character
+/// or not part of UTF-8 `\xHH`; an empty argument is `''`. Longer than
+/// [`MAX_ARGS`] bytes, the line is cut after a whole escape and ends with
+/// ` \...`.
+pub fn escape_args<A: AsRef<OsStr>>(args: &[A]) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    let mut cut = false;
+    'args: for (i, arg) in args.iter().enumerate() {
+        let mut token = String::new();
+        let bytes = arg.as_ref().as_bytes();
+        if bytes.is_empty() {
+            token.push_str("''");
+        }
+        for chunk in bytes.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                match c {
+                    '\\' => token.push_str("\\\\"),
+                    ' ' => token.push_str("\\ "),
+                    '\'' => token.push_str("\\'"),
+                    c if c.is_control() => {
+                        for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                            token.push_str(&format!("\\x{b:02x}"));
+                        }
+                    }
+                    c => token.push(c),
+                }
+            }
+            for b in chunk.invalid() {
+                token.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        let sep = usize::from(i > 0);
+        if out.len() + sep + token.len() <= MAX_ARGS {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(&token);
+            continue;
+        }
+        // Too long: keep what fits of this argument, whole escapes only.
+        let room = MAX_ARGS.saturating_sub(out.len() + sep + CUT.len());
+        let mut part = String::new();
+        let mut rest = token.as_str();
+        while let Some(c) = rest.chars().next() {
+            let len = if c == '\\' {
+                if rest[1..].starts_with('x') {
+                    4
+                } else {
+                    1 + rest[1..].chars().next().map_or(0, char::len_utf8)
+                }
+            } else {
+                c.len_utf8()
+            };
+            if part.len() + len > room {
+                break;
+            }
+            part.push_str(&rest[..len]);
+            rest = &rest[len..];
+        }
+        if !part.is_empty() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(&part);
+        }
+        cut = true;
+        break 'args;
+    }
+    if cut {
+        while out.len() + CUT.len() > MAX_ARGS {
+            out.pop();
+        }
+        out.push_str(CUT);
+    }
+    out
+}
+
+/// The arguments [`escape_args`] wrote, and whether they were cut short.
+/// Bytes that were not UTF-8 come back as U+FFFD.
+pub fn split_args(line: &str) -> (Vec<String>, bool) {
+    let (line, cut) = match line.strip_suffix(CUT.trim_start()) {
+        Some(rest) => (rest.strip_suffix(' ').unwrap_or(rest), true),
+        None => (line, false),
+    };
+    let mut args = Vec::new();
+    let mut bytes = Vec::new();
+    let mut any = false;
+    let mut chars = line.chars();
+    let mut buf = [0u8; 4];
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' => {
+                if any {
+                    args.push(String::from_utf8_lossy(&bytes).into_owned());
+                }
+                bytes.clear();
+                any = false;
+            }
+            '\\' => {
+                any = true;
+                match chars.next() {
+                    Some('x') => {
+                        let hex: String = chars.by_ref().take(2).collect();
+                        if let Ok(b) = u8::from_str_radix(&hex, 16) {
+                            bytes.push(b);
+                        }
+                    }
+                    Some(c) => bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes()),
+                    None => {}
+                }
+            }
+            '\'' if chars.as_str().starts_with('\'') => {
+                chars.next();
+                any = true;
+            }
+            c => {
+                any = true;
+                bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    if any {
+        args.push(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    (args, cut)
 }
 
 /// A pid line: decimal digits only, not zero, within `pid_t`.
@@ -241,6 +423,7 @@ mod tests {
             start: Some(123),
             pidns: Some(4026531836),
             cmd: Some("fetchmail".into()),
+            args: Some("-d\\ 60 x".into()),
             created: Some(1_700_000_000),
             child: Some(78),
             child_start: Some(124),
@@ -251,6 +434,70 @@ mod tests {
         let bytes = r.to_bytes();
         assert!(bytes.starts_with(b"77\nhost=mail\n"));
         assert_eq!(Record::parse(&bytes), r);
+    }
+
+    #[test]
+    fn arguments_round_trip_through_one_line() {
+        use std::os::unix::ffi::OsStrExt;
+        let cases: &[&[&[u8]]] = &[
+            &[b"backup.sh", b"--full"],
+            &[b"-c", b"echo 'hi there'\n\tdone \\ ", b""],
+            &[b"caf\xc3\xa9", b"\xff\xfe", b"\xc2\x85"],
+            &[b"a=b", b"x\\.", b"''"],
+        ];
+        for &args in cases {
+            let os: Vec<&OsStr> = args.iter().map(|a| OsStr::from_bytes(a)).collect();
+            let line = escape_args(&os);
+            assert!(
+                !line.contains('\n') && !line.chars().any(char::is_control),
+                "{line:?}"
+            );
+            let record = Record {
+                args: Some(line.clone()),
+                ..Record::default()
+            };
+            let parsed = Record::parse(&record.to_bytes());
+            assert_eq!(parsed.args.as_deref(), Some(line.as_str()));
+            let want: Vec<String> = args
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            assert_eq!(split_args(&line), (want, false), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn long_arguments_are_cut_after_a_whole_escape_and_say_so() {
+        for n in 0..12 {
+            let long = format!("{}{}", "x".repeat(150 + n), " \\\u{e9}".repeat(4));
+            let args = [OsStr::new("-v"), OsStr::new(&long), OsStr::new("tail")];
+            let line = escape_args(&args);
+            assert!(line.len() <= MAX_ARGS, "{} bytes", line.len());
+            assert!(line.ends_with(" \\..."), "{line:?}");
+            let (split, cut) = split_args(&line);
+            assert!(cut);
+            assert_eq!(split[0], "-v");
+            assert!(long.starts_with(&split[1]), "{:?}", split[1]);
+        }
+        let (split, cut) = split_args(&escape_args(&["a"; 10]));
+        assert_eq!((split.len(), cut), (10, false));
+    }
+
+    #[test]
+    fn held_for_counts_from_created() {
+        let r = Record {
+            created: Some(1_000),
+            ..Record::default()
+        };
+        let at = |s| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!(r.held_for(at(1_065)), Some(Duration::from_secs(65)));
+        assert_eq!(r.held_for(at(900)), Some(Duration::ZERO));
+        assert_eq!(Record::default().held_for(at(5)), None);
+        let negative = Record {
+            created: Some(-5),
+            ..Record::default()
+        };
+        assert_eq!(negative.held_for(at(5)), None);
     }
 
     #[test]

@@ -311,7 +311,8 @@ fn status_of_free_held_stale_and_garbage_locks() {
             &pid,
             "command: job",
             &host,
-            "age:     *",
+            "held:    *",
+            "touched: *",
             "alive:   yes",
             &reason,
         ],
@@ -319,7 +320,7 @@ fn status_of_free_held_stale_and_garbage_locks() {
 
     fs::write(s.path("L"), record_here(2147483646, None)).unwrap();
     let (code, lines) = status(&s, &[]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 9, "stale");
     let host = format!("host:    {}", host::hostname());
     assert_status(
         &lines,
@@ -329,7 +330,8 @@ fn status_of_free_held_stale_and_garbage_locks() {
             "pid:     2147483646",
             "command: job",
             &host,
-            "age:     *",
+            "held:    *",
+            "touched: *",
             "alive:   no",
             "reason:  pid 2147483646 is gone",
         ],
@@ -346,7 +348,8 @@ fn status_of_free_held_stale_and_garbage_locks() {
             "pid:     -",
             "command: -",
             "host:    -",
-            "age:     *",
+            "held:    *",
+            "touched: *",
             "alive:   unknown (no pid recorded)",
             "reason:  *",
         ],
@@ -354,7 +357,7 @@ fn status_of_free_held_stale_and_garbage_locks() {
 
     age(&s.path("L"), 400);
     let (code, lines) = status(&s, &[]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 9, "stale");
     assert_status(
         &lines,
         &[
@@ -363,15 +366,16 @@ fn status_of_free_held_stale_and_garbage_locks() {
             "pid:     -",
             "command: -",
             "host:    -",
-            "age:     *",
+            "held:    *",
+            "touched: *",
             "alive:   unknown (no pid recorded)",
             "reason:  *past the stale age",
         ],
     );
     assert!(
-        lines[5] == "age:     6m40s" || lines[5] == "age:     6m39s",
+        lines[6] == "touched: 6m40s ago" || lines[6] == "touched: 6m39s ago",
         "{}",
-        lines[5]
+        lines[6]
     );
     assert_eq!(
         fs::read(s.path("L")).unwrap(),
@@ -385,7 +389,17 @@ fn verbose_names_the_holder_when_the_wait_starts() {
     let s = Scratch::new();
     let live = Sleeper::start();
     let start = host::start_time(live.pid()).unwrap();
-    fs::write(s.path("L"), record_here(live.pid(), Some(start))).unwrap();
+    // Held for 100 s, last touched 42 s ago: the message counts from
+    // the record's created=, not from the last touch.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let record = Record {
+        created: Some(now - 100),
+        ..Record::parse(&record_here(live.pid(), Some(start)))
+    };
+    fs::write(s.path("L"), record.to_bytes()).unwrap();
     age(&s.path("L"), 42);
     let out = s.expect(
         s.dotlock().args(["--verbose", "-r", "1", "-i", "0", "L"]),
@@ -399,7 +413,7 @@ fn verbose_names_the_holder_when_the_wait_starts() {
     );
     assert!(
         lines[0].starts_with(&want)
-            && (lines[0].ends_with("for 42s") || lines[0].ends_with("for 41s")),
+            && (lines[0].ends_with("for 1m40s") || lines[0].ends_with("for 1m41s")),
         "{lines:?}"
     );
     assert_eq!(

@@ -2,7 +2,7 @@
 //! `dotlockfile` (which it becomes when invoked under that name).
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser};
 
@@ -10,10 +10,10 @@ use crate::Result;
 use crate::cli::args::{WaitArgs, Waiting, one_action};
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
 use crate::cli::report::{self, Holder};
+use crate::cli::status::{self, status_format};
 use crate::cli::{Exit, Outcome, Personality, Program, Reporter};
 use crate::dotlock::DotLock;
 use crate::fs;
-use crate::host;
 use crate::judge::Policy;
 use crate::link::{self, Held, Via};
 use crate::mailbox;
@@ -70,6 +70,10 @@ pub struct Args {
     /// exit 0 if held, 1 if free or stale
     #[arg(long)]
     pub status: bool,
+
+    /// With --status: one JSON object per lock or slot, one per line
+    #[arg(long, requires = "status")]
+    pub json: bool,
 
     /// Record a pid (the parent's; dotlock's own with a COMMAND) and trust a
     /// live pid when checking
@@ -193,9 +197,13 @@ pub fn run(args: Args, personality: Personality) -> Outcome {
             Ok(_) => Outcome::NoLock,
             Err(e) => action_failed(out, e),
         },
-        Action::Status => {
-            pipeline::status_of_slots(&inv.paths, |l| Holder::of_file(l, &inv.policy), out)
-        }
+        Action::Status => status::status_of(
+            &inv.paths,
+            inv.waiting.slots.is_some(),
+            status_format(args.json),
+            |l| Holder::of_file(l, &inv.policy),
+            out,
+        ),
         Action::Lock => take(&inv, &args, personality),
     }
 }
@@ -288,13 +296,7 @@ fn record(args: &Args, personality: Personality, command: &[OsString]) -> Vec<u8
     match personality {
         Personality::Dotlockfile => Record::legacy(holder.filter(|_| args.pid)),
         _ => {
-            let cmd = match command.first() {
-                Some(c) => Path::new(c)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned()),
-                None => host::command_name(ppid),
-            };
-            let record = Record::for_holder(holder, cmd);
+            let record = Record::naming(holder, command, ppid);
             // Without -p the caller is named all the same, but not trusted:
             // the lock goes stale by age, as liblockfile's.
             match holder {

@@ -14,7 +14,6 @@ use crate::cli::pipeline::{self, Waiter};
 use crate::cli::report::{self, Holder};
 use crate::cli::{Exit, Outcome, Program, Reporter};
 use crate::dotlock::DotLock;
-use crate::host;
 use crate::judge::Policy;
 use crate::link::Held;
 use crate::lockset::LockSet;
@@ -91,7 +90,7 @@ pub fn main(argv: Vec<OsString>) -> Exit {
 /// The record of a lock held for the calling shell.
 fn shell_record() -> Vec<u8> {
     let ppid = nix::unistd::getppid().as_raw() as u32;
-    Record::for_holder(Some(ppid), host::command_name(ppid)).to_bytes()
+    Record::naming::<&OsStr>(Some(ppid), &[], ppid).to_bytes()
 }
 
 /// The record of a lock held by this process itself: while a set of locks
@@ -100,7 +99,7 @@ fn shell_record() -> Vec<u8> {
 /// not even the calling shell.
 fn own_record() -> Vec<u8> {
     let me = std::process::id();
-    Record::for_holder(Some(me), host::command_name(me)).to_bytes()
+    Record::naming::<&OsStr>(Some(me), &[], me).to_bytes()
 }
 
 /// Take every lock of `set` with `waiter`, each with early wake on its own

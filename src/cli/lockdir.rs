@@ -3,7 +3,6 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
@@ -11,6 +10,7 @@ use clap::{CommandFactory, Parser};
 use crate::cli::args::{WaitArgs, Waiting, one_action, parse_duration};
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
 use crate::cli::report::{self, Holder};
+use crate::cli::status;
 use crate::cli::{Exit, Outcome, Program, Reporter, trap};
 use crate::fs;
 use crate::host;
@@ -63,6 +63,10 @@ pub struct Args {
     /// Status: describe the lock's holder; exit 0 if held, 1 if free or stale
     #[arg(long)]
     pub status: bool,
+
+    /// With --status: one JSON object per lock or slot, one per line
+    #[arg(long, requires = "status")]
+    pub json: bool,
 
     /// Print shell code for `eval` that takes the lock and sets EXIT, HUP,
     /// INT and TERM traps releasing it
@@ -157,7 +161,13 @@ pub fn run(args: Args) -> Outcome {
     };
     match inv.action {
         Action::Unlock => unlock(out, &lock, &policy, grace, args.pid, args.force),
-        Action::Status => pipeline::status_of_slots(&paths, |l| look(l, &policy, grace), out),
+        Action::Status => status::status_of(
+            &paths,
+            inv.waiting.slots.is_some(),
+            status::status_format(args.json),
+            |l| look(l, &policy, grace),
+            out,
+        ),
         Action::Check => match look(&lock, &policy, grace) {
             Ok(Some(h)) if !h.verdict.is_stale() => Outcome::Success,
             Ok(_) => Outcome::NoLock,
@@ -246,13 +256,7 @@ fn take(
     } else {
         std::process::id()
     };
-    let cmd = match inv.command.first() {
-        Some(c) => Path::new(c)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned()),
-        None => host::command_name(holder),
-    };
-    let record = Record::for_holder(Some(holder), cmd).to_bytes();
+    let record = Record::naming(Some(holder), &inv.command, holder).to_bytes();
     let slots = paths
         .iter()
         .map(|lock| DirLock::new(lock, &record, inv.grace))
@@ -304,11 +308,7 @@ fn seen(lock: &LockPath) -> Result<Option<SeenDir>> {
 }
 
 fn look(lock: &LockPath, policy: &Policy, grace: Duration) -> Result<Option<Holder>> {
-    Ok(seen(lock)?.map(|s| Holder {
-        record: s.record(),
-        age: s.age(),
-        verdict: lockdir::judge(&s, grace, policy),
-    }))
+    Ok(seen(lock)?.map(|s| Holder::new(s.record(), s.age(), lockdir::judge(&s, grace, policy))))
 }
 
 /// `-u`: release the lock if it is ours — recorded for `--pid`, or for the

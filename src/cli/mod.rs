@@ -12,6 +12,7 @@ pub mod lockfile;
 pub mod lockfile_progs;
 pub mod pipeline;
 pub mod report;
+pub mod status;
 pub mod trap;
 
 use std::ffi::{OsStr, OsString};

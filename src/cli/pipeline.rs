@@ -220,31 +220,6 @@ fn slot_env(slots: Option<usize>, slot: usize) -> Vec<(&'static str, String)> {
     }
 }
 
-/// `--status` of every slot (or of the lock), blank lines between;
-/// success if any is held.
-pub fn status_of_slots(
-    paths: &[LockPath],
-    mut look: impl FnMut(&LockPath) -> crate::Result<Option<report::Holder>>,
-    out: &Reporter,
-) -> Outcome {
-    let mut held = false;
-    for (i, path) in paths.iter().enumerate() {
-        if i > 0 {
-            use std::io::Write;
-            let _ = writeln!(io::stdout().lock());
-        }
-        match look(path) {
-            Ok(holder) => held |= matches!(report::status(path.path(), holder), Outcome::Success),
-            Err(e) => out.error(e),
-        }
-    }
-    if held {
-        Outcome::Success
-    } else {
-        Outcome::NoLock
-    }
-}
-
 /// Holders touch their lock every 30 s, or every third of the stale age
 /// if that is shorter.
 pub fn touch_interval(stale_after: Duration) -> Duration {

@@ -1,7 +1,6 @@
 //! What the commands say: `PROG: message` lines ([`Reporter`]), the
-//! `--verbose` lines while waiting, why a lock is stale, and `--status`.
+//! `--verbose` lines while waiting, who holds a lock and why it is stale.
 
-use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -78,7 +77,7 @@ pub fn events(out: Reporter, path: &Path) -> impl FnMut(Event) + '_ {
             "waiting for {}: held by {} for {}",
             path.display(),
             holder.describe(),
-            human(age.unwrap_or_default())
+            human(held_for(&holder, age).unwrap_or_default())
         )),
         Event::Breaking { holder, verdict } => out.info(format_args!(
             "{}: removing stale lock of {} ({})",
@@ -115,14 +114,29 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-/// What `--status` knows of a held lock.
+/// What `--status` and the messages know of a lock that is there.
 pub struct Holder {
     pub record: Record,
+    /// How long ago the lock was last touched (its mtime, on the
+    /// filesystem's clock).
     pub age: Option<Duration>,
+    /// How long it has been held: since the record's `created=`, else
+    /// (a legacy tool's lock) since its mtime.
+    pub held_for: Option<Duration>,
     pub verdict: Verdict,
 }
 
 impl Holder {
+    /// A holder with `record`, last touched `age` ago, judged `verdict`.
+    pub fn new(record: Record, age: Option<Duration>, verdict: Verdict) -> Holder {
+        Holder {
+            held_for: held_for(&record, age),
+            record,
+            age,
+            verdict,
+        }
+    }
+
     /// The dot-lock at `lock` as a waiter sees it: observed, with the
     /// filesystem's "now" (our own clock where nothing can be created,
     /// e.g. a read-only spool), and judged. `None`: there is none.
@@ -135,11 +149,8 @@ impl Holder {
         seen.fs_now = fs::fs_now(lock)
             .ok()
             .or_else(|| Some(crate::seam::local_now()));
-        Holder {
-            record: seen.record(),
-            age: seen.age(),
-            verdict: judge::judge_observed(seen, policy),
-        }
+        let verdict = judge::judge_observed(seen, policy);
+        Holder::new(seen.record(), seen.age(), verdict)
     }
 
     /// `held by pid P (cmd) on HOST for 4m12s`.
@@ -147,9 +158,16 @@ impl Holder {
         format!(
             "held by {} for {}",
             self.record.describe(),
-            human(self.age.unwrap_or_default())
+            human(self.held_for.unwrap_or_default())
         )
     }
+}
+
+/// How long the lock of `record`, last touched `age` ago, has been held:
+/// since its `created=` (the holder's clock, read on ours), else since
+/// its mtime.
+pub fn held_for(record: &Record, age: Option<Duration>) -> Option<Duration> {
+    record.held_for(crate::seam::local_now()).or(age)
 }
 
 /// Say that a wait gave up, naming the holder where it can be seen:
@@ -160,46 +178,6 @@ pub fn gave_up(out: &Reporter, path: &Path, holder: Option<Holder>, e: crate::Er
         None => out.error(&e),
     }
     Outcome::Failed(e)
-}
-
-/// `--status`: print the holder in readable form; success if held.
-pub fn status(path: &Path, holder: Option<Holder>) -> Outcome {
-    let mut out = io::stdout().lock();
-    let Some(h) = holder else {
-        let _ = writeln!(out, "lock:    {}\nstate:   free", path.display());
-        return Outcome::NoLock;
-    };
-    let unknown = || "-".to_string();
-    let state = if h.verdict.is_stale() {
-        "stale"
-    } else {
-        "held"
-    };
-    let alive = match h.verdict {
-        Verdict::Valid(Reason::Alive { .. }) => "yes".to_string(),
-        Verdict::Stale(Reason::Dead { .. }) => "no".to_string(),
-        Verdict::Stale(Reason::PidReused { pid }) => {
-            format!("no (pid {pid} now belongs to another process)")
-        }
-        Verdict::Stale(Reason::OtherBoot) => "no (written before the last boot)".into(),
-        _ if h.record.pid.is_none() => "unknown (no pid recorded)".into(),
-        _ => "unknown (cannot be checked from this host)".into(),
-    };
-    let _ = writeln!(
-        out,
-        "lock:    {}\nstate:   {state}\npid:     {}\ncommand: {}\nhost:    {}\nage:     {}\nalive:   {alive}\nreason:  {}",
-        path.display(),
-        h.record.pid.map_or_else(unknown, |p| p.to_string()),
-        h.record.cmd.clone().unwrap_or_else(unknown),
-        h.record.host.clone().unwrap_or_else(unknown),
-        h.age.map_or_else(unknown, human),
-        why(h.verdict),
-    );
-    if h.verdict.is_stale() {
-        Outcome::NoLock
-    } else {
-        Outcome::Success
-    }
 }
 
 #[cfg(test)]
