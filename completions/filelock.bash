@@ -23,7 +23,7 @@ _filelock() {
 
     case "${cmd}" in
         filelock)
-            opts="-l -u -r -s -h -V --force --verbose --help --version"
+            opts="-l -u -c -r -s -i -q -h -V --force --status --json --timeout --stale-after --on-lost --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -35,6 +35,22 @@ _filelock() {
                     ;;
                 -s)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stale-after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on-lost)
+                    COMPREPLY=($(compgen -W "warn term kill" -- "${cur}"))
                     return 0
                     ;;
                 *)

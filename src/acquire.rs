@@ -83,6 +83,17 @@ pub enum Event {
     },
     /// A stale lock is about to be broken.
     Breaking { holder: Record, verdict: Verdict },
+    /// Sleeping before the next counted attempt (only with a ticking
+    /// sleeper, at each tick): `attempt` attempts of `attempts` (`None`:
+    /// no limit) have failed, the next is due in `next_in`; the holder as
+    /// last seen, and how long ago it was seen so.
+    Pausing {
+        holder: Option<(Record, Option<Duration>)>,
+        seen_ago: Duration,
+        attempt: u64,
+        attempts: Option<u64>,
+        next_in: Duration,
+    },
 }
 
 /// Take the lock, waiting as `patience` allows.
@@ -104,14 +115,29 @@ pub fn acquire<P: Protocol>(
     let deadline = patience.timeout.and_then(|t| Instant::now().checked_add(t));
     let mut failures: u64 = 0;
     let mut announced = false;
-    let mut attempt = |sleeper: &Sleeper<'_>| -> Result<Option<P::Held>, Stop> {
-        attempt(lock, policy, sleeper, &mut report, &mut announced)
+    let mut last = None;
+    let mut seen_at = Instant::now();
+    let ticking = sleeper.tick();
+    let mut attempt = |sleeper: &Sleeper<'_>, report: &mut dyn FnMut(Event), last: &mut _| {
+        attempt(
+            lock,
+            policy,
+            sleeper,
+            report,
+            &mut announced,
+            ticking.map(|_| last),
+        )
     };
     loop {
         crate::seam::counted_attempt();
-        if let Some(held) = attempt(sleeper)? {
+        if let Some(held) = attempt(sleeper, &mut report, &mut last)? {
             return Ok(held);
         }
+        seen_at = if ticking.is_some() {
+            Instant::now()
+        } else {
+            seen_at
+        };
         failures += 1;
         if patience.retries.is_some_and(|r| failures > r) {
             return Err(Error::Busy {
@@ -136,10 +162,25 @@ pub fn acquire<P: Protocol>(
             until = until.min(deadline);
         }
         loop {
-            match sleeper.sleep(until.saturating_duration_since(Instant::now())) {
+            let left = until.saturating_duration_since(Instant::now());
+            let step = match ticking {
+                Some(tick) => {
+                    report(Event::Pausing {
+                        holder: last.clone(),
+                        seen_ago: seen_at.elapsed(),
+                        attempt: failures,
+                        attempts: patience.retries.map(|r| r.saturating_add(1)),
+                        next_in: left,
+                    });
+                    left.min(tick)
+                }
+                None => left,
+            };
+            match sleeper.sleep(step) {
+                Wake::Elapsed if Instant::now() < until => {}
                 Wake::Elapsed => break,
                 Wake::Released => {
-                    if let Some(held) = attempt(sleeper)? {
+                    if let Some(held) = attempt(sleeper, &mut report, &mut last)? {
                         return Ok(held);
                     }
                 }
@@ -152,12 +193,15 @@ pub fn acquire<P: Protocol>(
 
 /// One attempt, retried at once (up to [`FREE_RETRIES`] times) when the
 /// lock vanished under us or a stale lock was broken. `Ok(None)`: busy.
+///
+/// `last`, if given, is set to the holder of a busy lock.
 fn attempt<P: Protocol>(
     lock: &P,
     policy: &Policy,
     sleeper: &Sleeper<'_>,
-    report: &mut impl FnMut(Event),
+    report: &mut dyn FnMut(Event),
     announced: &mut bool,
+    last: Option<&mut Option<(Record, Option<Duration>)>>,
 ) -> Result<Option<P::Held>, Stop> {
     for _ in 0..=FREE_RETRIES {
         if let Some(sig) = sleeper.pending_signal() {
@@ -192,6 +236,9 @@ fn attempt<P: Protocol>(
                     let (holder, age) = lock.holder(&seen);
                     report(Event::Waiting { holder, age });
                     *announced = true;
+                }
+                if let Some(last) = last {
+                    *last = Some(lock.holder(&seen));
                 }
                 return Ok(None);
             }

@@ -73,6 +73,42 @@ impl LockSet {
     }
 }
 
+/// Every lock of a set, held together (command mode of `filelock`): ours
+/// only while each is, touched, given the command and released together.
+#[derive(Debug)]
+pub struct AllOf<H>(pub Vec<H>);
+
+impl<H: Holding> Holding for AllOf<H> {
+    fn is_ours(&self) -> bool {
+        self.0.iter().all(Holding::is_ours)
+    }
+    /// Touch every lock, even after one fails (the first error is said).
+    fn touch(&self) -> Result<bool> {
+        all_of(self.0.iter().map(Holding::touch))
+    }
+    /// Name the command in every lock, even after one fails.
+    fn add_child(&mut self, pid: u32) -> Result<bool> {
+        all_of(self.0.iter_mut().map(|h| h.add_child(pid)))
+    }
+    /// Release every lock (in reverse order), even after one fails; the
+    /// first error, else whether every one was still ours.
+    fn release(self) -> Result<bool> {
+        all_of(self.0.into_iter().rev().map(Holding::release))
+    }
+    fn keep(self) {
+        self.0.into_iter().for_each(Holding::keep);
+    }
+}
+
+/// Run every one of `results` (all of them, whatever each says): the
+/// first error, else whether every one said yes.
+fn all_of(results: impl Iterator<Item = Result<bool>>) -> Result<bool> {
+    results.fold(Ok(true), |all, one| match (all, one) {
+        (Ok(all), Ok(one)) => Ok(all && one),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    })
+}
+
 /// Fold `.` and `..` lexically (the lock names need not exist yet).
 fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();

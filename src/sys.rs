@@ -39,3 +39,12 @@ pub fn notify(fd: BorrowedFd<'_>, events: libc::c_int) -> bool {
     // SAFETY: F_NOTIFY takes an int argument; fd is open for the call.
     unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_NOTIFY, events) == 0 }
 }
+
+/// The width in columns of the terminal on `fd`, if it is one and says.
+pub fn terminal_columns(fd: BorrowedFd<'_>) -> Option<usize> {
+    // SAFETY: `winsize` is plain integers, for which zero is valid.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills the `winsize` we own and pass by pointer.
+    let ok = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
+}

@@ -88,6 +88,8 @@ pub struct Sleeper<'a> {
     release: Option<ReleaseWatch>,
     /// The locks and their directory, to watch from the first sleep on.
     watch_for: Option<(Vec<PathBuf>, PathBuf)>,
+    /// Wake this often to show progress (a live status line).
+    tick: Option<Duration>,
 }
 
 impl<'a> Sleeper<'a> {
@@ -97,7 +99,20 @@ impl<'a> Sleeper<'a> {
             parent,
             release: None,
             watch_for: None,
+            tick: None,
         }
+    }
+
+    /// Have the waiter report its progress every `every` while it sleeps
+    /// ([`crate::acquire::Event::Pausing`]).
+    pub fn ticking(mut self, every: Duration) -> Self {
+        self.tick = Some(every);
+        self
+    }
+
+    /// How often progress is to be reported, if at all.
+    pub fn tick(&self) -> Option<Duration> {
+        self.tick
     }
 
     /// Also wake when one of `locks` (all in `dir`) is released. The watch

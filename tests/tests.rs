@@ -33,6 +33,10 @@ mod waiting;
 // Stale locks: proof of death, filesystem-clock age, race-free breaking, --status.
 mod stale;
 
+// Who holds it: --status --json of every command, the record's args=, the
+// live wait line on a terminal and never on a pipe.
+mod status;
+
 // lockdir: the trap helper in five shells, grace period, refusal, contention.
 mod lockdir;
 

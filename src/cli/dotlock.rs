@@ -336,6 +336,7 @@ fn take(inv: &Invocation, args: &Args, personality: Personality) -> Outcome {
         policy: inv.policy,
         wake_on: None,
         watch_parent,
+        live: personality == Personality::Native,
     };
     // dotlockfile keeps its exact legacy timing.
     let waiter = match personality {

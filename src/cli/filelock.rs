@@ -9,34 +9,39 @@ use clap::{CommandFactory, Parser};
 
 use crate::Error;
 use crate::acquire::Stop;
-use crate::cli::args::{parse_duration, parse_retries};
-use crate::cli::pipeline::{self, Waiter};
+use crate::cli::args::{OnLost, WaitArgs, one_action};
+use crate::cli::pipeline::{self, Plan, Waiter};
 use crate::cli::report::{self, Holder};
+use crate::cli::status;
 use crate::cli::{Exit, Outcome, Program, Reporter};
 use crate::dotlock::DotLock;
 use crate::judge::Policy;
 use crate::link::Held;
-use crate::lockset::LockSet;
+use crate::lockset::{AllOf, LockSet};
 use crate::path::LockPath;
 use crate::record::Record;
 use crate::signals::Signals;
-use crate::wait::{Patience, Schedule};
+use crate::wait::Schedule;
 
 /// Create several lock files at once, all or nothing, safely on local disks
-/// and NFS; or remove them.
+/// and NFS; or remove them; or run a command under all of them.
 ///
 /// The locks are taken in a canonical order (absolute path, duplicates
 /// collapsed), so two calls on overlapping sets never deadlock; if one
-/// cannot be had in time, every lock this call took is released. The locks
-/// name the calling shell as their holder and stay until `filelock -u`.
+/// cannot be had in time, every lock this call took is released. Without
+/// a command, the locks name the calling shell as their holder and stay
+/// until `filelock -u`. With one (after `--`), they are held while it runs,
+/// kept fresh, and removed when it ends; filelock exits with its status.
 #[derive(Debug, Parser)]
 #[command(
     name = "filelock",
     version,
     args_override_self = true,
     after_help = "Exit status: 0 success; 1 a lock could not be had in time, -u of a missing lock, \
-                  any error, usage error. A signal while waiting releases every lock taken and \
-                  ends filelock by the same signal."
+                  -c found a lock not validly held, any error, usage error; 9 --status: none held \
+                  and one stale; with a COMMAND: its status (126 not executable, 127 not found). \
+                  A signal while waiting releases every lock taken and ends filelock by the same \
+                  signal."
 )]
 pub struct Args {
     /// Lock (the default)
@@ -52,6 +57,19 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
 
+    /// Check: exit 0 if every lock file is validly held, else 1
+    #[arg(short = 'c')]
+    pub check: bool,
+
+    /// Status: describe each lock's holder (pid, command, host, held for,
+    /// alive); exit 0 if any is held, else 9 if any is stale, else 1
+    #[arg(long)]
+    pub status: bool,
+
+    /// With --status: one JSON object per lock, one per line
+    #[arg(long, requires = "status")]
+    pub json: bool,
+
     /// Retries for each lock after its first attempt [default: 10]; -1 for forever
     #[arg(short = 'r', value_name = "RETRIES", allow_hyphen_values = true)]
     pub retries: Option<String>,
@@ -60,13 +78,47 @@ pub struct Args {
     #[arg(short = 's', value_name = "SECONDS", allow_hyphen_values = true)]
     pub sleep: Option<String>,
 
-    /// Say when waiting, whom for, and when a stale lock is broken
+    /// Seconds between attempts, as dotlock's -i (the same as -s)
+    #[arg(
+        short = 'i',
+        value_name = "SECONDS",
+        allow_hyphen_values = true,
+        conflicts_with = "sleep"
+    )]
+    pub interval: Option<String>,
+
+    /// Give up after DURATION of waiting for the whole set (seconds; 0.5,
+    /// 200ms, 2m allowed); without -r, retries are then unbounded
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
+
+    /// A lock whose holder cannot be proven alive or dead is stale after
+    /// DURATION [default: 300]; with a COMMAND the locks are touched every
+    /// third of it (at most every 30 s)
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub stale_after: Option<String>,
+
+    /// With a COMMAND: when a lock is found lost at a keep-alive touch,
+    /// warn (the default), or also send the command SIGTERM (term) or
+    /// SIGKILL (kill)
+    #[arg(long, value_name = "ACTION", value_enum)]
+    pub on_lost: Option<OnLost>,
+
+    /// Quiet: no error messages
+    #[arg(short = 'q')]
+    pub quiet: bool,
+
+    /// Say when waiting, for which lock and whom, and when a stale lock is broken
     #[arg(long)]
     pub verbose: bool,
 
     /// The lock files
     #[arg(value_name = "LOCKFILE", required = true)]
     pub files: Vec<OsString>,
+
+    /// The command to run under all the locks, and its arguments
+    #[arg(last = true, value_name = "COMMAND", value_hint = clap::ValueHint::CommandWithArguments)]
+    pub command: Vec<OsString>,
 }
 
 /// The clap command (for man pages, completions and help).
@@ -113,46 +165,119 @@ fn take_all(
     signals: &Signals,
     mut report: impl FnMut(usize, crate::acquire::Event),
 ) -> Result<Vec<Held>, (usize, Stop)> {
+    // --timeout bounds the whole call, not each lock.
+    let deadline = waiter
+        .patience
+        .timeout
+        .map(|t| std::time::Instant::now().checked_add(t));
     set.take_each(|i, lock| {
-        let waiter = waiter.clone().waking_on(std::slice::from_ref(lock));
+        let mut waiter = waiter.clone().waking_on(std::slice::from_ref(lock));
+        if let Some(Some(deadline)) = deadline {
+            waiter.patience.timeout =
+                Some(deadline.saturating_duration_since(std::time::Instant::now()));
+        }
         let protocol = DotLock::new(lock, record, mode)?;
         waiter.wait_for(&protocol, signals, |e| report(i, e))
     })
+}
+
+/// What one invocation is to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Lock,
+    Unlock,
+    Check,
+    Status,
 }
 
 /// Run native `filelock`.
 pub fn run(args: Args) -> Outcome {
     let out = Reporter {
         prog: "filelock",
-        quiet: false,
+        quiet: args.quiet,
         verbose: args.verbose,
     };
-    if args.lock && args.unlock {
-        return out.usage_error("-l and -u cannot be combined");
+    let chosen = [
+        (args.unlock, Action::Unlock),
+        (args.check, Action::Check),
+        (args.status, Action::Status),
+    ];
+    let Some(action) = one_action(Action::Lock, &chosen) else {
+        return out.usage_error("-u, -c and --status cannot be combined");
+    };
+    if action != Action::Lock && (args.lock || !args.command.is_empty()) {
+        return out.usage_error("-u, -c and --status take lock files and no -l or command");
     }
-    if args.force && !args.unlock {
+    if args.force && action != Action::Unlock {
         return out.usage_error("--force goes with -u");
     }
-    if args.unlock {
+    if action == Action::Unlock {
         return unlock(&out, &args.files, args.force);
     }
-    let (set, waiter) = match check(&out, &args) {
+    let (set, waiter, stale_after) = match check(&out, &args) {
         Ok(checked) => checked,
         Err(outcome) => return outcome,
     };
+    let look = |l: &LockPath| Holder::of_file(l, &waiter.policy);
+    match action {
+        Action::Check => {
+            for lock in set.locks() {
+                match look(lock) {
+                    Ok(Some(h)) if !h.verdict.is_stale() => {}
+                    Ok(_) => return Outcome::NoLock,
+                    Err(e) => {
+                        out.error(&e);
+                        return Outcome::ActionFailed(e);
+                    }
+                }
+            }
+            Outcome::Success
+        }
+        Action::Status => {
+            let format = status::status_format(args.json);
+            status::status_of(set.locks(), false, format, look, &out)
+        }
+        _ => take(&out, &args, &set, waiter, stale_after),
+    }
+}
+
+/// Take the whole set; then hand it over to the shell, or run the command
+/// under it.
+fn take(
+    out: &Reporter,
+    args: &Args,
+    set: &LockSet,
+    waiter: Waiter,
+    stale_after: Duration,
+) -> Outcome {
     let signals = match pipeline::catch(true) {
         Ok(s) => s,
         Err(e) => return out.failed(e),
     };
+    let running = !args.command.is_empty();
     let record = shell_record();
     let several = set.locks().len() > 1;
-    let taking = if several {
+    let taking = if running {
+        // Held by filelock itself, which names the command.
+        Record::naming(Some(std::process::id()), &args.command, std::process::id()).to_bytes()
+    } else if several {
         own_record()
     } else {
         record.clone()
     };
-    let report = |i: usize, e| report::events(out, set.locks()[i].path())(e);
-    match take_all(&set, &waiter, &taking, 0o644, &signals, report) {
+    let report = |i: usize, e| report::events(*out, set.locks()[i].path())(e);
+    match take_all(set, &waiter, &taking, 0o644, &signals, report) {
+        Ok(held) if running => {
+            let plan = Plan {
+                waiter,
+                slots: None,
+                command: args.command.clone(),
+                touch_every: Some(pipeline::touch_interval(stale_after)),
+                on_lost: Some(args.on_lost.unwrap_or_default()),
+            };
+            let first = set.locks()[0].path();
+            pipeline::hold_or_run(&plan, first, 1, AllOf(held), signals)
+        }
         Ok(mut held) => {
             // The set is complete: hand every lock over to the shell.
             if several {
@@ -186,18 +311,33 @@ pub fn run(args: Args) -> Outcome {
     }
 }
 
-/// The lock set in canonical order, and how to wait for each lock.
-fn check(out: &Reporter, args: &Args) -> Result<(LockSet, Waiter), Outcome> {
-    let retries = match args.retries.as_deref().map(parse_retries) {
-        None => Some(10),
-        Some(Ok(r)) => r,
-        Some(Err(msg)) => return Err(out.bad_value(msg)),
+/// The lock set in canonical order, how to wait for each lock, and the
+/// stale age.
+fn check(out: &Reporter, args: &Args) -> Result<(LockSet, Waiter, Duration), Outcome> {
+    let wait = WaitArgs {
+        retries: args.retries.clone(),
+        interval: args.interval.clone().or_else(|| args.sleep.clone()),
+        timeout: args.timeout.clone(),
+        stale_after: args.stale_after.clone(),
+        verbose: args.verbose,
+        quiet: args.quiet,
+        on_lost: args.on_lost,
+        slots: None,
     };
-    let interval = match args.sleep.as_deref().map(parse_duration) {
-        None => Duration::from_secs(1),
-        Some(Ok(d)) => d,
-        Some(Err(msg)) => return Err(out.bad_value(format!("-s {msg}"))),
-    };
+    let (mut patience, stale_after) = wait.parse().map_err(|msg| {
+        // The interval may have come as the seed's -s.
+        match (args.sleep.is_some(), msg.strip_prefix("-i ")) {
+            (true, Some(rest)) => out.bad_value(format!("-s {rest}")),
+            _ => out.bad_value(msg),
+        }
+    })?;
+    // The seed's defaults: 10 retries, 1 s apart.
+    if args.retries.is_none() && args.timeout.is_none() {
+        patience.retries = Some(10);
+    }
+    if wait.interval.is_none() {
+        patience.schedule = Schedule::Fixed(Duration::from_secs(1));
+    }
     let set = LockSet::canonical(&args.files).map_err(|e| {
         out.error(&e);
         Outcome::Failed(e)
@@ -210,18 +350,14 @@ fn check(out: &Reporter, args: &Args) -> Result<(LockSet, Waiter), Outcome> {
     }
     let waiter = Waiter {
         out: *out,
-        patience: Patience {
-            schedule: Schedule::Fixed(interval),
-            retries,
-            timeout: None,
-        },
-        policy: Policy::default(),
+        patience,
+        policy: WaitArgs::policy(stale_after, false),
         wake_on: None,
         watch_parent: false,
+        live: true,
     };
-    Ok((set, waiter))
+    Ok((set, waiter, stale_after))
 }
-
 /// `-u`: remove each lock that the caller may release
 /// ([`pipeline::may_release`]), or each with `--force`; a missing one is a
 /// warning, somebody else's is refused.

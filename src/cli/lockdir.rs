@@ -277,6 +277,7 @@ fn take(
             wake_on: None,
             // Waiting for a shell that is gone would only leave a stale lock.
             watch_parent: inv.command.is_empty() && args.pid.is_none(),
+            live: true,
         }
         .waking_on(paths),
         slots: inv.waiting.slots,

@@ -318,6 +318,7 @@ fn waiter(settings: &Settings) -> Waiter {
         },
         wake_on: None,
         watch_parent: false,
+        live: false,
     }
 }
 

@@ -370,6 +370,7 @@ fn create(out: &Reporter, lock: &LockPath, opts: &Opts, policy: Policy) -> Outco
         // lockfile-progs keeps liblockfile's timing: no early wake.
         wake_on: None,
         watch_parent: false,
+        live: false,
     };
     let signals = match pipeline::catch(false) {
         Ok(s) => s,

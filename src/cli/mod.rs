@@ -7,6 +7,7 @@
 pub mod args;
 pub mod dotlock;
 pub mod filelock;
+pub mod live;
 pub mod lockdir;
 pub mod lockfile;
 pub mod lockfile_progs;

@@ -15,6 +15,7 @@ use crate::Error;
 use crate::acquire::{self, Event, Holding, Protocol, Stop};
 use crate::child::{self, ChildEvent};
 use crate::cli::args::OnLost;
+use crate::cli::live::{self, LiveLine};
 use crate::cli::{Outcome, Reporter, report};
 use crate::judge::Policy;
 use crate::path::LockPath;
@@ -34,6 +35,9 @@ pub struct Waiter {
     pub wake_on: Option<(Vec<PathBuf>, PathBuf)>,
     /// `-p` without a command: give up if the parent dies.
     pub watch_parent: bool,
+    /// Keep a live status line on stderr while waiting, if it is a
+    /// terminal (the native commands; never the personalities).
+    pub live: bool,
 }
 
 impl Waiter {
@@ -59,6 +63,20 @@ impl Waiter {
         if let Some((paths, dir)) = &self.wake_on {
             sleeper = sleeper.wake_on_release(paths.clone(), dir);
         }
+        let mut line = match self.live {
+            true => LiveLine::on_stderr(&self.out, lock.path()),
+            false => None,
+        };
+        if line.is_some() {
+            sleeper = sleeper.ticking(live::TICK);
+        }
+        let mut report = report;
+        let report = |event: Event| {
+            if let Some(line) = &mut line {
+                line.event(&event);
+            }
+            report(event);
+        };
         acquire::acquire(lock, &self.patience, &self.policy, &mut sleeper, report)
     }
 }

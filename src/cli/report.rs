@@ -85,6 +85,7 @@ pub fn events(out: Reporter, path: &Path) -> impl FnMut(Event) + '_ {
             holder.describe(),
             why(verdict)
         )),
+        Event::Pausing { .. } => {}
     }
 }
 
