@@ -103,10 +103,17 @@ impl<H: Holding> Holding for AllOf<H> {
 /// Run every one of `results` (all of them, whatever each says): the
 /// first error, else whether every one said yes.
 fn all_of(results: impl Iterator<Item = Result<bool>>) -> Result<bool> {
-    results.fold(Ok(true), |all, one| match (all, one) {
-        (Ok(all), Ok(one)) => Ok(all && one),
-        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-    })
+    let mut first_error = None;
+    let mut all = true;
+    for one in results {
+        match one {
+            Ok(yes) => all &= yes,
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(all), Err)
 }
 
 /// Fold `.` and `..` lexically (the lock names need not exist yet).
