@@ -11,7 +11,7 @@ complete -c dotlock -s u -d 'Unlock: remove the lock file if it is the caller\'s
 complete -c dotlock -l force -d 'With -u: remove the lock whoever holds it'
 complete -c dotlock -s t -d 'Touch: refresh the lock\'s timestamp'
 complete -c dotlock -s c -d 'Check: exit 0 if a valid lock exists, else 1'
-complete -c dotlock -l status -d 'Status: describe the lock\'s holder (pid, command, host, age, alive); exit 0 if held, 1 if free or stale'
+complete -c dotlock -l status -d 'Status: describe the lock\'s holder (pid, command, host, held for, alive); exit 0 if held, 1 if free, 9 if stale'
 complete -c dotlock -l json -d 'With --status: one JSON object per lock or slot, one per line'
 complete -c dotlock -s p -d 'Record a pid (the parent\'s; dotlock\'s own with a COMMAND) and trust a live pid when checking'
 complete -c dotlock -s m -d 'Lock the user\'s mailbox: $MAIL.lock, else /var/mail/USER.lock'

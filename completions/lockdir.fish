@@ -8,10 +8,11 @@ complete -c lockdir -l on-lost -d 'With a COMMAND: when the lock is found lost a
 term\t'Say so, and send the command SIGTERM'
 kill\t'Say so, and send the command SIGKILL'"
 complete -c lockdir -l slots -d 'Counting semaphore: take any free one of N locks, LOCK.1 ... LOCK.N; the slot is printed, or given to the command as $DOTLOCK_SLOT' -r
+complete -c lockdir -s l -d 'Lock (the default action), as dotlock\'s -l'
 complete -c lockdir -s u -d 'Release the lock: only if it is ours (or its owner is proven dead)'
 complete -c lockdir -l force -d 'With -u: release the lock whoever holds it'
 complete -c lockdir -s c -d 'Check: exit 0 if a valid lock exists, else 1'
-complete -c lockdir -l status -d 'Status: describe the lock\'s holder; exit 0 if held, 1 if free or stale'
+complete -c lockdir -l status -d 'Status: describe the lock\'s holder (pid, command, host, held for, alive); exit 0 if held, 1 if free, 9 if stale'
 complete -c lockdir -l json -d 'With --status: one JSON object per lock or slot, one per line'
 complete -c lockdir -l trap -d 'Print shell code for `eval` that takes the lock and sets EXIT, HUP, INT and TERM traps releasing it'
 complete -c lockdir -l verbose -d 'Say when waiting, whom for, and when a stale lock is broken'

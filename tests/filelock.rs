@@ -434,3 +434,99 @@ fn verbose_names_the_lock_it_waits_for() {
     );
     assert_eq!(s.listing(), ["B"], "A released again");
 }
+
+/// `filelock A B -- cmd`: the command runs while both are held (its record
+/// names it), its status is passed through, and both are gone after.
+#[test]
+fn a_command_runs_under_every_lock_and_its_status_is_passed_through() {
+    let s = Scratch::new();
+    let out = s.expect(
+        filelock(&s).args([
+            "A",
+            "B",
+            "--",
+            "sh",
+            "-c",
+            "cat A B > seen; test -e A && test -e B && exit 7",
+        ]),
+        7,
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = fs::read_to_string(s.path("seen")).unwrap();
+    assert_eq!(seen.matches("\ncmd=sh\n").count(), 2, "{seen}");
+    assert_eq!(seen.matches("\nchild=").count(), 2, "{seen}");
+    assert_eq!(s.listing(), ["seen"], "both locks gone after");
+    // Not found: 127, and nothing left.
+    s.expect(filelock(&s).args(["A", "--", "./no-such-command"]), 127);
+    assert_eq!(s.listing(), ["seen"]);
+}
+
+/// A busy B: neither lock is taken, the command does not run, and the
+/// wait says which lock it could not have.
+#[test]
+fn a_busy_lock_means_neither_is_taken_and_the_command_does_not_run() {
+    let s = Scratch::new();
+    fs::write(s.path("B"), "0\n").unwrap();
+    let out = s.expect(
+        filelock(&s).args(["-r", "1", "-i", "0", "A", "B", "--", "touch", "ran"]),
+        1,
+    );
+    assert!(!s.path("ran").exists(), "the command ran");
+    assert!(!s.path("A").exists(), "A was left taken");
+    assert_eq!(fs::read(s.path("B")).unwrap(), b"0\n");
+    let err = stderr_lines(&out);
+    assert!(
+        err.len() == 1
+            && err[0].starts_with("filelock: Failed: couldn't create ")
+            && err[0].contains("/B in time"),
+        "{err:?}"
+    );
+}
+
+/// SIGTERM to filelock while its command runs: forwarded to the command,
+/// which ends by it; filelock ends by the same signal, and the locks go.
+#[test]
+fn sigterm_is_forwarded_to_the_command_and_the_locks_released() {
+    let s = Scratch::new();
+    let mut child = filelock(&s)
+        .args([
+            "A",
+            "B",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got-term > term; exit 3' TERM; echo $$ > pid; while :; do sleep 0.05; done",
+        ])
+        .spawn()
+        .unwrap();
+    wait_until("the command running", Duration::from_secs(10), || {
+        fs::read_to_string(s.path("pid")).is_ok_and(|p| p.ends_with('\n'))
+    });
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = crate::util::wait_with_timeout(child, Duration::from_secs(10));
+    assert_eq!(fs::read_to_string(s.path("term")).unwrap(), "got-term\n");
+    // The command handled the signal and exited 3: that is the status.
+    assert_eq!(status.code(), Some(3), "{status:?}");
+    assert!(!s.path("A").exists() && !s.path("B").exists());
+}
+
+#[test]
+fn check_and_quiet_and_timeout() {
+    let s = Scratch::new();
+    s.expect(filelock(&s).args(["-c", "A"]), 1);
+    s.expect(filelock(&s).args(["A", "B"]), 0);
+    s.expect(filelock(&s).args(["-c", "A", "B"]), 0);
+    fs::remove_file(s.path("B")).unwrap();
+    s.expect(filelock(&s).args(["-c", "A", "B"]), 1);
+    // -q: giving up says nothing; --timeout bounds the whole wait.
+    let started = std::time::Instant::now();
+    let out = s.expect(filelock(&s).args(["-q", "--timeout", "0.3", "A"]), 1);
+    assert!(out.stderr.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    s.expect(filelock(&s).args(["-u", "A"]), 0);
+    assert_eq!(s.listing(), Vec::<String>::new());
+}

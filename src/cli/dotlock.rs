@@ -66,8 +66,8 @@ pub struct Args {
     #[arg(short = 'c')]
     pub check: bool,
 
-    /// Status: describe the lock's holder (pid, command, host, age, alive);
-    /// exit 0 if held, 1 if free or stale
+    /// Status: describe the lock's holder (pid, command, host, held for,
+    /// alive); exit 0 if held, 1 if free, 9 if stale
     #[arg(long)]
     pub status: bool,
 

@@ -48,6 +48,10 @@ use crate::{Error, Result};
                   could not be removed; with a COMMAND: its status (126 not executable, 127 not found)."
 )]
 pub struct Args {
+    /// Lock (the default action), as dotlock's -l
+    #[arg(short = 'l')]
+    pub lock: bool,
+
     /// Release the lock: only if it is ours (or its owner is proven dead)
     #[arg(short = 'u')]
     pub unlock: bool,
@@ -60,7 +64,8 @@ pub struct Args {
     #[arg(short = 'c')]
     pub check: bool,
 
-    /// Status: describe the lock's holder; exit 0 if held, 1 if free or stale
+    /// Status: describe the lock's holder (pid, command, host, held for,
+    /// alive); exit 0 if held, 1 if free, 9 if stale
     #[arg(long)]
     pub status: bool,
 
@@ -207,8 +212,12 @@ fn check(args: &Args) -> Result<Invocation, Outcome> {
     let Some(action) = one_action(Action::Lock, &chosen) else {
         return Err(out.usage_error("-u, -c, --status and --trap cannot be combined"));
     };
-    if matches!(action, Action::Unlock | Action::Check | Action::Status) && !command.is_empty() {
-        return Err(out.usage_error("-u, -c and --status take a lock directory and no command"));
+    if matches!(action, Action::Unlock | Action::Check | Action::Status)
+        && (args.lock || !command.is_empty())
+    {
+        return Err(
+            out.usage_error("-u, -c and --status take a lock directory and no -l or command")
+        );
     }
     if args.force && action != Action::Unlock {
         return Err(out.usage_error("--force goes with -u"));
