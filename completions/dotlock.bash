@@ -23,26 +23,38 @@ _dotlock() {
 
     case "${cmd}" in
         dotlock)
-            opts="-l -u -t -c -p -m -P -N -r -i -q -h -V --force --status --json --timeout --stale-after --verbose --on-lost --slots --help --version"
+            opts="-l -u -t -c -p -m -P -r -i -q -h -V --force --status --json --timeout --stale-after --verbose --on-lost --slots --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 -r)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 -i)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --stale-after)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --on-lost)
@@ -50,7 +62,10 @@ _dotlock() {
                     return 0
                     ;;
                 --slots)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 *)
@@ -68,3 +83,37 @@ if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERS
 else
     complete -F _dotlock -o bashdefault -o default dotlock
 fi
+
+# The command after the lock: completed as bash-completion completes any
+# command line (`_command_offset`), else command names, then file names.
+_dotlock_command() {
+    # The first word that is no option (nor an option's value) is the
+    # lock; the command follows it (or a `--` after it).
+    local i=1 lock=
+    while [ "$i" -lt "$COMP_CWORD" ]; do
+        case " -r -i --timeout --stale-after --on-lost --slots " in
+            *" ${COMP_WORDS[i]} "*) i=$((i + 2)); continue ;;
+        esac
+        case ${COMP_WORDS[i]} in
+            --) i=$((i + 1)); lock=$i; break ;;
+            -?*) i=$((i + 1)) ;;
+            *) lock=$i; break ;;
+        esac
+    done
+    [ -n "$lock" ] || return 1
+    i=$((lock + 1))
+    [ "${COMP_WORDS[i]}" = "--" ] && [ "$i" -lt "$COMP_CWORD" ] && i=$((i + 1))
+    [ "$i" -le "$COMP_CWORD" ] || return 1
+    if declare -F _command_offset >/dev/null; then
+        _command_offset "$i"
+    elif [ "$i" -eq "$COMP_CWORD" ]; then
+        COMPREPLY=($(compgen -c -- "${COMP_WORDS[COMP_CWORD]}"))
+    else
+        COMPREPLY=($(compgen -f -- "${COMP_WORDS[COMP_CWORD]}"))
+    fi
+}
+
+_dotlock_lockutils() {
+    _dotlock_command "$@" || _dotlock "$@"
+}
+complete -F _dotlock_lockutils -o bashdefault -o default dotlock

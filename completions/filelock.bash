@@ -30,23 +30,38 @@ _filelock() {
             fi
             case "${prev}" in
                 -r)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 -s)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 -i)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --stale-after)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --on-lost)
@@ -68,3 +83,27 @@ if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERS
 else
     complete -F _filelock -o bashdefault -o default filelock
 fi
+
+# The command after the lock: completed as bash-completion completes any
+# command line (`_command_offset`), else command names, then file names.
+_filelock_command() {
+    # The command follows the first `--`.
+    local i=1
+    while [ "$i" -lt "$COMP_CWORD" ] && [ "${COMP_WORDS[i]}" != "--" ]; do
+        i=$((i + 1))
+    done
+    [ "$i" -lt "$COMP_CWORD" ] || return 1
+    i=$((i + 1))
+    if declare -F _command_offset >/dev/null; then
+        _command_offset "$i"
+    elif [ "$i" -eq "$COMP_CWORD" ]; then
+        COMPREPLY=($(compgen -c -- "${COMP_WORDS[COMP_CWORD]}"))
+    else
+        COMPREPLY=($(compgen -f -- "${COMP_WORDS[COMP_CWORD]}"))
+    fi
+}
+
+_filelock_lockutils() {
+    _filelock_command "$@" || _filelock "$@"
+}
+complete -F _filelock_lockutils -o bashdefault -o default filelock

@@ -30,27 +30,45 @@ _lockdir() {
             fi
             case "${prev}" in
                 --pid)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --grace)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 -r)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 -i)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --stale-after)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --on-lost)
@@ -58,7 +76,10 @@ _lockdir() {
                     return 0
                     ;;
                 --slots)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 *)
@@ -76,3 +97,37 @@ if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERS
 else
     complete -F _lockdir -o bashdefault -o default lockdir
 fi
+
+# The command after the lock: completed as bash-completion completes any
+# command line (`_command_offset`), else command names, then file names.
+_lockdir_command() {
+    # The first word that is no option (nor an option's value) is the
+    # lock; the command follows it (or a `--` after it).
+    local i=1 lock=
+    while [ "$i" -lt "$COMP_CWORD" ]; do
+        case " --pid --grace -r -i --timeout --stale-after --on-lost --slots " in
+            *" ${COMP_WORDS[i]} "*) i=$((i + 2)); continue ;;
+        esac
+        case ${COMP_WORDS[i]} in
+            --) i=$((i + 1)); lock=$i; break ;;
+            -?*) i=$((i + 1)) ;;
+            *) lock=$i; break ;;
+        esac
+    done
+    [ -n "$lock" ] || return 1
+    i=$((lock + 1))
+    [ "${COMP_WORDS[i]}" = "--" ] && [ "$i" -lt "$COMP_CWORD" ] && i=$((i + 1))
+    [ "$i" -le "$COMP_CWORD" ] || return 1
+    if declare -F _command_offset >/dev/null; then
+        _command_offset "$i"
+    elif [ "$i" -eq "$COMP_CWORD" ]; then
+        COMPREPLY=($(compgen -c -- "${COMP_WORDS[COMP_CWORD]}"))
+    else
+        COMPREPLY=($(compgen -f -- "${COMP_WORDS[COMP_CWORD]}"))
+    fi
+}
+
+_lockdir_lockutils() {
+    _lockdir_command "$@" || _lockdir "$@"
+}
+complete -F _lockdir_lockutils -o bashdefault -o default lockdir

@@ -124,6 +124,9 @@ pub fn break_dir(parent: &Dir, lock: &LockPath, seen: &SeenDir) -> Result<Broken
         || match remove_dir(parent, lock, Some((seen.dev, seen.ino))) {
             Ok(true) => Ok(()),
             Ok(false) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+            // A name inside that cannot be removed (EACCES, EPERM): the
+            // stale lock cannot be removed (exit 8).
+            Err(crate::Error::Io { source, .. }) => Err(source),
             Err(e) => {
                 removal = Some(e);
                 Err(io::Error::from_raw_os_error(libc::ENOTEMPTY))

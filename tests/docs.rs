@@ -9,6 +9,8 @@ use std::process::Command;
 
 use crate::util::{Scratch, dotlock_bin, skip};
 
+#[path = "../xtask/src/complete.rs"]
+mod complete;
 #[path = "../xtask/src/generate.rs"]
 mod generate;
 

@@ -488,11 +488,11 @@ fn a_busy_lock_means_neither_is_taken_and_the_command_does_not_run() {
 }
 
 /// SIGTERM to filelock while its command runs: forwarded to the command,
-/// which ends by it; filelock ends by the same signal, and the locks go.
+/// whose status (it handles TERM) is passed through; the locks go.
 #[test]
 fn sigterm_is_forwarded_to_the_command_and_the_locks_released() {
     let s = Scratch::new();
-    let mut child = filelock(&s)
+    let child = filelock(&s)
         .args([
             "A",
             "B",

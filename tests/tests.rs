@@ -12,6 +12,10 @@ mod util;
 // Every flag and every exit status of dotlock, in one table.
 mod exit_codes;
 
+// The one exit status table of dotlock, lockdir and filelock, every cell run,
+// the same in the README and the man pages.
+mod exit_table;
+
 // Side by side with liblockfile's dotlockfile: same codes, content, leftovers.
 mod compat_dotlockfile;
 
@@ -42,6 +46,10 @@ mod lockdir;
 
 // --slots: a counting semaphore that never leaks a slot.
 mod slots;
+
+// The completions in bash, zsh and fish: the command after the lock, no
+// hidden options, no file names after numbers.
+mod completions;
 
 // Docs that cannot rot: man/completions drift, rendering, make install, README recipes.
 mod docs;

@@ -19,6 +19,8 @@ pub mod trap;
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
+/// The one exit status table of the three commands (for docs and tests).
+pub use crate::exit::{COMMANDS, Situation, TABLE, table_markdown, table_roff};
 pub use crate::exit::{Exit, Outcome, Program};
 pub use report::{Reporter, say};
 

@@ -6,11 +6,14 @@ use std::path::PathBuf;
 
 use clap_complete::Shell;
 
+use super::complete::{self, Operands};
+
 /// A command's manual: its clap definition and hand-written sections.
 struct Page {
     name: &'static str,
     command: fn() -> clap::Command,
     extra: &'static str,
+    operands: Operands,
 }
 
 fn pages() -> [Page; 3] {
@@ -19,16 +22,19 @@ fn pages() -> [Page; 3] {
             name: "dotlock",
             command: lockutils::cli::dotlock::command,
             extra: include_str!("man/dotlock.roff"),
+            operands: Operands::LockThenCommand,
         },
         Page {
             name: "lockdir",
             command: lockutils::cli::lockdir::command,
             extra: include_str!("man/lockdir.roff"),
+            operands: Operands::LockThenCommand,
         },
         Page {
             name: "filelock",
             command: lockutils::cli::filelock::command,
             extra: include_str!("man/filelock.roff"),
+            operands: Operands::AfterDashes,
         },
     ]
 }
@@ -43,9 +49,8 @@ pub fn files() -> Vec<(PathBuf, Vec<u8>)> {
             (Shell::Zsh, format!("completions/_{}", page.name)),
             (Shell::Fish, format!("completions/{}.fish", page.name)),
         ] {
-            let mut buf = Vec::new();
-            clap_complete::generate(shell, &mut (page.command)(), page.name, &mut buf);
-            out.push((PathBuf::from(file), buf));
+            let script = complete::completion((page.command)(), page.name, page.operands, shell);
+            out.push((PathBuf::from(file), script));
         }
     }
     out
@@ -64,14 +69,68 @@ fn man(page: &Page) -> Vec<u8> {
     man.render_title(&mut buf).expect("writing to memory");
     man.render_name_section(&mut buf)
         .expect("writing to memory");
-    man.render_synopsis_section(&mut buf)
-        .expect("writing to memory");
+    let mut built = (page.command)();
+    built.build();
+    buf.extend_from_slice(synopsis(&built).as_bytes());
     man.render_description_section(&mut buf)
         .expect("writing to memory");
     man.render_options_section(&mut buf)
         .expect("writing to memory");
+    buf.extend_from_slice(lockutils::cli::table_roff().as_bytes());
     buf.extend_from_slice(page.extra.as_bytes());
     man.render_version_section(&mut buf)
         .expect("writing to memory");
     buf
+}
+
+/// The SYNOPSIS: every option that is shown, with its value's name
+/// (`[-r RETRIES]`, `[--timeout DURATION]`), then the operands. (clap_mangen
+/// writes `[-l ]` and drops value names.)
+fn synopsis(cmd: &clap::Command) -> String {
+    let bold = |s: &str| format!("\\fB{}\\fR", s.replace('-', "\\-"));
+    let italic = |s: &str| format!("\\fI{}\\fR", s.replace('-', "\\-"));
+    let mut words = vec![bold(cmd.get_name())];
+    for arg in cmd.get_arguments() {
+        if arg.is_hide_set() || arg.is_positional() {
+            continue;
+        }
+        let flag = match (arg.get_short(), arg.get_long()) {
+            (Some(s), _) => format!("-{s}"),
+            (None, Some(l)) => format!("--{l}"),
+            (None, None) => continue,
+        };
+        let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
+        let value = arg
+            .get_value_names()
+            .and_then(|v| v.first())
+            .map(|v| v.to_string())
+            .filter(|_| takes_value);
+        let shown = match (flag.as_str(), value) {
+            ("-h", _) => "[\\fB\\-h\\fR|\\fB\\-\\-help\\fR]".to_string(),
+            ("-V", _) => "[\\fB\\-V\\fR|\\fB\\-\\-version\\fR]".to_string(),
+            (f, Some(v)) => format!("[{} {}]", bold(f), italic(&v)),
+            (f, None) => format!("[{}]", bold(f)),
+        };
+        words.push(shown);
+    }
+    for arg in cmd.get_positionals() {
+        let names: Vec<String> = arg
+            .get_value_names()
+            .map(|v| v.iter().map(|n| n.to_string()).collect())
+            .unwrap_or_else(|| vec![arg.get_id().to_string().to_uppercase()]);
+        let name = names.join(" ");
+        let many = arg.get_num_args().is_some_and(|n| n.max_values() > 1);
+        let dots = if many && !name.contains("...") {
+            "..."
+        } else {
+            ""
+        };
+        let text = format!("{}{dots}", italic(&name));
+        words.push(match (arg.is_required_set(), arg.is_last_set()) {
+            (_, true) => format!("[\\fB\\-\\-\\fR {text}]"),
+            (true, false) => text,
+            (false, false) => format!("[{text}]"),
+        });
+    }
+    format!(".SH SYNOPSIS\n.nh\n{}\n.hy\n", words.join(" "))
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask [gen]` writes `man/` and `completions/` from the code;
 //! `cargo xtask --check` fails if the committed files have drifted.
 
+mod complete;
 mod generate;
 
 use std::path::Path;
