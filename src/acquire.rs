@@ -207,7 +207,13 @@ fn attempt<P: Protocol>(
         if let Some(sig) = sleeper.pending_signal() {
             return Err(Stop::Signal(sig));
         }
-        match lock.try_once(policy)? {
+        let tried = match lock.try_once(policy) {
+            // On NFS: another client changed the lock between two calls of
+            // the attempt. Look again; never give up on it.
+            Err(e) if e.is_stale_handle() => continue,
+            other => other?,
+        };
+        match tried {
             Try::Acquired(held) => {
                 // A signal that came during the attempt still wins.
                 if let Some(sig) = sleeper.pending_signal() {

@@ -18,6 +18,10 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+
+use nix::libc;
+
+use crate::seam::{self, Fault};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -69,6 +73,9 @@ impl Meta {
 
     /// `fstat(2)` of an open file.
     pub fn of(file: &File) -> io::Result<Meta> {
+        if seam::fault("fstat") == Some(Fault::Stale) {
+            return Err(io::Error::from_raw_os_error(libc::ESTALE));
+        }
         fstat(file).map(|st| Meta::from_stat(&st)).map_err(errno)
     }
 
@@ -104,6 +111,18 @@ pub struct Dir {
 impl AsFd for Dir {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+/// Run the call `op` as `LOCKUTILS_TEST_FAULTS` asks ([`seam::fault`]):
+/// not at all (`ESTALE`), or done and then answered with `lost` (the
+/// retransmission's answer) or `EIO`.
+fn faulty<T>(op: &str, lost: i32, call: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    match seam::fault(op) {
+        None => call(),
+        Some(Fault::Stale) => Err(io::Error::from_raw_os_error(libc::ESTALE)),
+        Some(Fault::LostReply) => call().and(Err(io::Error::from_raw_os_error(lost))),
+        Some(Fault::Eio) => call().and(Err(io::Error::from_raw_os_error(libc::EIO))),
     }
 }
 
@@ -163,34 +182,44 @@ impl Dir {
 
     /// `fstatat(2)` of `name`, not following a symbolic link.
     pub fn lstat(&self, name: &OsStr) -> io::Result<Meta> {
-        fstatat(self, name, AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map(|st| Meta::from_stat(&st))
-            .map_err(errno)
+        faulty("lstat", libc::ESTALE, || {
+            fstatat(self, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                .map(|st| Meta::from_stat(&st))
+                .map_err(errno)
+        })
     }
 
     /// Create `name` anew: `O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC`.
     pub fn create_new(&self, name: &OsStr, mode: u32) -> io::Result<File> {
-        let fd = openat(
-            self,
-            name,
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(mode),
-        )
-        .map_err(errno)?;
-        Ok(File::from(fd))
+        faulty("create", libc::EEXIST, || {
+            let fd = openat(
+                self,
+                name,
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(mode),
+            )
+            .map_err(errno)?;
+            Ok(File::from(fd))
+        })
     }
 
     /// Open `name` for reading, never through a symbolic link and never
     /// blocking on a FIFO.
     pub fn open_read(&self, name: &OsStr) -> io::Result<File> {
-        let fd = openat(
-            self,
-            name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(errno)?;
-        Ok(File::from(fd))
+        faulty("open", libc::ESTALE, || {
+            let fd = openat(
+                self,
+                name,
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(errno)?;
+            Ok(File::from(fd))
+        })
     }
 
     /// Open `name` for appending, never through a symbolic link.
@@ -211,33 +240,45 @@ impl Dir {
 
     /// `linkat(2)`: a second name `to` for `from`, both in this directory.
     pub fn link(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
-        linkat(self, from, self, to, AtFlags::empty()).map_err(errno)
+        faulty("link", libc::EEXIST, || {
+            linkat(self, from, self, to, AtFlags::empty()).map_err(errno)
+        })
     }
 
     /// `renameat(2)` within this directory.
     pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
-        nix::fcntl::renameat(self, from, self, to).map_err(errno)
+        faulty("rename", libc::ENOENT, || {
+            nix::fcntl::renameat(self, from, self, to).map_err(errno)
+        })
     }
 
     /// `unlinkat(2)` of a file (or symbolic link) `name`.
     pub fn unlink(&self, name: &OsStr) -> io::Result<()> {
-        unlinkat(self, name, UnlinkatFlags::NoRemoveDir).map_err(errno)
+        faulty("unlink", libc::ENOENT, || {
+            unlinkat(self, name, UnlinkatFlags::NoRemoveDir).map_err(errno)
+        })
     }
 
     /// `unlinkat(2)` with `AT_REMOVEDIR`: remove the empty directory `name`.
     pub fn rmdir(&self, name: &OsStr) -> io::Result<()> {
-        unlinkat(self, name, UnlinkatFlags::RemoveDir).map_err(errno)
+        faulty("rmdir", libc::ENOENT, || {
+            unlinkat(self, name, UnlinkatFlags::RemoveDir).map_err(errno)
+        })
     }
 
     /// `mkdirat(2)`.
     pub fn mkdir(&self, name: &OsStr, mode: u32) -> io::Result<()> {
-        mkdirat(self, name, Mode::from_bits_truncate(mode)).map_err(errno)
+        faulty("mkdir", libc::EEXIST, || {
+            mkdirat(self, name, Mode::from_bits_truncate(mode)).map_err(errno)
+        })
     }
 
     /// Set the mtime (and atime) of `name` to now, not following a link.
     pub fn touch(&self, name: &OsStr) -> io::Result<()> {
         let now = TimeSpec::UTIME_NOW;
-        utimensat(self, name, &now, &now, UtimensatFlags::NoFollowSymlink).map_err(errno)
+        faulty("touch", libc::ESTALE, || {
+            utimensat(self, name, &now, &now, UtimensatFlags::NoFollowSymlink).map_err(errno)
+        })
     }
 
     /// The names in this directory (opened with [`Dir::open_child`]),
@@ -258,12 +299,16 @@ impl Dir {
 }
 
 /// Read at most `max` bytes of `file`, whose size was `size` when looked
-/// at: one `read(2)` for a file of that size; `None` when reading fails.
-pub fn read_prefix(mut file: File, max: usize, size: u64) -> Option<Vec<u8>> {
+/// at: one `read(2)` for a file of that size.
+pub fn read_prefix(mut file: File, max: usize, size: u64) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; max];
     let mut got = 0;
     loop {
-        match file.read(&mut buf[got..]) {
+        let read = match seam::fault("read") {
+            Some(Fault::Stale) => Err(io::Error::from_raw_os_error(libc::ESTALE)),
+            _ => file.read(&mut buf[got..]),
+        };
+        match read {
             Ok(0) => break,
             Ok(n) => {
                 got += n;
@@ -272,11 +317,11 @@ pub fn read_prefix(mut file: File, max: usize, size: u64) -> Option<Vec<u8>> {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
+            Err(e) => return Err(e),
         }
     }
     buf.truncate(got);
-    Some(buf)
+    Ok(buf)
 }
 
 /// Write `bytes` and close, reporting errors of `close(2)` too: NFS

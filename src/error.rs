@@ -88,10 +88,45 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Did a call fail with `ESTALE`? On NFS that means another client
+    /// changed (removed, replaced) what the call named: look again, never
+    /// give up on it.
+    pub fn is_stale_handle(&self) -> bool {
+        match self {
+            Error::Io { source, .. }
+            | Error::CreateTemp { source, .. }
+            | Error::ShortWrite { source, .. }
+            | Error::StaleNotRemoved { source, .. } => is_stale(source),
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+}
+
+/// How many times a call that met `ESTALE` is made again (the name looked
+/// up afresh each time) before the caller is told.
+pub(crate) const STALE_RETRIES: u32 = 5;
+
+/// `ESTALE`: the file handle the call used is no longer valid.
+pub(crate) fn is_stale(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(nix::libc::ESTALE)
+}
+
+/// Make `call` again while it meets `ESTALE` (up to [`STALE_RETRIES`]
+/// times): each call names its file afresh, which an NFS client looks up
+/// anew once its handle has gone stale.
+pub(crate) fn again<T>(mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match call() {
+            Err(e) if is_stale(&e) && tries < STALE_RETRIES => tries += 1,
+            other => return other,
         }
     }
 }

@@ -91,8 +91,20 @@ pub fn observe(path: &Path) -> Result<Option<Observed>> {
     }
 }
 
-/// Look at the lock `name` in `dir` (`path` for messages).
+/// Look at the lock `name` in `dir` (`path` for messages). A look that
+/// meets `ESTALE` (on NFS: another client removed or replaced the lock
+/// between two calls of the look) is made again from the start.
 pub fn observe_at(dir: &Dir, name: &OsStr, path: &Path) -> Result<Option<Observed>> {
+    let mut tries = 0;
+    loop {
+        match observe_once(dir, name, path) {
+            Err(e) if e.is_stale_handle() && tries < crate::error::STALE_RETRIES => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+fn observe_once(dir: &Dir, name: &OsStr, path: &Path) -> Result<Option<Observed>> {
     // Look before opening: a device node at the lock path is never opened
     // (opening some devices acts on them).
     let meta = match dir.lstat(name) {
@@ -106,9 +118,14 @@ pub fn observe_at(dir: &Dir, name: &OsStr, path: &Path) -> Result<Option<Observe
             // Judge what was opened: the name may have changed since.
             let meta = Meta::of(&file).map_err(|e| Error::io(path, e))?;
             check_regular(path, &meta)?;
-            (meta, read_prefix(file, MAX_RECORD, meta.size))
+            match read_prefix(file, MAX_RECORD, meta.size) {
+                Ok(content) => (meta, Some(content)),
+                Err(e) if crate::error::is_stale(&e) => return Err(Error::io(path, e)),
+                Err(_) => (meta, None),
+            }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if crate::error::is_stale(&e) => return Err(Error::io(path, e)),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(Error::LockIsSymlink { path: path.into() });
         }
@@ -160,12 +177,13 @@ pub fn touch(lock: &LockPath) -> Result<bool> {
 
 /// [`touch`] of `name` in `dir`.
 pub fn touch_at(dir: &Dir, name: &OsStr, path: &Path) -> Result<bool> {
-    match dir.lstat(name) {
+    use crate::error::again;
+    match again(|| dir.lstat(name)) {
         Ok(m) => check_regular(path, &m)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io(path, e)),
     }
-    match dir.touch(name) {
+    match again(|| dir.touch(name)) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io(path, e)),
@@ -208,7 +226,13 @@ impl<'a> TempFile<'a> {
                     write_record(file, record, lock)?;
                     return Ok(temp);
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 10 => tries += 1,
+                // The name is ours alone (pid, 32 random bits, host): if it
+                // exists, our own create happened and its reply was lost.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 10 => {
+                    let _ = crate::error::again(|| dir.unlink(&name));
+                    tries += 1;
+                }
+                Err(e) if crate::error::is_stale(&e) && tries < 10 => tries += 1,
                 Err(e) => return Err(crate::error::creating(lock, e)),
             }
         }
@@ -225,7 +249,7 @@ impl<'a> TempFile<'a> {
 
 impl Drop for TempFile<'_> {
     fn drop(&mut self) {
-        let _ = self.dir.unlink(&self.name);
+        let _ = crate::error::again(|| self.dir.unlink(&self.name));
     }
 }
 

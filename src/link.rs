@@ -22,7 +22,7 @@ use std::time::SystemTime;
 use nix::libc;
 
 use crate::attempt::Try;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, again};
 use crate::fs::{Dir, Meta, Observed, TempFile, check_regular, observe_at, touch_at, write_record};
 use crate::mailbox;
 use crate::path::LockPath;
@@ -56,12 +56,10 @@ pub fn try_lock_at(dir: &Dir, lock: &LockPath, record: &[u8], mode: u32) -> Resu
     let temp = TempFile::create(dir, lock.path(), record, mode)?;
     seam::pause("IN_ATTEMPT");
     let linked = link(dir, temp.name(), lock.name());
-    let tmeta = dir
-        .lstat(temp.name())
-        .map_err(|e| Error::io(temp.path(), e))?;
+    let tmeta = again(|| dir.lstat(temp.name())).map_err(|e| Error::io(temp.path(), e))?;
     let fs_now = Some(tmeta.mtime);
     let same_inode = || {
-        dir.lstat(lock.name())
+        again(|| dir.lstat(lock.name()))
             .map(|m| m.same_file(&tmeta))
             .unwrap_or(false)
     };
@@ -169,9 +167,11 @@ pub fn remove_seen(lock: &LockPath, seen: &Observed) -> Result<bool> {
     let dir = lock.open_dir()?;
     mailbox::privileged(&dir, lock.name(), || {
         match observe_at(&dir, lock.name(), lock.path())? {
-            Some(now) if now.same_lock(seen) => match dir.unlink(lock.name()) {
+            Some(now) if now.same_lock(seen) => match again(|| dir.unlink(lock.name())) {
                 Ok(()) => Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                // Gone, as asked: our unlink's reply was lost (NFS), or
+                // another removed it in the instant since we looked.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
                 Err(e) => Err(Error::io(lock.path(), e)),
             },
             _ => Ok(false),
@@ -187,7 +187,7 @@ fn remove_at(dir: &Dir, lock: &LockPath) -> Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io(path, e)),
     }
-    match dir.unlink(lock.name()) {
+    match again(|| dir.unlink(lock.name())) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io(path, e)),
@@ -269,7 +269,7 @@ impl Held {
     /// `Ok(false)`: the lock is no longer ours.
     pub fn add_child(&mut self, pid: u32) -> Result<bool> {
         let extra = Record::child_lines(pid);
-        let file = match self.dir.open_append(self.lock.name()) {
+        let file = match again(|| self.dir.open_append(self.lock.name())) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(Error::io(self.lock.path(), e)),
@@ -322,9 +322,11 @@ impl Held {
             return Ok(false);
         }
         let (dir, name) = (&self.dir, self.lock.name());
-        match mailbox::privileged(dir, name, || dir.unlink(name)) {
+        match mailbox::privileged(dir, name, || again(|| dir.unlink(name))) {
             Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            // It was ours a moment ago and is gone: our unlink's reply
+            // was lost (NFS), or it was broken in that instant.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
             Err(e) => Err(Error::io(self.lock.path(), e)),
         }
     }

@@ -32,7 +32,7 @@ use nix::libc;
 
 use crate::acquire::Holding;
 use crate::attempt::Try;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, again};
 use crate::fs::{self as rel, Dir, Observed};
 use crate::path::LockPath;
 use crate::record::Record;
@@ -167,56 +167,119 @@ pub fn try_lock(lock: &LockPath, record: &[u8]) -> Result<Try<HeldDir, SeenDir>>
 }
 
 /// [`try_lock`] in the lock's opened parent directory.
+///
+/// A lost `MKDIR` reply (NFS: the server made the directory, the
+/// retransmission answers `EEXIST`) leaves a directory that this attempt
+/// made but cannot tell from one another process made in the same instant:
+/// the two are alike in every attribute. So the owner record is placed
+/// exclusively (`link(2)`, judged by inode), and an attempt that saw no
+/// directory just before its `mkdir` and finds one without an owner right
+/// after races for its owner like its creator does: among lockdir
+/// processes exactly one wins, whichever made the directory. Without that,
+/// every waiter would wait out the grace period for a directory that is
+/// nobody's. (A legacy `mkdir` locker that made the directory within that
+/// one round trip could lose it: the same bounded window as breaking.)
 pub fn try_lock_at(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<Try<HeldDir, SeenDir>> {
     let path = lock.path();
-    match parent.mkdir(lock.name(), 0o755) {
-        Ok(()) => {
-            if let Err(e) = write_owner(parent, lock, record) {
-                let _ = remove_dir(parent, lock, None);
-                return Err(e);
-            }
-            let meta = parent.lstat(lock.name()).map_err(|e| Error::io(path, e))?;
-            Ok(Try::Acquired(HeldDir {
-                parent: parent.try_clone().map_err(|e| Error::io(lock.dir(), e))?,
-                lock: lock.clone(),
-                dev: meta.dev,
-                ino: meta.ino,
-                record: record.to_vec(),
-                done: false,
-            }))
+    let absent_before = matches!(
+        again(|| parent.lstat(lock.name())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound
+    );
+    let made = match parent.mkdir(lock.name(), 0o755) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(crate::error::creating(path, e)),
+    };
+    let seen = match (made, observe_at(parent, lock.name(), path)?) {
+        (_, None) => return Ok(Try::Vanished),
+        (false, Some(seen)) if !(absent_before && seen.owner.is_none()) => {
+            return Ok(Try::Busy(seen));
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            match observe_at(parent, lock.name(), path)? {
-                Some(seen) => Ok(Try::Busy(seen)),
-                None => Ok(Try::Vanished),
+        (_, Some(seen)) => seen,
+    };
+    match write_owner(parent, lock, record) {
+        Ok(true) => Ok(Try::Acquired(HeldDir {
+            parent: parent.try_clone().map_err(|e| Error::io(lock.dir(), e))?,
+            lock: lock.clone(),
+            dev: seen.dev,
+            ino: seen.ino,
+            record: record.to_vec(),
+            done: false,
+        })),
+        // Another process's owner record came first: its lock.
+        Ok(false) => match observe_at(parent, lock.name(), path)? {
+            Some(seen) => Ok(Try::Busy(seen)),
+            None => Ok(Try::Vanished),
+        },
+        Err(e) => {
+            if made {
+                let _ = remove_dir(parent, lock, Some((seen.dev, seen.ino)));
             }
+            Err(e)
         }
-        Err(e) => Err(crate::error::creating(path, e)),
     }
 }
 
-/// Write `DIR/owner` whole: a temporary file, then `rename(2)`.
-fn write_owner(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<()> {
+/// Place `DIR/owner` whole and exclusively: a temporary file, then
+/// `link(2)` to `owner`, whose answer is not trusted (NFS): ours iff the
+/// temporary file then has two links or `owner` is its inode.
+/// `Ok(false)`: another owner record was there first. Where there are no
+/// hard links, `owner` is created with `O_EXCL` and written in place.
+fn write_owner(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<bool> {
     let short = |source| Error::ShortWrite {
         path: lock.path().into(),
         source,
     };
-    let inside = parent
-        .open_child(lock.name())
-        .map_err(|e| Error::io(lock.path(), e))?;
-    let temp = OsString::from(format!("{OWNER_TEMP}{}", std::process::id()));
-    let file = inside
-        .create_new(&temp, 0o644)
-        .map_err(|source| Error::CreateTemp {
-            path: lock.path().into(),
-            source,
-        })?;
-    rel::write_and_close(file, record)
-        .and_then(|()| inside.rename(&temp, OsStr::new(OWNER)))
-        .map_err(|e| {
-            let _ = inside.unlink(&temp);
-            short(e)
-        })
+    let created = |source| Error::CreateTemp {
+        path: lock.path().into(),
+        source,
+    };
+    let inside = again(|| parent.open_child(lock.name())).map_err(|e| Error::io(lock.path(), e))?;
+    let owner = OsStr::new(OWNER);
+    let mut tries = 0;
+    let (temp, file) = loop {
+        let temp = OsString::from(format!(
+            "{OWNER_TEMP}{}.{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        match inside.create_new(&temp, 0o644) {
+            Ok(file) => break (temp, file),
+            // Our own create, whose reply was lost: the name is ours alone.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 10 => {
+                let _ = again(|| inside.unlink(&temp));
+                tries += 1;
+            }
+            Err(e) => return Err(created(e)),
+        }
+    };
+    let placed = rel::write_and_close(file, record)
+        .map_err(short)
+        .and_then(|()| {
+            let linked = inside.link(&temp, owner);
+            if linked.as_ref().is_err_and(|e| {
+                matches!(
+                    e.raw_os_error(),
+                    Some(libc::EPERM | libc::EOPNOTSUPP | libc::EXDEV)
+                )
+            }) {
+                return place_without_links(&inside, record).map_err(short);
+            }
+            let tmeta = again(|| inside.lstat(&temp)).map_err(short)?;
+            let same = again(|| inside.lstat(owner)).is_ok_and(|m| m.same_file(&tmeta));
+            Ok(tmeta.nlink == 2 || same)
+        });
+    let _ = again(|| inside.unlink(&temp));
+    placed
+}
+
+/// `owner` created with `O_EXCL` and written in place (no hard links).
+fn place_without_links(inside: &Dir, record: &[u8]) -> io::Result<bool> {
+    match inside.create_new(OsStr::new(OWNER), 0o644) {
+        Ok(file) => rel::write_and_close(file, record).map(|()| true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Remove the lock directory `lock` (in `parent`): only our own names
@@ -244,15 +307,17 @@ pub fn remove_dir(parent: &Dir, lock: &LockPath, expect: Option<(u64, u64)>) -> 
     check_contents(&inside, path)?;
     let names = inside.names().map_err(|e| Error::io(path, e))?;
     for name in names.iter().filter(|n| is_ours(n)) {
-        match inside.unlink(name) {
+        match again(|| inside.unlink(name)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(path.join(name), e)),
         }
     }
-    match parent.rmdir(lock.name()) {
+    match again(|| parent.rmdir(lock.name())) {
         Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        // Emptied by us and gone: our rmdir's reply was lost (NFS), or
+        // another removed the empty directory in that instant.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
         // Something was put inside meanwhile: it stays, and so does the lock.
         Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
             check_contents(&inside, path)?;

@@ -25,6 +25,16 @@
 //! `LOCKUTILS_TEST_LINK=lost-reply` makes `link(2)` happen but report
 //! `EIO`, as a lost NFS reply does; `=unsupported` makes it fail with
 //! `EPERM` without linking, as on a filesystem without hard links.
+//!
+//! `LOCKUTILS_TEST_FAULTS=OP=KIND@N[@M...],...` plays an NFS client's
+//! faults on chosen calls of this process: the N-th (M-th, ...) call of
+//! `OP` (`lstat`, `fstat`, `open`, `read`, `create`, `link`, `unlink`,
+//! `rename`, `mkdir`, `rmdir`, `touch`), counted from 1. `estale`: the call
+//! fails with `ESTALE` and does nothing (another client changed the file);
+//! `lost`: the call is done, but its reply is lost and the retransmission
+//! answers as a server that has forgotten it would (`EEXIST` for `link`,
+//! `create` and `mkdir`, `ENOENT` for `unlink`, `rmdir` and `rename`);
+//! `eio`: the call is done, then `EIO` (a soft mount timing out).
 
 /// Wait at `point` if a test asked for it.
 #[inline]
@@ -103,4 +113,57 @@ pub fn link() -> Link {
         }
     }
     Link::Real
+}
+
+/// A fault [`fault`] asks a call to play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Fail with `ESTALE`, doing nothing.
+    Stale,
+    /// Do the call, then answer as a retransmission would.
+    LostReply,
+    /// Do the call, then fail with `EIO`.
+    Eio,
+}
+
+/// The fault, if any, that `LOCKUTILS_TEST_FAULTS` asks of this call of
+/// `op` (each call counts, faulted or not).
+pub fn fault(op: &str) -> Option<Fault> {
+    #[cfg(debug_assertions)]
+    {
+        use std::collections::HashMap;
+        use std::sync::Mutex;
+        static CALLS: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
+        let spec = std::env::var("LOCKUTILS_TEST_FAULTS").ok()?;
+        let mut calls = CALLS.lock().unwrap_or_else(|e| e.into_inner());
+        let n = {
+            let count = calls
+                .get_or_insert_with(HashMap::new)
+                .entry(op.to_string())
+                .or_insert(0);
+            *count += 1;
+            *count
+        };
+        for rule in spec.split(',') {
+            let Some((name, rest)) = rule.split_once('=') else {
+                continue;
+            };
+            let mut parts = rest.split('@');
+            let kind = match parts.next() {
+                Some("estale") => Fault::Stale,
+                Some("lost") => Fault::LostReply,
+                Some("eio") => Fault::Eio,
+                _ => continue,
+            };
+            if name == op && parts.any(|p| p.parse() == Ok(n)) {
+                return Some(kind);
+            }
+        }
+        None
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        let _ = op;
+        None
+    }
 }

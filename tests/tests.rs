@@ -22,6 +22,9 @@ mod compat_dotlockfile;
 // Side by side with Debian's lockfile-progs, and the bugs fixed there.
 mod compat_lockfile_progs;
 
+// NFS faults played on chosen calls: ESTALE, lost replies, EIO.
+mod nfs_faults;
+
 // The link(2) protocol: lost replies, no hard links, release only if ours.
 mod protocol;
 

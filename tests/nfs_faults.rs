@@ -1,0 +1,188 @@
+//! What an NFS client can answer, played on chosen calls of a real process
+//! (`LOCKUTILS_TEST_FAULTS`, debug builds): `ESTALE` when another client
+//! changed a file between two calls, and lost replies, where the call was
+//! done but the retransmission answers `EEXIST` or `ENOENT` (or a soft
+//! mount `EIO`). No tool may die of `ESTALE`, and none may report failure
+//! for a lock it took or released. Each test is the regression test of a
+//! failure these faults showed.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+use lockutils::record::Record;
+
+use crate::util::Scratch;
+
+fn lockdir_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lockdir"))
+}
+
+fn filelock_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_filelock"))
+}
+
+/// `program` in `s`, with `faults`.
+fn with_faults(s: &Scratch, program: PathBuf, faults: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(s.dir.path())
+        .env("LOCKUTILS_TEST_FAULTS", faults);
+    cmd
+}
+
+fn dotlock(s: &Scratch, faults: &str) -> Command {
+    with_faults(s, crate::util::dotlock_bin(), faults)
+}
+
+/// The record of a holder on this host that is proven dead.
+fn dead_record() -> Vec<u8> {
+    Record::for_holder(Some(i32::MAX as u32 - 1), Some("crashed".into())).to_bytes()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn estale_on_read_of_a_lock_looks_again() {
+    // Before: the record read as unreadable, so a dead holder's lock could
+    // not be proven dead and `-r 0` gave up.
+    let s = Scratch::new();
+    fs::write(s.path("L"), dead_record()).unwrap();
+    let out = s.expect(dotlock(&s, "read=estale@1@2").args(["-r", "0", "L"]), 0);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert!(fs::read_to_string(s.path("L")).unwrap().contains("caller="));
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}
+
+#[test]
+fn estale_on_stat_never_kills_a_tool() {
+    // Before: `dotlock: L: Stale file handle`, exit 5.
+    for (prog, args) in [
+        (crate::util::dotlock_bin(), vec!["-r", "0", "L"]),
+        (filelock_bin(), vec!["-r", "0", "L"]),
+        (lockdir_bin(), vec!["-r", "0", "--pid", "1", "L"]),
+    ] {
+        for faults in [
+            "lstat=estale@1",
+            "lstat=estale@1@2@3",
+            "fstat=estale@1",
+            "open=estale@1",
+        ] {
+            let s = Scratch::new();
+            if prog == lockdir_bin() {
+                fs::create_dir(s.path("L")).unwrap();
+                fs::write(s.path("L/owner"), dead_record()).unwrap();
+            } else {
+                fs::write(s.path("L"), dead_record()).unwrap();
+            }
+            let out = s.expect(with_faults(&s, prog.clone(), faults).args(&args), 0);
+            assert!(
+                stderr(&out).is_empty(),
+                "{prog:?} {faults}: {}",
+                stderr(&out)
+            );
+            assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+        }
+    }
+}
+
+#[test]
+fn estale_on_unlink_still_removes_the_temporary_file_and_the_lock() {
+    // Before: the temporary file was left behind, and the release failed.
+    let s = Scratch::new();
+    let out = s.expect(dotlock(&s, "unlink=estale@1@2").args(["L", "true"]), 0);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert_eq!(s.listing(), Vec::<String>::new());
+    s.expect(s.dotlock().arg("L"), 0);
+    let out = s.expect(dotlock(&s, "unlink=estale@1").args(["-u", "L"]), 0);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert_eq!(s.listing(), Vec::<String>::new());
+}
+
+#[test]
+fn a_lost_link_reply_is_decided_by_looking() {
+    for faults in ["link=lost@1", "link=eio@1"] {
+        let s = Scratch::new();
+        let out = s.expect(dotlock(&s, faults).args(["-r", "0", "L"]), 0);
+        assert!(stderr(&out).is_empty(), "{faults}: {}", stderr(&out));
+        assert!(fs::read_to_string(s.path("L")).unwrap().contains("caller="));
+        assert_eq!(s.listing(), ["L"]);
+        let s = Scratch::new();
+        let out = s.expect(
+            with_faults(&s, filelock_bin(), faults).args(["-r", "0", "A", "B"]),
+            0,
+        );
+        assert!(stderr(&out).is_empty(), "{faults}: {}", stderr(&out));
+        assert_eq!(s.listing(), ["A", "B"]);
+    }
+}
+
+#[test]
+fn a_lost_remove_reply_is_a_release_that_happened() {
+    // Before: `filelock: A: not locked`, exit 1, for an unlock that happened.
+    let s = Scratch::new();
+    s.expect(
+        Command::new(filelock_bin())
+            .current_dir(s.dir.path())
+            .arg("A"),
+        0,
+    );
+    let out = s.expect(
+        with_faults(&s, filelock_bin(), "unlink=lost@1@2@3@4@5@6").args(["-u", "A"]),
+        0,
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert_eq!(s.listing(), Vec::<String>::new());
+    // In command mode: no "the lock was broken" for our own release.
+    // (Every unlink's reply is lost: the temporary files' ones too.)
+    let out = s.expect(
+        dotlock(&s, "unlink=lost@1@2@3@4@5@6").args(["L", "true"]),
+        0,
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert_eq!(s.listing(), Vec::<String>::new());
+    // lockdir: a lost RMDIR reply.
+    let mut take = Command::new(lockdir_bin());
+    take.current_dir(s.dir.path()).arg("D");
+    s.expect(&mut take, 0);
+    let out = s.expect(
+        with_faults(&s, lockdir_bin(), "rmdir=lost@1@2").args(["-u", "D"]),
+        0,
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert_eq!(s.listing(), Vec::<String>::new());
+}
+
+#[test]
+fn a_lost_create_reply_leaves_no_temporary_file() {
+    let s = Scratch::new();
+    let out = s.expect(dotlock(&s, "create=lost@1").args(["-r", "0", "L"]), 0);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert_eq!(s.listing(), ["L"]);
+}
+
+/// A lost MKDIR reply: the directory is ours, the retransmission says it
+/// exists. Before: nobody's owner record in it, so this process (and every
+/// other) waited out the 10 s grace; with `-r 0`, gave up at once.
+#[test]
+fn a_lost_mkdir_reply_does_not_stall_for_the_grace_period() {
+    let s = Scratch::new();
+    let out = s.expect(
+        with_faults(&s, lockdir_bin(), "mkdir=lost@1").args(["-r", "0", "--pid", "1", "D"]),
+        0,
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    let owner = Record::parse(&fs::read(s.path("D/owner")).unwrap());
+    assert_eq!(owner.pid, Some(1));
+    assert_eq!(s.listing(), ["D/", "D/owner"]);
+    // A directory that was there before the attempt is somebody else's,
+    // owner or not: busy until the grace period says otherwise.
+    let s = Scratch::new();
+    fs::create_dir(s.path("D")).unwrap();
+    s.expect(
+        with_faults(&s, lockdir_bin(), "").args(["-r", "0", "--pid", "1", "D"]),
+        4,
+    );
+    assert_eq!(s.listing(), ["D/"]);
+}
