@@ -5,11 +5,12 @@
 //! `mkdir(2)` either creates the directory or fails with `EEXIST`, atomically,
 //! on every filesystem including old NFS — which is why portable shell
 //! scripts use it. The owner record (see [`crate::record`]) is written to a
-//! temporary file inside the new directory and renamed to `owner`, so a
-//! reader sees either no record or a whole one.
+//! temporary file inside the new directory and hard-linked to `owner`
+//! (judged by inode), so a reader sees either no record or a whole one, and
+//! only one record is ever placed (see [`try_lock_at`] for why).
 //!
 //! A directory without an owner file is being created right now, or was
-//! left by a crash between `mkdir` and the rename: it is stale only once it
+//! left by a crash between `mkdir` and the link: it is stale only once it
 //! is older than a grace period (10 s by default, on the filesystem's
 //! clock). Otherwise the rules of [`crate::stale`] apply, and stale lock
 //! directories are broken under the same `LOCK.break` protocol.
