@@ -5,6 +5,7 @@ use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
+use lockutils::cli::status::KEYS;
 use lockutils::host;
 use serde_json::Value;
 
@@ -33,20 +34,6 @@ fn one(s: &Scratch, cmd: &mut Command, code: i32) -> Value {
     assert_eq!(all.len(), 1, "{all:?}");
     all.remove(0)
 }
-
-const KEYS: [&str; 11] = [
-    "lock",
-    "state",
-    "pid",
-    "host",
-    "command",
-    "args",
-    "held_for_s",
-    "touched_s_ago",
-    "alive",
-    "reason",
-    "slot",
-];
 
 fn assert_keys(v: &Value) {
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::acquire::Event;
 use crate::cli::Reporter;
-use crate::cli::report::{held_for, human};
+use crate::cli::report::{held_by, held_for, human};
 
 /// How often the line is redrawn while the waiter sleeps.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -59,8 +59,7 @@ impl LiveLine {
                 let who = match holder {
                     Some((record, age)) => {
                         let age = age.map(|a| a + *seen_ago);
-                        let held = held_for(record, age).unwrap_or_default();
-                        format!("held by {} for {}", record.describe(), human(held))
+                        held_by(record, held_for(record, age))
                     }
                     None => "busy".to_string(),
                 };

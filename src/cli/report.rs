@@ -156,12 +156,17 @@ impl Holder {
 
     /// `held by pid P (cmd) on HOST for 4m12s`.
     pub fn held_by(&self) -> String {
-        format!(
-            "held by {} for {}",
-            self.record.describe(),
-            human(self.held_for.unwrap_or_default())
-        )
+        held_by(&self.record, self.held_for)
     }
+}
+
+/// `held by pid P (cmd) on HOST for 4m12s`: who holds a lock held `held_for`.
+pub fn held_by(record: &Record, held_for: Option<Duration>) -> String {
+    format!(
+        "held by {} for {}",
+        record.describe(),
+        human(held_for.unwrap_or_default())
+    )
 }
 
 /// How long the lock of `record`, last touched `age` ago, has been held:

@@ -24,6 +24,21 @@ use crate::judge::{Reason, Verdict};
 use crate::path::LockPath;
 use crate::record;
 
+/// The keys of every JSON object, in order (SPEC §6).
+pub const KEYS: [&str; 11] = [
+    "lock",
+    "state",
+    "pid",
+    "host",
+    "command",
+    "args",
+    "held_for_s",
+    "touched_s_ago",
+    "alive",
+    "reason",
+    "slot",
+];
+
 /// A lock's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -223,24 +238,8 @@ mod tests {
     #[test]
     fn a_free_lock_has_every_key_and_null_values() {
         let v = json(Path::new("/x/L"), None, None);
-        let keys = [
-            "lock",
-            "state",
-            "pid",
-            "host",
-            "command",
-            "args",
-            "held_for_s",
-            "touched_s_ago",
-            "alive",
-            "reason",
-            "slot",
-        ];
-        let object = v.as_object().unwrap();
-        assert_eq!(object.len(), keys.len());
-        for k in keys {
-            assert!(object.contains_key(k), "{k}");
-        }
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, KEYS);
         assert_eq!(v["state"], "free");
         assert_eq!(v["lock"], "/x/L");
         assert!(v["pid"].is_null() && v["alive"].is_null());
