@@ -295,9 +295,21 @@ impl Held {
             let m = dir
                 .lstat(temp.name())
                 .map_err(|e| Error::io(temp.path(), e))?;
-            dir.rename(temp.name(), lock.name())
-                .map_err(|e| Error::io(lock.path(), e))?;
-            Ok(m)
+            match dir.rename(temp.name(), lock.name()) {
+                Ok(()) => Ok(m),
+                // The rename's reply was lost (NFS): its retransmission
+                // finds the temporary name gone. It was done if the lock is
+                // now that very file.
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        && dir
+                            .lstat(lock.name())
+                            .is_ok_and(|l| l.dev == m.dev && l.ino == m.ino) =>
+                {
+                    Ok(m)
+                }
+                Err(e) => Err(Error::io(lock.path(), e)),
+            }
         })?;
         self.dev = meta.dev;
         self.ino = meta.ino;

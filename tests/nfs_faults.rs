@@ -186,3 +186,26 @@ fn a_lost_mkdir_reply_does_not_stall_for_the_grace_period() {
     );
     assert_eq!(s.listing(), ["D/"]);
 }
+
+/// A lost RENAME reply when filelock hands each member of a set over to
+/// the shell (a temporary file renamed over the lock): the retransmission
+/// finds the temporary name gone. Before: `filelock: A: No such file or
+/// directory`, exit 1, with the lock taken and left behind (found on the
+/// NFS bed).
+#[test]
+fn a_lost_rename_reply_is_a_rename_that_happened() {
+    let s = Scratch::new();
+    let out = s.expect(
+        with_faults(&s, filelock_bin(), "rename=lost@1").args(["-r", "0", "A", "B"]),
+        0,
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert_eq!(s.listing(), ["A", "B"]);
+    s.expect(
+        Command::new(filelock_bin())
+            .current_dir(s.dir.path())
+            .args(["-u", "A", "B"]),
+        0,
+    );
+    assert_eq!(s.listing(), Vec::<String>::new());
+}
