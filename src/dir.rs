@@ -114,15 +114,30 @@ impl AsFd for Dir {
     }
 }
 
-/// Run the call `op` as `LOCKUTILS_TEST_FAULTS` asks ([`seam::fault`]):
+/// How many times a call that answered `EIO` is made again.
+const EIO_RETRIES: u32 = 2;
+
+/// Make the call `op`, as `LOCKUTILS_TEST_FAULTS` asks ([`seam::fault`]):
 /// not at all (`ESTALE`), or done and then answered with `lost` (the
-/// retransmission's answer) or `EIO`.
-fn faulty<T>(op: &str, lost: i32, call: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-    match seam::fault(op) {
-        None => call(),
-        Some(Fault::Stale) => Err(io::Error::from_raw_os_error(libc::ESTALE)),
-        Some(Fault::LostReply) => call().and(Err(io::Error::from_raw_os_error(lost))),
-        Some(Fault::Eio) => call().and(Err(io::Error::from_raw_os_error(libc::EIO))),
+/// retransmission's answer) or `EIO`. And make it again if it answers `EIO`: on a soft NFS mount that is a call
+/// that timed out, which the server may or may not have done. Made again,
+/// it answers as a lost reply's retransmission would (`EEXIST`, `ENOENT`)
+/// if it was done, which every caller already decides by looking; or it
+/// does it now. A lasting I/O error answers `EIO` every time and is given
+/// back.
+fn faulty<T>(op: &str, lost: i32, mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut tries = 0;
+    loop {
+        let answer = match seam::fault(op) {
+            None => call(),
+            Some(Fault::Stale) => Err(io::Error::from_raw_os_error(libc::ESTALE)),
+            Some(Fault::LostReply) => call().and(Err(io::Error::from_raw_os_error(lost))),
+            Some(Fault::Eio) => call().and(Err(io::Error::from_raw_os_error(libc::EIO))),
+        };
+        match answer {
+            Err(e) if e.raw_os_error() == Some(libc::EIO) && tries < EIO_RETRIES => tries += 1,
+            answer => return answer,
+        }
     }
 }
 
