@@ -16,7 +16,7 @@ use crate::breaking;
 use crate::error::Result;
 use crate::fs::{self as rel, Dir};
 use crate::judge::{self, FsClock, Glance, Here, Policy, Reason, SystemProbe, Verdict, glance};
-pub use crate::mkdir::{HeldDir, OWNER, SeenDir, observe, remove_dir, try_lock};
+pub use crate::mkdir::{HeldDir, OWNER, SeenDir, Sweep, observe, remove_dir, try_lock};
 use crate::mkdir::{observe_at, try_lock_at};
 use crate::path::LockPath;
 use crate::record::Record;
@@ -121,7 +121,7 @@ pub fn break_dir(parent: &Dir, lock: &LockPath, seen: &SeenDir) -> Result<Broken
         parent,
         lock,
         || Ok(observe_at(parent, lock.name(), path)?.is_some_and(|now| now.same(seen))),
-        || match remove_dir(parent, lock, Some((seen.dev, seen.ino))) {
+        || match remove_dir(parent, lock, Some((seen.dev, seen.ino)), Sweep::All) {
             Ok(true) => Ok(()),
             Ok(false) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
             // A name inside that cannot be removed (EACCES, EPERM): the
@@ -177,7 +177,7 @@ mod tests {
         let seen = observe(lock.path()).unwrap().unwrap();
         let proto = DirLock::new(&lock, b"9\n", DEFAULT_GRACE).unwrap();
         // Re-taken meanwhile: left alone.
-        assert!(remove_dir(&lock.open_dir().unwrap(), &lock, None).unwrap());
+        assert!(remove_dir(&lock.open_dir().unwrap(), &lock, None, Sweep::All).unwrap());
         let Try::Acquired(other) = try_lock(&lock, b"7\n").unwrap() else {
             panic!()
         };

@@ -33,7 +33,7 @@ use nix::libc;
 
 use crate::acquire::Holding;
 use crate::attempt::Try;
-use crate::error::{Error, Result, again};
+use crate::error::{Error, Result, again, is_stale};
 use crate::fs::{self as rel, Dir, Observed};
 use crate::path::LockPath;
 use crate::record::Record;
@@ -173,19 +173,29 @@ pub fn try_lock(lock: &LockPath, record: &[u8]) -> Result<Try<HeldDir, SeenDir>>
 /// retransmission answers `EEXIST`) leaves a directory that this attempt
 /// made but cannot tell from one another process made in the same instant:
 /// the two are alike in every attribute. So the owner record is placed
-/// exclusively (`link(2)`, judged by inode), and an attempt that saw no
-/// directory just before its `mkdir` and finds one without an owner right
-/// after races for its owner like its creator does: among lockdir
-/// processes exactly one wins, whichever made the directory. Without that,
-/// every waiter would wait out the grace period for a directory that is
-/// nobody's. (A legacy `mkdir` locker that made the directory within that
-/// one round trip could lose it: the same bounded window as breaking.)
+/// exclusively (`link(2)`, judged by inode), and an attempt that finds a
+/// directory without an owner right after its `mkdir`, other than the one
+/// it saw just before (none, or one since removed: the lost reply can come
+/// right after a holder's release, which a cached look still shows), races
+/// for its owner like its creator does: among lockdir processes exactly one
+/// wins, whichever made the directory. Without that, every waiter would
+/// wait out the grace period for a directory that is nobody's. The same
+/// directory (device, inode) before and after without an owner is
+/// somebody's creation in progress, a release in progress, or a crash's
+/// leftover: busy, and the grace rule applies. (Where a server gives a
+/// removed directory's inode number to the next one, that case waits out
+/// the grace period; never less safe. A legacy `mkdir` locker that made
+/// the directory between the two looks could lose it: the same bounded
+/// window as breaking.)
 pub fn try_lock_at(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<Try<HeldDir, SeenDir>> {
     let path = lock.path();
-    let absent_before = matches!(
-        again(|| parent.lstat(lock.name())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound
-    );
+    // What was there just before: nothing, or a directory (device, inode).
+    // A look that fails counts as one that saw it.
+    let before = match again(|| parent.lstat(lock.name())) {
+        Ok(m) => Some((m.dev, m.ino)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(_) => Some((0, 0)),
+    };
     let made = match parent.mkdir(lock.name(), 0o755) {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
@@ -193,7 +203,7 @@ pub fn try_lock_at(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<Try<H
     };
     let seen = match (made, observe_at(parent, lock.name(), path)?) {
         (_, None) => return Ok(Try::Vanished),
-        (false, Some(seen)) if !(absent_before && seen.owner.is_none()) => {
+        (false, Some(seen)) if seen.owner.is_some() || before == Some((seen.dev, seen.ino)) => {
             return Ok(Try::Busy(seen));
         }
         (_, Some(seen)) => seen,
@@ -214,7 +224,7 @@ pub fn try_lock_at(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<Try<H
         },
         Err(e) => {
             if made {
-                let _ = remove_dir(parent, lock, Some((seen.dev, seen.ino)));
+                let _ = remove_dir(parent, lock, Some((seen.dev, seen.ino)), Sweep::Ours);
             }
             Err(e)
         }
@@ -246,6 +256,9 @@ fn write_owner(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<bool> {
         ));
         match inside.create_new(&temp, 0o644) {
             Ok(file) => break (temp, file),
+            // The directory was removed meanwhile (its holder's release,
+            // seen from another NFS client): not ours; look again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound || is_stale(&e) => return Ok(false),
             // Our own create, whose reply was lost: the name is ours alone.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 10 => {
                 let _ = again(|| inside.unlink(&temp));
@@ -257,6 +270,7 @@ fn write_owner(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<bool> {
     let placed = rel::write_and_close(file, record)
         .map_err(short)
         .and_then(|()| {
+            let before = again(|| inside.lstat(&temp)).map_err(short)?;
             let linked = inside.link(&temp, owner);
             if linked.as_ref().is_err_and(|e| {
                 matches!(
@@ -266,9 +280,10 @@ fn write_owner(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<bool> {
             }) {
                 return place_without_links(&inside, record).map_err(short);
             }
-            let tmeta = again(|| inside.lstat(&temp)).map_err(short)?;
-            let same = again(|| inside.lstat(owner)).is_ok_and(|m| m.same_file(&tmeta));
-            Ok(tmeta.nlink == 2 || same)
+            // Judged by inode, whatever link answered. A look that fails
+            // (the directory removed meanwhile) finds nothing of ours.
+            let two = again(|| inside.lstat(&temp)).is_ok_and(|m| m.nlink == 2);
+            Ok(two || again(|| inside.lstat(owner)).is_ok_and(|m| m.same_file(&before)))
         });
     let _ = again(|| inside.unlink(&temp));
     placed
@@ -288,7 +303,12 @@ fn place_without_links(inside: &Dir, record: &[u8]) -> io::Result<bool> {
 /// `expect`, only if it is still that directory (device, inode).
 /// `Ok(false)`: it was gone, or is another directory now. A directory
 /// holding anything else is refused ([`Error::NotALock`]) and left intact.
-pub fn remove_dir(parent: &Dir, lock: &LockPath, expect: Option<(u64, u64)>) -> Result<bool> {
+pub fn remove_dir(
+    parent: &Dir,
+    lock: &LockPath,
+    expect: Option<(u64, u64)>,
+    sweep: Sweep,
+) -> Result<bool> {
     let path = lock.path();
     let inside = match parent.open_child(lock.name()) {
         Ok(d) => d,
@@ -307,7 +327,7 @@ pub fn remove_dir(parent: &Dir, lock: &LockPath, expect: Option<(u64, u64)>) -> 
     }
     check_contents(&inside, path)?;
     let names = inside.names().map_err(|e| Error::io(path, e))?;
-    for name in names.iter().filter(|n| is_ours(n)) {
+    for name in names.iter().filter(|n| sweep.takes(n)) {
         match again(|| inside.unlink(name)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -319,12 +339,39 @@ pub fn remove_dir(parent: &Dir, lock: &LockPath, expect: Option<(u64, u64)>) -> 
         // Emptied by us and gone: our rmdir's reply was lost (NFS), or
         // another removed the empty directory in that instant.
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-        // Something was put inside meanwhile: it stays, and so does the lock.
+        // Something was put inside meanwhile. Anything but lockdir's names:
+        // it stays, and so does the lock ([`Error::NotALock`]). Only
+        // lockdir's: another lockdir found the directory we emptied without
+        // an owner and is placing its own; the directory is its lock now.
         Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => {
             check_contents(&inside, path)?;
-            Err(Error::io(path, e))
+            Ok(sweep == Sweep::Ours)
         }
         Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Which of lockdir's names [`remove_dir`] unlinks inside the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// A holder's release: `owner` and this process's temporary names; a
+    /// temporary name of another process belongs to a lockdir placing its
+    /// owner right now (it found the directory being emptied without one).
+    Ours,
+    /// A stale or forced removal: every name lockdir puts there (a dead
+    /// process's temporary names too).
+    All,
+}
+
+impl Sweep {
+    fn takes(self, name: &OsStr) -> bool {
+        match self {
+            Sweep::All => is_ours(name),
+            Sweep::Ours => {
+                let mine = format!("{OWNER_TEMP}{}.", std::process::id());
+                name == OWNER || name.as_bytes().starts_with(mine.as_bytes())
+            }
+        }
     }
 }
 
@@ -360,7 +407,12 @@ impl HeldDir {
         if !Holding::is_ours(self) {
             return Ok(false);
         }
-        remove_dir(&self.parent, &self.lock, Some((self.dev, self.ino)))
+        remove_dir(
+            &self.parent,
+            &self.lock,
+            Some((self.dev, self.ino)),
+            Sweep::Ours,
+        )
     }
 }
 
@@ -469,7 +521,7 @@ mod tests {
         for r in [
             try_lock(&lock, b"1\n").map(|_| ()),
             observe(lock.path()).map(|_| ()),
-            remove_dir(&lock.open_dir().unwrap(), &lock, None).map(|_| ()),
+            remove_dir(&lock.open_dir().unwrap(), &lock, None, Sweep::All).map(|_| ()),
         ] {
             assert!(matches!(r, Err(Error::NotALock { .. })), "{r:?}");
         }

@@ -15,7 +15,7 @@ use crate::cli::{Exit, Outcome, Program, Reporter, trap};
 use crate::fs;
 use crate::host;
 use crate::judge::{Policy, Reason, Verdict};
-use crate::lockdir::{self, DirLock, SeenDir};
+use crate::lockdir::{self, DirLock, SeenDir, Sweep};
 use crate::path::LockPath;
 use crate::record::Record;
 use crate::slots::AnyOf;
@@ -363,7 +363,8 @@ fn unlock(
             // Someone else's dead lock: break it as a waiter would.
             lockdir::break_dir(&parent, lock, &s).map(|_| ())
         } else {
-            lockdir::remove_dir(&parent, lock, Some((s.dev, s.ino))).map(|_| ())
+            let sweep = if ours { Sweep::Ours } else { Sweep::All };
+            lockdir::remove_dir(&parent, lock, Some((s.dev, s.ino)), sweep).map(|_| ())
         }
     });
     match removed {
