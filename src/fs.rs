@@ -118,6 +118,13 @@ fn observe_once(dir: &Dir, name: &OsStr, path: &Path) -> Result<Option<Observed>
             // Judge what was opened: the name may have changed since.
             let meta = Meta::of(&file).map_err(|e| Error::io(path, e))?;
             check_regular(path, &meta)?;
+            // A file no name leads to any more: the lock was removed or
+            // replaced since the name was looked up (an NFS client's cached
+            // name, and a server that still serves the removed file while it
+            // is open anywhere). It is no lock; never judge it.
+            if meta.nlink == 0 {
+                return Ok(None);
+            }
             match read_prefix(file, MAX_RECORD, meta.size) {
                 Ok(content) => (meta, Some(content)),
                 Err(e) if crate::error::is_stale(&e) => return Err(Error::io(path, e)),
