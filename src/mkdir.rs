@@ -512,6 +512,27 @@ mod tests {
         assert!(lock.path().join(OWNER).exists());
     }
 
+    /// A release leaves another lockdir's temporary owner alone: that
+    /// process found the directory being emptied without an owner and is
+    /// placing its own (NFS: it made the directory, its MKDIR reply lost).
+    /// The release is done; the directory is the other's lock now.
+    #[test]
+    fn release_leaves_another_lockdirs_owner_placement_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = dirlock(tmp.path());
+        let Try::Acquired(held) = try_lock(&lock, b"1\n").unwrap() else {
+            panic!()
+        };
+        let theirs = lock.path().join(".owner.4194304.0badcafe");
+        fs::write(&theirs, "2\n").unwrap();
+        assert!(held.release().unwrap());
+        assert_eq!(fs::read(&theirs).unwrap(), b"2\n");
+        assert!(!lock.path().join(OWNER).exists());
+        // A stale directory's removal sweeps a dead process's names too.
+        assert!(remove_dir(&lock.open_dir().unwrap(), &lock, None, Sweep::All).unwrap());
+        assert!(!lock.path().exists());
+    }
+
     #[test]
     fn a_directory_with_anything_else_in_it_is_not_a_lock() {
         let tmp = tempfile::tempdir().unwrap();

@@ -209,3 +209,33 @@ fn a_lost_rename_reply_is_a_rename_that_happened() {
     );
     assert_eq!(s.listing(), Vec::<String>::new());
 }
+
+/// `EIO` after the server did the call (a soft mount timing out), on each
+/// kind of changing call: the call is made again and the tool carries on.
+/// Before: `dotlock: L: Input/output error` and the like, exit 1, on the
+/// NFS bed's eio mode.
+#[test]
+fn eio_after_the_call_was_done_never_fails_a_tool() {
+    for faults in ["create=eio@1", "link=eio@1", "unlink=eio@2"] {
+        let s = Scratch::new();
+        let out = s.expect(dotlock(&s, faults).args(["-r", "0", "L", "true"]), 0);
+        assert!(stderr(&out).is_empty(), "{faults}: {}", stderr(&out));
+        assert_eq!(s.listing(), Vec::<String>::new(), "{faults}");
+    }
+    let s = Scratch::new();
+    let out = s.expect(
+        with_faults(&s, filelock_bin(), "rename=eio@1").args(["-r", "0", "A", "B"]),
+        0,
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert_eq!(s.listing(), ["A", "B"]);
+    for faults in ["mkdir=eio@1", "rmdir=eio@1"] {
+        let s = Scratch::new();
+        let out = s.expect(
+            with_faults(&s, lockdir_bin(), faults).args(["-r", "0", "D", "true"]),
+            0,
+        );
+        assert!(stderr(&out).is_empty(), "{faults}: {}", stderr(&out));
+        assert_eq!(s.listing(), Vec::<String>::new(), "{faults}");
+    }
+}
