@@ -31,7 +31,7 @@ pub fn break_lock(dir: &Dir, lock: &LockPath, seen: &Observed) -> Result<Broken>
             Ok(rel::observe_at(dir, lock.name(), lock.path())?
                 .is_some_and(|now| now.same_lock(seen)))
         },
-        || dir.unlink(lock.name()),
+        || dir.unlink_this(lock.name(), seen.dev, seen.ino),
     )
 }
 
@@ -100,7 +100,7 @@ fn clear_dead_break_lock(dir: &Dir, guard: &LockPath, other: &Observed) {
         && let Ok(Some(now)) = rel::observe_at(dir, guard.name(), guard.path())
         && now.same_lock(other)
     {
-        let _ = dir.unlink(guard.name());
+        let _ = dir.unlink_this(guard.name(), other.dev, other.ino);
     }
 }
 

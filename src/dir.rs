@@ -119,12 +119,17 @@ const EIO_RETRIES: u32 = 2;
 
 /// Make the call `op`, as `LOCKUTILS_TEST_FAULTS` asks ([`seam::fault`]):
 /// not at all (`ESTALE`), or done and then answered with `lost` (the
-/// retransmission's answer) or `EIO`. And make it again if it answers `EIO`: on a soft NFS mount that is a call
-/// that timed out, which the server may or may not have done. Made again,
-/// it answers as a lost reply's retransmission would (`EEXIST`, `ENOENT`)
-/// if it was done, which every caller already decides by looking; or it
-/// does it now. A lasting I/O error answers `EIO` every time and is given
-/// back.
+/// retransmission's answer) or `EIO`.
+///
+/// A call that answers `EIO` is made again, unless it removes a name: on a
+/// soft NFS mount `EIO` is a call that timed out, which the server may or
+/// may not have done. Made again, a call that creates a name or moves our
+/// own answers as a lost reply's retransmission would (`EEXIST`, `ENOENT`)
+/// if it was done, which every caller decides by looking; or it does it
+/// now. A removal made again blindly could remove what another process put
+/// at the name in between — its lock — so `unlink` and `rmdir` give `EIO`
+/// back, and [`Dir::unlink_this`] and [`Dir::rmdir_this`] look first. A
+/// lasting I/O error answers `EIO` every time and is given back.
 fn faulty<T>(op: &str, lost: i32, mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     let mut tries = 0;
     loop {
@@ -134,8 +139,11 @@ fn faulty<T>(op: &str, lost: i32, mut call: impl FnMut() -> io::Result<T>) -> io
             Some(Fault::LostReply) => call().and(Err(io::Error::from_raw_os_error(lost))),
             Some(Fault::Eio) => call().and(Err(io::Error::from_raw_os_error(libc::EIO))),
         };
+        let again = !matches!(op, "unlink" | "rmdir");
         match answer {
-            Err(e) if e.raw_os_error() == Some(libc::EIO) && tries < EIO_RETRIES => tries += 1,
+            Err(e) if e.raw_os_error() == Some(libc::EIO) && again && tries < EIO_RETRIES => {
+                tries += 1
+            }
             answer => return answer,
         }
     }
@@ -279,6 +287,45 @@ impl Dir {
         faulty("rmdir", libc::ENOENT, || {
             unlinkat(self, name, UnlinkatFlags::RemoveDir).map_err(errno)
         })
+    }
+
+    /// Remove `name` if it is the file (`dev`, `ino`). An unlink that
+    /// answers `EIO` may or may not have happened: if the name still leads
+    /// to that file it is made again; if it leads nowhere, or to another
+    /// file (another process's lock, put there since), ours was removed and
+    /// the answer is `ENOENT`, as for a lost reply.
+    pub fn unlink_this(&self, name: &OsStr, dev: u64, ino: u64) -> io::Result<()> {
+        self.remove_this(name, (dev, ino), || self.unlink(name))
+    }
+
+    /// [`Dir::unlink_this`] for the directory `name`.
+    pub fn rmdir_this(&self, name: &OsStr, dev: u64, ino: u64) -> io::Result<()> {
+        self.remove_this(name, (dev, ino), || self.rmdir(name))
+    }
+
+    /// Unlink a name only this process uses (its temporary files): made
+    /// again after `EIO`, since nobody else can have put anything there.
+    pub fn unlink_own(&self, name: &OsStr) -> io::Result<()> {
+        match self.unlink(name) {
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => self.unlink(name),
+            answer => answer,
+        }
+    }
+
+    fn remove_this(
+        &self,
+        name: &OsStr,
+        this: (u64, u64),
+        remove: impl Fn() -> io::Result<()>,
+    ) -> io::Result<()> {
+        match remove() {
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => match self.lstat(name) {
+                Ok(m) if (m.dev, m.ino) == this => remove(),
+                Ok(_) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+                Err(e) => Err(e),
+            },
+            answer => answer,
+        }
     }
 
     /// `mkdirat(2)`.

@@ -165,7 +165,9 @@ impl Drop for DotLock<'_> {
             && self.is_our_deferred(&seen, deferred)
         {
             let dir = &self.dir;
-            let _ = mailbox::privileged(dir, self.lock.name(), || dir.unlink(self.lock.name()));
+            let _ = mailbox::privileged(dir, self.lock.name(), || {
+                dir.unlink_this(self.lock.name(), seen.dev, seen.ino)
+            });
         }
     }
 }

@@ -236,7 +236,7 @@ impl<'a> TempFile<'a> {
                 // The name is ours alone (pid, 32 random bits, host): if it
                 // exists, our own create happened and its reply was lost.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 10 => {
-                    let _ = crate::error::again(|| dir.unlink(&name));
+                    let _ = crate::error::again(|| dir.unlink_own(&name));
                     tries += 1;
                 }
                 Err(e) if crate::error::is_stale(&e) && tries < 10 => tries += 1,
@@ -256,7 +256,7 @@ impl<'a> TempFile<'a> {
 
 impl Drop for TempFile<'_> {
     fn drop(&mut self) {
-        let _ = crate::error::again(|| self.dir.unlink(&self.name));
+        let _ = crate::error::again(|| self.dir.unlink_own(&self.name));
     }
 }
 

@@ -167,13 +167,15 @@ pub fn remove_seen(lock: &LockPath, seen: &Observed) -> Result<bool> {
     let dir = lock.open_dir()?;
     mailbox::privileged(&dir, lock.name(), || {
         match observe_at(&dir, lock.name(), lock.path())? {
-            Some(now) if now.same_lock(seen) => match again(|| dir.unlink(lock.name())) {
-                Ok(()) => Ok(true),
-                // Gone, as asked: our unlink's reply was lost (NFS), or
-                // another removed it in the instant since we looked.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-                Err(e) => Err(Error::io(lock.path(), e)),
-            },
+            Some(now) if now.same_lock(seen) => {
+                match again(|| dir.unlink_this(lock.name(), seen.dev, seen.ino)) {
+                    Ok(()) => Ok(true),
+                    // Gone, as asked: our unlink's reply was lost (NFS), or
+                    // another removed it in the instant since we looked.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+                    Err(e) => Err(Error::io(lock.path(), e)),
+                }
+            }
             _ => Ok(false),
         }
     })
@@ -334,7 +336,8 @@ impl Held {
             return Ok(false);
         }
         let (dir, name) = (&self.dir, self.lock.name());
-        match mailbox::privileged(dir, name, || again(|| dir.unlink(name))) {
+        let (dev, ino) = (self.dev, self.ino);
+        match mailbox::privileged(dir, name, || again(|| dir.unlink_this(name, dev, ino))) {
             Ok(()) => Ok(true),
             // It was ours a moment ago and is gone: our unlink's reply
             // was lost (NFS), or it was broken in that instant.

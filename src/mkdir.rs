@@ -261,7 +261,7 @@ fn write_owner(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<bool> {
             Err(e) if e.kind() == io::ErrorKind::NotFound || is_stale(&e) => return Ok(false),
             // Our own create, whose reply was lost: the name is ours alone.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 10 => {
-                let _ = again(|| inside.unlink(&temp));
+                let _ = again(|| inside.unlink_own(&temp));
                 tries += 1;
             }
             Err(e) => return Err(created(e)),
@@ -285,7 +285,7 @@ fn write_owner(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<bool> {
             let two = again(|| inside.lstat(&temp)).is_ok_and(|m| m.nlink == 2);
             Ok(two || again(|| inside.lstat(owner)).is_ok_and(|m| m.same_file(&before)))
         });
-    let _ = again(|| inside.unlink(&temp));
+    let _ = again(|| inside.unlink_own(&temp));
     placed
 }
 
@@ -328,13 +328,15 @@ pub fn remove_dir(
     check_contents(&inside, path)?;
     let names = inside.names().map_err(|e| Error::io(path, e))?;
     for name in names.iter().filter(|n| sweep.takes(n)) {
-        match again(|| inside.unlink(name)) {
+        let removed = again(|| inside.lstat(name))
+            .and_then(|m| again(|| inside.unlink_this(name, m.dev, m.ino)));
+        match removed {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(path.join(name), e)),
         }
     }
-    match again(|| parent.rmdir(lock.name())) {
+    match again(|| parent.rmdir_this(lock.name(), meta.dev, meta.ino)) {
         Ok(()) => Ok(true),
         // Emptied by us and gone: our rmdir's reply was lost (NFS), or
         // another removed the empty directory in that instant.
