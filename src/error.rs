@@ -46,6 +46,11 @@ pub enum Error {
     #[error("{}: holds {}, which lockdir did not put there: not a lock directory, left alone", path.display(), entry.display())]
     NotALock { path: PathBuf, entry: PathBuf },
 
+    /// A lock we took was removed or replaced by another process before we
+    /// were done with it.
+    #[error("{}: the lock was taken away (removed or replaced by another process)", path.display())]
+    LockLost { path: PathBuf },
+
     /// A duration or count out of range.
     #[error("{0}")]
     BadValue(String),

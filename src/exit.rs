@@ -82,6 +82,7 @@ impl Error {
             | Error::LockIsSymlink { .. }
             | Error::LockNotRegular { .. }
             | Error::ParentDied
+            | Error::LockLost { .. }
             | Error::Io { .. } => ExitCode::Error,
         }
     }

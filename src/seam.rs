@@ -13,7 +13,9 @@
 //! * `PRIVILEGED`: the setgid mailbox rules have passed, before the group
 //!   is taken back;
 //! * `IN_ATTEMPT`: an attempt has created its temporary file, before
-//!   `link(2)`.
+//!   `link(2)`;
+//! * `HAND_OVER`: `filelock` has taken a whole set of locks, before it
+//!   hands them to the calling shell.
 //!
 //! `LOCKUTILS_TEST_CLOCK_SKEW=SECONDS` (signed) moves this process's
 //! wall clock ([`local_now`], the only way the library reads it) by that

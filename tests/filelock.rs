@@ -530,3 +530,25 @@ fn check_and_quiet_and_timeout() {
     s.expect(filelock(&s).args(["-u", "A"]), 0);
     assert_eq!(s.listing(), Vec::<String>::new());
 }
+
+/// A member of a set taken away (removed, and another's lock put there)
+/// before filelock hands the set over: never reported as held. Before:
+/// exit 0 with that member silently not ours (found on the NFS bed, where
+/// a retried unlink removed it).
+#[test]
+fn a_member_taken_away_before_the_hand_over_fails_the_set() {
+    let s = Scratch::new();
+    let mut cmd = Command::new(filelock_bin());
+    cmd.current_dir(s.dir.path()).args(["-r", "0", "A", "B"]);
+    let (child, gate) = crate::util::paused_at(&s, cmd, "HAND_OVER", "gate");
+    fs::remove_file(s.path("B")).unwrap();
+    fs::write(s.path("B"), "99999\n").unwrap();
+    fs::write(&gate, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("B: the lock was taken away"), "{err}");
+    // A was released; the other's B is left alone.
+    assert!(!s.path("A").exists());
+    assert_eq!(fs::read_to_string(s.path("B")).unwrap(), "99999\n");
+}

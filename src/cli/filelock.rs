@@ -281,11 +281,19 @@ fn take(
         Ok(mut held) => {
             // The set is complete: hand every lock over to the shell.
             if several {
-                for h in &mut held {
-                    if let Err(e) = h.rewrite(&record) {
-                        out.error(&e);
-                        return Outcome::Failed(e);
-                    }
+                crate::seam::pause("HAND_OVER");
+                for (i, h) in held.iter_mut().enumerate() {
+                    // Never report a set as held with a member gone: the
+                    // rest are released (dropped) and the failure said.
+                    let e = match h.rewrite(&record) {
+                        Ok(true) => continue,
+                        Ok(false) => Error::LockLost {
+                            path: set.locks()[i].path().into(),
+                        },
+                        Err(e) => e,
+                    };
+                    out.error(&e);
+                    return Outcome::Failed(e);
                 }
             }
             held.into_iter().for_each(Held::keep);
