@@ -472,6 +472,18 @@ impl Inner {
     }
 }
 
+/// With `NFSBED_TRACE` set, one line per unlink and rename: who asked,
+/// which name, what it answered.
+fn trace<T>(req: &Request, op: &str, name: &OsStr, r: &Res<T>) {
+    if std::env::var_os("NFSBED_TRACE").is_some() {
+        let pid = req.pid();
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let r = r.as_ref().map(|_| ()).map_err(|e| *e);
+        eprintln!("{op} {name:?} by {pid} ({}): {r:?}", cmd.trim());
+    }
+}
+
 fn libc_o_excl() -> i32 {
     nix::fcntl::OFlag::O_EXCL.bits()
 }
@@ -579,8 +591,10 @@ impl Filesystem for Client {
         entry(reply, res);
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        empty(reply, self.with(|c| c.remove(parent.0, name, false)));
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self.with(|c| c.remove(parent.0, name, false));
+        trace(req, "unlink", name, &r);
+        empty(reply, r);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -589,7 +603,7 @@ impl Filesystem for Client {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -601,10 +615,9 @@ impl Filesystem for Client {
             // NFSv3 has no RENAME_NOREPLACE or RENAME_EXCHANGE.
             return reply.error(Errno::EINVAL);
         }
-        empty(
-            reply,
-            self.with(|c| c.rename((parent.0, name), (newparent.0, newname))),
-        );
+        let r = self.with(|c| c.rename((parent.0, name), (newparent.0, newname)));
+        trace(req, "rename", newname, &r);
+        empty(reply, r);
     }
 
     fn link(
