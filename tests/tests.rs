@@ -25,6 +25,9 @@ mod compat_lockfile_progs;
 // NFS faults played on chosen calls: ESTALE, lost replies, EIO.
 mod nfs_faults;
 
+// On the NFS bed (nfsbed/): only with LOCKUTILS_NFS_BED=1.
+mod nfs_bed;
+
 // The link(2) protocol: lost replies, no hard links, release only if ours.
 mod protocol;
 

@@ -1,0 +1,363 @@
+//! On the NFS bed (`nfsbed/`): a real NFS server (nfs-ganesha, NFSv3, in a
+//! loopback-only network namespace) and two user-space clients of its
+//! export through FUSE, each with its own attribute and name caches,
+//! playing two machines. Lost replies, `EIO` and a skewed server clock are
+//! switched on the clients while they run.
+//!
+//! These run only with `LOCKUTILS_NFS_BED=1` (set by `.ci/run`); they need
+//! root, `/dev/fuse` and `apt-get install nfs-ganesha nfs-ganesha-vfs
+//! rpcbind`. One test runs every configuration in turn on one bed (they
+//! share its server and its clients' fault settings), and writes the
+//! figures to `target/nfsbed-figures.md` (see BENCHMARKS.md).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::util::{run_with_timeout, skip};
+
+const ENABLE: &str = "LOCKUTILS_NFS_BED";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The bed, up for as long as this lives; stopped (only what it started)
+/// when dropped, also when a check fails.
+struct Bed {
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl Bed {
+    fn script(&self, args: &[&str]) -> Output {
+        let out = Command::new(root().join("nfsbed/bed.sh"))
+            .args(args)
+            .env("BED_DIR", &self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run nfsbed/bed.sh");
+        assert!(
+            out.status.success(),
+            "bed.sh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn start() -> Option<Bed> {
+        if std::env::var_os(ENABLE).is_none() {
+            eprintln!(
+                "NFS bed tests not run: they run with {ENABLE}=1 cargo test nfs_bed \
+                 (root, /dev/fuse, nfs-ganesha; see README \"The NFS test bed\")"
+            );
+            return None;
+        }
+        if !crate::util::is_root() {
+            skip("the NFS bed needs root");
+            return None;
+        }
+        let dir = root().join("target/nfsbed-test");
+        let bin = dir.join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        for (name, exe) in [
+            ("dotlock", env!("CARGO_BIN_EXE_dotlock")),
+            ("lockdir", env!("CARGO_BIN_EXE_lockdir")),
+            ("filelock", env!("CARGO_BIN_EXE_filelock")),
+            ("dotlockfile", env!("CARGO_BIN_EXE_dotlock")),
+            ("lockfile", env!("CARGO_BIN_EXE_filelock")),
+        ] {
+            let link = bin.join(name);
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(exe, &link).unwrap();
+        }
+        let bed = Bed { dir, bin };
+        bed.script(&["stop"]);
+        bed.script(&["start"]);
+        bed.clean();
+        Some(bed)
+    }
+
+    /// Client `c`'s view of the export ("a" or "b").
+    fn mnt(&self, c: &str) -> PathBuf {
+        self.dir.join(c)
+    }
+
+    /// What the server holds, as it holds it.
+    fn left(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.dir.join("export"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Remove what is left, through a client: behind the server's back its
+    /// caches would not know.
+    fn clean(&self) {
+        for name in self.left() {
+            let p = self.mnt("a").join(&name);
+            let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
+        }
+    }
+
+    fn set_faults(&self, c: &str, words: &str) {
+        fs::write(self.dir.join(format!("control-{c}")), words).unwrap();
+        // The clients read their control file every 100 ms.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// A command on client `c`'s host: its own UTS namespace, host name
+    /// `host-c`.
+    fn on_host(&self, c: &str, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--uts", "sh", "-c", "hostname \"$0\" && exec \"$@\""])
+            .arg(format!("host-{c}"))
+            .arg(self.bin.join(program))
+            .args(args)
+            .current_dir(self.mnt(c))
+            .stdin(Stdio::null());
+        cmd
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        for c in ["a", "b"] {
+            let _ = fs::write(self.dir.join(format!("control-{c}")), "");
+        }
+        let _ = Command::new(root().join("nfsbed/bed.sh"))
+            .arg("stop")
+            .env("BED_DIR", &self.dir)
+            .status();
+    }
+}
+
+/// One exclusion run (nfsbed/exclusion.sh): its line of figures, and
+/// whether it held (no overlap, no failed worker, nothing left).
+fn exclusion(bed: &Bed, kind: &str, fault: &str, cycles: u32) -> (String, bool) {
+    let out = run_with_timeout(
+        Command::new(root().join("nfsbed/exclusion.sh"))
+            .args([bed.bin.to_str().unwrap(), kind, fault, &cycles.to_string()])
+            .env("BED_DIR", &bed.dir),
+        Duration::from_secs(240),
+    );
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let held = out.status.success();
+    if !held {
+        eprintln!("{line}\n{errors}");
+    }
+    (line, held)
+}
+
+/// The exclusion matrix: every tool and personality, with no faults, with
+/// 7 % lost replies on each kind of changing call, and in `eio` mode.
+fn exclusion_matrix(bed: &Bed, figures: &mut String) -> Vec<String> {
+    let mut broken = Vec::new();
+    for fault in ["none", "lost=0.07", "eio=0.07"] {
+        for kind in [
+            "dotlock",
+            "lockdir",
+            "filelock",
+            "slots",
+            "dotlockfile",
+            "lockfile",
+        ] {
+            let (line, held) = exclusion(bed, kind, fault, 100);
+            writeln!(figures, "    {line}").unwrap();
+            if !held {
+                broken.push(line);
+            }
+            bed.clean();
+        }
+    }
+    broken
+}
+
+/// Seconds since `t`.
+fn since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+/// A holder on host A killed with SIGKILL is taken over from host B once
+/// `--stale-after` has passed; a live command-mode holder on A is never
+/// broken from B with a `--stale-after` just past the attribute cache time.
+fn cross_host_stale(bed: &Bed, figures: &mut String) {
+    // The dead holder: dotlock and its command, killed at once.
+    let mut holder = bed
+        .on_host("a", "dotlock", &["L", "sleep", "1000"])
+        .spawn()
+        .unwrap();
+    let lock = bed.mnt("a").join("L");
+    crate::util::wait_until("A holds L", Duration::from_secs(10), || lock.exists());
+    // unshare and sh exec, so the holder's pid is dotlock's; its command
+    // is its child.
+    let children = format!("/proc/{0}/task/{0}/children", holder.id());
+    let mut command = String::new();
+    crate::util::wait_until("dotlock runs its command", Duration::from_secs(10), || {
+        command = fs::read_to_string(&children).unwrap_or_default();
+        !command.trim().is_empty()
+    });
+    let killed = Instant::now();
+    holder.kill().unwrap();
+    for pid in command.split_whitespace() {
+        let pid = nix::unistd::Pid::from_raw(pid.parse().unwrap());
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    holder.wait().unwrap();
+    let out = run_with_timeout(
+        &mut bed.on_host(
+            "b",
+            "dotlock",
+            &["--stale-after", "4s", "-r", "-1", "L", "true"],
+        ),
+        Duration::from_secs(30),
+    );
+    let took = since(killed);
+    assert!(out.status.success(), "B never took over: {out:?}");
+    // Not before the stale age (the lock was last touched when taken).
+    assert!(took >= 3.5, "B broke a 4 s stale age after {took:.1} s");
+    assert!(
+        took < 20.0,
+        "B took {took:.1} s to take over a 4 s stale lock"
+    );
+    writeln!(
+        figures,
+        "    dead holder on host A, --stale-after 4s: taken over from host B after {took:.1} s"
+    )
+    .unwrap();
+    assert_eq!(bed.left(), Vec::<String>::new());
+
+    // The live holder, touching its lock every third of 5 s; B tries for
+    // 15 s with the same stale age, 2 s past the 3 s attribute cache.
+    let mut holder = bed
+        .on_host("a", "dotlock", &["--stale-after", "5s", "L", "sleep", "18"])
+        .spawn()
+        .unwrap();
+    crate::util::wait_until("A holds L", Duration::from_secs(10), || lock.exists());
+    let out = run_with_timeout(
+        &mut bed.on_host(
+            "b",
+            "dotlock",
+            &["--stale-after", "5s", "-r", "15", "-i", "1", "L", "true"],
+        ),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "B broke a live holder's lock: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = holder.wait().unwrap();
+    assert!(
+        status.success(),
+        "the live holder lost its lock: {status:?}"
+    );
+    writeln!(
+        figures,
+        "    live holder on host A, --stale-after 5s (actimeo 3 s): never broken from host B in 15 attempts"
+    )
+    .unwrap();
+    assert_eq!(bed.left(), Vec::<String>::new());
+}
+
+/// ganesha stopped and started again during a run: nothing overlaps, no
+/// worker fails, nothing is left.
+fn server_restart(bed: &Bed, figures: &mut String) -> Option<String> {
+    let dir = bed.dir.clone();
+    let restarter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        let out = Command::new(root().join("nfsbed/bed.sh"))
+            .args(["restart-server", "2"])
+            .env("BED_DIR", &dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "restart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let (line, held) = exclusion(bed, "dotlock", "none", 100);
+    restarter.join().unwrap();
+    writeln!(figures, "    server restarted 2 s into the run: {line}").unwrap();
+    bed.clean();
+    (!held).then_some(line)
+}
+
+/// The server an hour ahead of the client, then an hour behind: a fresh
+/// lock is never stale, and a lock 310 s old on the server's clock is
+/// broken on the first attempt.
+fn clock_skew(bed: &Bed, figures: &mut String) {
+    for skew in [3600, -3600] {
+        bed.set_faults("b", &format!("skew={skew}"));
+        // A fresh lock, taken from host A (no skew there).
+        let out = bed.on_host("a", "dotlock", &["L"]).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let out = bed
+            .on_host("b", "dotlock", &["--stale-after", "300s", "-r", "0", "L"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "skew {skew}: a fresh lock was taken from a skewed client: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // 310 s old on the server's clock: set through client A, which
+        // shows the server's clock as it is (the server runs on this
+        // machine's clock).
+        let old = SystemTime::now() - Duration::from_secs(310);
+        let f = fs::File::options()
+            .write(true)
+            .open(bed.mnt("a").join("L"))
+            .unwrap();
+        f.set_modified(old).unwrap();
+        drop(f);
+        // Past the client's attribute cache.
+        std::thread::sleep(Duration::from_secs(4));
+        let out = bed
+            .on_host("b", "dotlock", &["--stale-after", "300s", "-r", "0", "L"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skew {skew}: a 310 s old lock was not broken on the first attempt: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = bed.on_host("b", "dotlock", &["-u", "L"]).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        writeln!(
+            figures,
+            "    server clock {skew:+} s from client B: fresh lock kept, 310 s old lock broken at once"
+        )
+        .unwrap();
+        bed.set_faults("b", "");
+        assert_eq!(bed.left(), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn nfs_bed() {
+    let Some(bed) = Bed::start() else { return };
+    let started = Instant::now();
+    let mut figures =
+        String::from("NFS bed figures: 2 clients x 2 processes, 100 lock/unlock cycles each\n\n");
+    let mut broken = exclusion_matrix(&bed, &mut figures);
+    cross_host_stale(&bed, &mut figures);
+    broken.extend(server_restart(&bed, &mut figures));
+    clock_skew(&bed, &mut figures);
+    writeln!(figures, "\n    whole run: {:.0} s", since(started)).unwrap();
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nfsbed-figures.md");
+    fs::write(&out, &figures).unwrap();
+    eprintln!("{figures}");
+    assert!(
+        broken.is_empty(),
+        "exclusion broken on the bed:\n{broken:#?}"
+    );
+}
