@@ -183,13 +183,17 @@ pub fn remove_seen(lock: &LockPath, seen: &Observed) -> Result<bool> {
 
 fn remove_at(dir: &Dir, lock: &LockPath) -> Result<bool> {
     let path = lock.path();
-    match dir.lstat(lock.name()) {
-        Ok(m) if m.is_symlink() => {}
-        Ok(m) => check_regular(path, &m)?,
+    let m = match dir.lstat(lock.name()) {
+        Ok(m) if m.is_symlink() => m,
+        Ok(m) => {
+            check_regular(path, &m)?;
+            m
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io(path, e)),
-    }
-    match again(|| dir.unlink(lock.name())) {
+    };
+    // Only what was looked at: after EIO, another's lock may be there now.
+    match again(|| dir.unlink_this(lock.name(), m.dev, m.ino)) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io(path, e)),

@@ -229,6 +229,18 @@ fn eio_after_the_call_was_done_never_fails_a_tool() {
     );
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
     assert_eq!(s.listing(), ["A", "B"]);
+    // The dotlockfile personality's -u removes whoever's lock it finds:
+    // only the one it looked at, and EIO after doing it is success.
+    let s = Scratch::new();
+    s.expect(s.as_dotlockfile().arg("L"), 0);
+    let out = s.expect(
+        s.as_dotlockfile()
+            .env("LOCKUTILS_TEST_FAULTS", "unlink=eio@1")
+            .args(["-u", "L"]),
+        0,
+    );
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert_eq!(s.listing(), Vec::<String>::new());
     for faults in ["mkdir=eio@1", "rmdir=eio@1"] {
         let s = Scratch::new();
         let out = s.expect(
