@@ -25,7 +25,7 @@ mod compat_lockfile_progs;
 // NFS faults played on chosen calls: ESTALE, lost replies, EIO.
 mod nfs_faults;
 
-// On the NFS bed (nfsbed/): only with LOCKUTILS_NFS_BED=1.
+// On the NFS bed (nfsbed/): only when asked for (-- --ignored).
 mod nfs_bed;
 
 // The link(2) protocol: lost replies, no hard links, release only if ours.
