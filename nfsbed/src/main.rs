@@ -135,3 +135,33 @@ fn apply(knobs: &rpc::Knobs, text: &str) {
     knobs.skew_s.store(skew, Ordering::Relaxed);
     knobs.ops.store(ops, Ordering::Relaxed);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_words_set_the_knobs_and_a_missing_word_clears_it() {
+        let knobs = rpc::Knobs::default();
+        apply(&knobs, "lost=0.25 ops=link,mkdir skew=-3600 junk");
+        assert_eq!(knobs.lost_ppm.load(Ordering::Relaxed), 250_000);
+        assert_eq!(knobs.eio_ppm.load(Ordering::Relaxed), 0);
+        assert_eq!(knobs.skew(), -3600);
+        assert_eq!(knobs.ops.load(Ordering::Relaxed), 0b101);
+        apply(&knobs, "");
+        assert_eq!(knobs.lost_ppm.load(Ordering::Relaxed), 0);
+        assert_eq!(knobs.skew(), 0);
+    }
+
+    #[test]
+    fn faults_fall_only_on_the_chosen_kinds_of_call() {
+        let knobs = rpc::Knobs::default();
+        apply(&knobs, "lost=1 ops=remove");
+        assert_eq!(knobs.draw(rpc::Op::Link), rpc::Fault::None);
+        assert_eq!(knobs.draw(rpc::Op::Remove), rpc::Fault::Lost);
+        apply(&knobs, "eio=1");
+        assert_eq!(knobs.draw(rpc::Op::Rename), rpc::Fault::Eio);
+        assert!(knobs.report().contains("lost_remove=1 eio_remove=0"));
+        assert!(knobs.report().contains(" lost=1 eio=1\n"));
+    }
+}
