@@ -131,6 +131,7 @@ const EIO_RETRIES: u32 = 2;
 /// back, and [`Dir::unlink_this`] and [`Dir::rmdir_this`] look first. A
 /// lasting I/O error answers `EIO` every time and is given back.
 fn faulty<T>(op: &str, lost: i32, mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let again = !matches!(op, "unlink" | "rmdir");
     let mut tries = 0;
     loop {
         let answer = match seam::fault(op) {
@@ -139,7 +140,6 @@ fn faulty<T>(op: &str, lost: i32, mut call: impl FnMut() -> io::Result<T>) -> io
             Some(Fault::LostReply) => call().and(Err(io::Error::from_raw_os_error(lost))),
             Some(Fault::Eio) => call().and(Err(io::Error::from_raw_os_error(libc::EIO))),
         };
-        let again = !matches!(op, "unlink" | "rmdir");
         match answer {
             Err(e) if e.raw_os_error() == Some(libc::EIO) && again && tries < EIO_RETRIES => {
                 tries += 1

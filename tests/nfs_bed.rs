@@ -29,20 +29,29 @@ struct Bed {
     bin: PathBuf,
 }
 
+/// `nfsbed/bed.sh ARGS` for the bed in `dir`.
+fn bed_sh(dir: &Path, args: &[&str]) -> Output {
+    Command::new(root().join("nfsbed/bed.sh"))
+        .args(args)
+        .env("BED_DIR", dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run nfsbed/bed.sh")
+}
+
+/// [`bed_sh`], which must succeed.
+fn bed_ok(dir: &Path, args: &[&str]) {
+    let out = bed_sh(dir, args);
+    assert!(
+        out.status.success(),
+        "bed.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl Bed {
-    fn script(&self, args: &[&str]) -> Output {
-        let out = Command::new(root().join("nfsbed/bed.sh"))
-            .args(args)
-            .env("BED_DIR", &self.dir)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run nfsbed/bed.sh");
-        assert!(
-            out.status.success(),
-            "bed.sh {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+    fn script(&self, args: &[&str]) {
+        bed_ok(&self.dir, args);
     }
 
     fn start() -> Option<Bed> {
@@ -120,10 +129,7 @@ impl Drop for Bed {
         for c in ["a", "b"] {
             let _ = fs::write(self.dir.join(format!("control-{c}")), "");
         }
-        let _ = Command::new(root().join("nfsbed/bed.sh"))
-            .arg("stop")
-            .env("BED_DIR", &self.dir)
-            .status();
+        let _ = bed_sh(&self.dir, &["stop"]);
     }
 }
 
@@ -263,16 +269,7 @@ fn server_restart(bed: &Bed, figures: &mut String) -> Option<String> {
     let dir = bed.dir.clone();
     let restarter = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(2));
-        let out = Command::new(root().join("nfsbed/bed.sh"))
-            .args(["restart-server", "2"])
-            .env("BED_DIR", &dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "restart: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bed_ok(&dir, &["restart-server", "2"]);
     });
     let (line, held) = exclusion(bed, "dotlock", "none", 100);
     restarter.join().unwrap();

@@ -262,14 +262,14 @@ impl Inner {
         }
     }
 
-    fn time(&self, t: Option<TimeOrNow>) -> (bool, nfs3::set_mtime) {
+    /// A time to set, in the server's terms (`UTIME_NOW` is the server's).
+    fn time(&self, t: Option<TimeOrNow>) -> nfs3::set_mtime {
         match t {
-            None => (false, nfs3::set_mtime::DONT_CHANGE),
-            Some(TimeOrNow::Now) => (true, nfs3::set_mtime::SET_TO_SERVER_TIME),
-            Some(TimeOrNow::SpecificTime(t)) => (
-                true,
-                nfs3::set_mtime::SET_TO_CLIENT_TIME(attr::sent(t, self.skew())),
-            ),
+            None => nfs3::set_mtime::DONT_CHANGE,
+            Some(TimeOrNow::Now) => nfs3::set_mtime::SET_TO_SERVER_TIME,
+            Some(TimeOrNow::SpecificTime(t)) => {
+                nfs3::set_mtime::SET_TO_CLIENT_TIME(attr::sent(t, self.skew()))
+            }
         }
     }
 
@@ -538,7 +538,7 @@ impl Filesystem for Client {
     ) {
         let opt = |v: Option<u32>| v.map_or(nfs3::Nfs3Option::None, nfs3::Nfs3Option::Some);
         let res = self.with(|c| {
-            let atime = match c.time(atime).1 {
+            let atime = match c.time(atime) {
                 nfs3::set_mtime::DONT_CHANGE => nfs3::set_atime::DONT_CHANGE,
                 nfs3::set_mtime::SET_TO_SERVER_TIME => nfs3::set_atime::SET_TO_SERVER_TIME,
                 nfs3::set_mtime::SET_TO_CLIENT_TIME(t) => nfs3::set_atime::SET_TO_CLIENT_TIME(t),
@@ -549,7 +549,7 @@ impl Filesystem for Client {
                 gid: opt(gid),
                 size: size.map_or(nfs3::Nfs3Option::None, nfs3::Nfs3Option::Some),
                 atime,
-                mtime: c.time(mtime).1,
+                mtime: c.time(mtime),
             };
             c.setattr(ino.0, sattr).map(|a| c.shown(ino.0, &a))
         });
