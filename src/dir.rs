@@ -295,12 +295,19 @@ impl Dir {
     /// file (another process's lock, put there since), ours was removed and
     /// the answer is `ENOENT`, as for a lost reply.
     pub fn unlink_this(&self, name: &OsStr, dev: u64, ino: u64) -> io::Result<()> {
-        self.remove_this(name, (dev, ino), || self.unlink(name))
+        let look = || match self.open_read(name) {
+            Ok(file) => Meta::of(&file),
+            // A symbolic link at the name (removed as such by `-u`).
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => self.lstat(name),
+            Err(e) => Err(e),
+        };
+        self.remove_this((dev, ino), look, || self.unlink(name))
     }
 
     /// [`Dir::unlink_this`] for the directory `name`.
     pub fn rmdir_this(&self, name: &OsStr, dev: u64, ino: u64) -> io::Result<()> {
-        self.remove_this(name, (dev, ino), || self.rmdir(name))
+        let look = || self.open_child(name).and_then(|d| d.meta());
+        self.remove_this((dev, ino), look, || self.rmdir(name))
     }
 
     /// Unlink a name only this process uses (its temporary files): made
@@ -312,19 +319,34 @@ impl Dir {
         }
     }
 
+    /// `remove`, and after `EIO` `look` at the name: by opening it, since an
+    /// open revalidates with an NFS server (close-to-open) where a stat may
+    /// be answered from the attribute cache, and a cached view of our own
+    /// file would make the second removal hit another's. A look that fails
+    /// otherwise than "not found" gives the `EIO` back, never a reason to
+    /// remove again.
     fn remove_this(
         &self,
-        name: &OsStr,
         this: (u64, u64),
+        look: impl Fn() -> io::Result<Meta>,
         remove: impl Fn() -> io::Result<()>,
     ) -> io::Result<()> {
-        match remove() {
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => match self.lstat(name) {
-                Ok(m) if (m.dev, m.ino) == this => remove(),
-                Ok(_) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
-                Err(e) => Err(e),
-            },
-            answer => answer,
+        let eio = match remove() {
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => e,
+            answer => return answer,
+        };
+        let mut seen = look();
+        for _ in 0..5 {
+            match &seen {
+                Err(e) if e.raw_os_error() == Some(libc::ESTALE) => seen = look(),
+                _ => break,
+            }
+        }
+        match seen {
+            Ok(m) if (m.dev, m.ino) == this => remove(),
+            Ok(_) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e),
+            Err(_) => Err(eio),
         }
     }
 
