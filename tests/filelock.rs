@@ -437,6 +437,9 @@ fn verbose_names_the_lock_it_waits_for() {
 
 /// `filelock A B -- cmd`: the command runs while both are held (its record
 /// names it), its status is passed through, and both are gone after.
+///
+/// `child=` is appended just after the spawn, so the command may start
+/// before it is there: it waits (up to 10 s) for both lines before it reads.
 #[test]
 fn a_command_runs_under_every_lock_and_its_status_is_passed_through() {
     let s = Scratch::new();
@@ -447,7 +450,9 @@ fn a_command_runs_under_every_lock_and_its_status_is_passed_through() {
             "--",
             "sh",
             "-c",
-            "cat A B > seen; test -e A && test -e B && exit 7",
+            "n=0; until grep -q '^child=' A && grep -q '^child=' B; do \
+             n=$((n+1)); [ $n -gt 1000 ] && break; sleep 0.01; done; \
+             cat A B > seen; test -e A && test -e B && exit 7",
         ]),
         7,
     );
