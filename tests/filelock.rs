@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -556,4 +556,37 @@ fn a_member_taken_away_before_the_hand_over_fails_the_set() {
     // A was released; the other's B is left alone.
     assert!(!s.path("A").exists());
     assert_eq!(fs::read_to_string(s.path("B")).unwrap(), "99999\n");
+}
+
+/// As procmail's `lockfile`, the legacy timing stays: no early wake, the
+/// next attempt comes after the full sleeptime (`-2`: 2 s), although the
+/// lock was removed at once; native `filelock` takes it at once.
+#[test]
+fn lockfile_personality_keeps_legacy_timing() {
+    let s = Scratch::new();
+    for (legacy, mut cmd) in [(true, as_lockfile(&s)), (false, filelock(&s))] {
+        fs::write(s.path("L"), "0\n").unwrap();
+        let args: &[&str] = if legacy {
+            &["-2", "-r", "1", "L"]
+        } else {
+            &["-i", "2", "-r", "1", "L"]
+        };
+        let start = Instant::now();
+        let mut waiter = cmd.args(args).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        fs::remove_file(s.path("L")).unwrap();
+        assert!(waiter.wait().unwrap().success());
+        let took = start.elapsed();
+        match legacy {
+            true => assert!(
+                took >= Duration::from_millis(1900),
+                "woke early after {took:?}"
+            ),
+            false => assert!(
+                took < Duration::from_millis(1900),
+                "no early wake: {took:?}"
+            ),
+        }
+        fs::remove_file(s.path("L")).unwrap();
+    }
 }

@@ -257,14 +257,15 @@ fn take(plan: &[(OsString, Settings)]) -> Outcome {
             return Outcome::Failed(e);
         }
     };
-    let signals = match pipeline::catch(true) {
+    // procmail's timing, exactly: no early wake.
+    let signals = match pipeline::catch(false) {
         Ok(s) => s,
         Err(e) => return Outcome::Failed(e),
     };
     // One waiter per file, with the settings in force when it was named.
     let waiters: Vec<Waiter> = plan.iter().map(|(_, s)| waiter(s)).collect();
     let taken = set.take_each(|i, lock| {
-        let waiter = waiters[i].clone().waking_on(std::slice::from_ref(lock));
+        let waiter = &waiters[i];
         let forced = |e: Event| {
             if let Event::Breaking { .. } = e {
                 say(&format!("Forcing lock on \"{}\"", shown(i)));
