@@ -11,7 +11,8 @@
 //! lock's directory wake the waiter the moment the lock is released (see
 //! [`ReleaseWatch`]) — and, for `-p` without a command, a pidfd of the
 //! parent, so that its death ends the wait at once. A sleeping waiter uses
-//! no CPU.
+//! no CPU. On a remote filesystem the poll also ends when a release probe
+//! is due ([`ReleaseProbe`]): other machines' releases are seen only so.
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
 use crate::signals::Signals;
-use crate::watch::{ParentWatch, ReleaseWatch};
+use crate::watch::{ParentWatch, ReleaseProbe, ReleaseWatch, is_remote};
 
 /// The pause between failed attempts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,6 +87,8 @@ pub struct Sleeper<'a> {
     signals: Option<&'a Signals>,
     parent: Option<ParentWatch>,
     release: Option<ReleaseWatch>,
+    /// On a remote filesystem: the probe, and when it is next due.
+    probe: Option<(ReleaseProbe, Instant)>,
     /// The locks and their directory, to watch from the first sleep on.
     watch_for: Option<(Vec<PathBuf>, PathBuf)>,
     /// Wake this often to show progress (a live status line).
@@ -98,6 +101,7 @@ impl<'a> Sleeper<'a> {
             signals,
             parent,
             release: None,
+            probe: None,
             watch_for: None,
             tick: None,
         }
@@ -118,8 +122,9 @@ impl<'a> Sleeper<'a> {
     /// Also wake when one of `locks` (all in `dir`) is released. The watch
     /// is set up at the first sleep — an uncontended lock never pays for it
     /// — and the locks are looked at right after, so a release in between
-    /// is not missed. Needs `signals` to catch SIGIO; without, this does
-    /// nothing.
+    /// is not missed. On a remote filesystem the locks are also probed for
+    /// releases made on other machines. Needs `signals` to catch SIGIO;
+    /// without, this does nothing.
     pub fn wake_on_release(mut self, locks: Vec<PathBuf>, dir: &Path) -> Self {
         if self.signals.is_some_and(|s| s.catches(Signal::SIGIO)) {
             self.watch_for = Some((locks, dir.to_path_buf()));
@@ -151,6 +156,13 @@ impl<'a> Sleeper<'a> {
         if let Some((locks, dir)) = self.watch_for.take() {
             self.release = ReleaseWatch::new(&locks, &dir);
             changed = self.release.is_some();
+            // Another machine's release is seen only by looking.
+            if is_remote(&dir) {
+                self.probe = ReleaseProbe::new(&locks, &dir).map(|mut probe| {
+                    let due = Instant::now() + probe.pause();
+                    (probe, due)
+                });
+            }
         }
         loop {
             while let Some(sig) = self.signals.and_then(Signals::take) {
@@ -167,15 +179,28 @@ impl<'a> Sleeper<'a> {
                 return Wake::Released;
             }
             changed = false;
-            let left = deadline.saturating_duration_since(Instant::now());
+            if let Some((probe, due)) = &mut self.probe
+                && Instant::now() >= *due
+            {
+                let released = probe.released();
+                *due = Instant::now() + probe.pause();
+                if released {
+                    return Wake::Released;
+                }
+            }
+            let now = Instant::now();
+            let left = deadline.saturating_duration_since(now);
             if left.is_zero() {
                 return Wake::Elapsed;
             }
             // Without a pidfd the parent is looked at once a second.
-            let step = match &self.parent {
+            let mut step = match &self.parent {
                 Some(ParentWatch { pidfd: None, .. }) => left.min(Duration::from_secs(1)),
                 _ => left,
             };
+            if let Some((_, due)) = &self.probe {
+                step = step.min(due.saturating_duration_since(now));
+            }
             let parent_fd = self.parent.as_ref().and_then(|p| p.pidfd.as_ref());
             let mut fds: Vec<PollFd> = Vec::with_capacity(2);
             if let Some(s) = self.signals {

@@ -1,8 +1,12 @@
 //! What a sleeping waiter watches besides the clock: the lock's directory
-//! (a release wakes it) and its parent (its death ends a `-p` wait).
+//! (a release wakes it), on remote filesystems the lock itself through
+//! probes, and its parent (its death ends a `-p` wait).
 
+use std::ffi::{OsStr, OsString};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 use nix::libc;
@@ -10,6 +14,7 @@ use nix::sys::stat::Mode;
 use nix::sys::statfs::statfs;
 use nix::unistd::getppid;
 
+use crate::dir::{Dir, Meta};
 use crate::sys;
 
 /// Watches the parent process: through a pidfd (`pidfd_open(2)`) where the
@@ -52,8 +57,9 @@ impl Default for ParentWatch {
 /// say which name changed, so a wake-up counts as a release only if the
 /// lock's name is really gone.
 ///
-/// Not used on remote filesystems (NFS and the like): the kernel sees only
-/// this machine's changes there, so waiters poll on their schedule.
+/// On remote filesystems (NFS and the like) the kernel sees only this
+/// machine's changes: the watch still wakes a waiter on a release made on
+/// this machine, and a [`ReleaseProbe`] looks for the others.
 ///
 /// SIGIO is directed at the process: every thread must block it, as a
 /// single-threaded command does through [`crate::signals::Signals`].
@@ -70,12 +76,9 @@ const DN_MULTISHOT: libc::c_int = 0x8000_0000_u32 as libc::c_int;
 
 impl ReleaseWatch {
     /// Watch `dir` for any of `locks` (in it) going away; `None` where that
-    /// cannot work (remote filesystem, no dnotify). SIGIO, which carries
-    /// the notifications, must be caught already.
+    /// cannot work (no dnotify). SIGIO, which carries the notifications,
+    /// must be caught already.
     pub fn new(locks: &[PathBuf], dir: &Path) -> Option<ReleaseWatch> {
-        if is_remote(dir) {
-            return None;
-        }
         let fd = nix::fcntl::open(
             dir,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -93,6 +96,117 @@ impl ReleaseWatch {
         self.locks.iter().any(|lock| {
             matches!(std::fs::symlink_metadata(lock), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
         })
+    }
+}
+
+/// Looks, between a waiter's counted attempts, whether a lock on a remote
+/// filesystem was released on another machine: a few cheap calls per
+/// probe, at pauses that back off ([`Backoff`]), so that a waiter that
+/// waits a minute costs the server about one call a second.
+///
+/// What a probe looks at must get past the client's caches. On Linux NFS:
+///
+/// - `stat(2)` may be answered from the attribute cache (`acregmin` 3 s up
+///   to `acregmax` 60 s) and the name from the dentry cache, which is
+///   trusted as long as the directory's cached attributes are (`acdirmin`
+///   30 s up to `acdirmax` 60 s): a lock removed by another client can
+///   look present for a minute.
+/// - `open(2)` without `O_PATH` is a lookup with the `LOOKUP_OPEN` intent:
+///   close-to-open makes the client revalidate the file with the server
+///   (`GETATTR`) whatever it has cached. A file removed on the server
+///   answers `ESTALE`; the client then drops the name and looks it up
+///   again (`LOOKUP`): `ENOENT`. A file still open elsewhere may survive
+///   its last name on the server, so the opened file's link count is
+///   read too: 0 means removed.
+///
+/// So a probe `lstat`s the name first, from the caches (free; never opens
+/// a device, FIFO or symbolic link found at the name), then opens it to
+/// revalidate: normally one `GETATTR` while the lock is held, a `LOOKUP`
+/// more when it is gone. A missing name is believed at once: at worst it
+/// is a cached negative entry, and the attempt it causes (its `link(2)`
+/// goes to the server and drops that entry on `EEXIST`) costs a few calls,
+/// once. `ESTALE` and other errors count as "still there": the counted
+/// attempts on the schedule deal with them.
+#[derive(Debug)]
+pub struct ReleaseProbe {
+    dir: Dir,
+    names: Vec<OsString>,
+    backoff: Backoff,
+    since: Instant,
+}
+
+impl ReleaseProbe {
+    /// Probe for any of `locks` (all in `dir`) going away; `None` if the
+    /// directory cannot be opened (the attempts will say why).
+    pub fn new(locks: &[PathBuf], dir: &Path) -> Option<ReleaseProbe> {
+        let dir = Dir::open(dir).ok()?;
+        let names = locks
+            .iter()
+            .filter_map(|l| l.file_name())
+            .map(OsStr::to_os_string);
+        Some(ReleaseProbe {
+            dir,
+            names: names.collect(),
+            backoff: Backoff::new(),
+            since: Instant::now(),
+        })
+    }
+
+    /// How long to wait before the next probe.
+    pub(crate) fn pause(&mut self) -> Duration {
+        let waited = self.since.elapsed();
+        self.backoff.pause(waited, rand::random::<f64>())
+    }
+
+    /// Is one of the locks gone, as the server sees it?
+    pub(crate) fn released(&self) -> bool {
+        self.names.iter().any(|name| self.gone(name))
+    }
+
+    fn gone(&self, name: &OsStr) -> bool {
+        match self.dir.lstat(name) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
+            Ok(meta) if meta.is_file() || meta.is_dir() => {}
+            _ => return false,
+        }
+        match self.dir.open_read(name) {
+            Ok(file) => Meta::of(&file).is_ok_and(|m| m.nlink == 0),
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        }
+    }
+}
+
+/// The pauses between release probes: from [`Backoff::FIRST`], doubling,
+/// up to a cap that is [`Backoff::CAP`] for the first seconds and then
+/// grows with the wait, a sixteenth of the time waited so far, to at most
+/// [`Backoff::MAX`]. Each pause is moved by up to a fifth either way, so
+/// that many waiters woken by one release do not probe in step.
+///
+/// A hand-over is therefore fast when the release comes soon, at most
+/// about `CAP` late after a hold of a few seconds, and at most a sixteenth
+/// of the wait late after a long one; a waiter that waits a minute probes
+/// about once a second, and one that waits an hour once every `MAX`.
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    pub(crate) const FIRST: Duration = Duration::from_millis(20);
+    pub(crate) const CAP: Duration = Duration::from_millis(800);
+    pub(crate) const MAX: Duration = Duration::from_secs(2);
+
+    pub(crate) fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    /// The next pause, `waited` into the wait; `jitter` in `[0, 1)` places
+    /// it between 0.8 and 1.2 times the nominal one.
+    pub(crate) fn pause(&mut self, waited: Duration, jitter: f64) -> Duration {
+        let cap = (waited / 16).clamp(Self::CAP, Self::MAX);
+        let nominal = self.next.min(cap);
+        self.next = (nominal * 2).min(Self::MAX);
+        nominal.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))
     }
 }
 
@@ -138,5 +252,49 @@ mod tests {
         assert!(is_remote_magic(0x6573_5546));
         assert!(!is_remote_magic(0xEF53)); // ext4
         assert!(!is_remote_magic(0x0102_1994)); // tmpfs
+    }
+
+    fn ms(pauses: impl Iterator<Item = Duration>) -> Vec<u128> {
+        pauses.map(|d| d.as_millis()).collect()
+    }
+
+    #[test]
+    fn probes_back_off_from_tens_of_milliseconds_to_the_cap() {
+        let mut b = Backoff::new();
+        let early = ms((0..9).map(|_| b.pause(Duration::from_secs(1), 0.5)));
+        assert_eq!(early, [20, 40, 80, 160, 320, 640, 800, 800, 800]);
+    }
+
+    #[test]
+    fn the_cap_grows_with_the_wait_to_the_max() {
+        let mut b = Backoff::new();
+        for _ in 0..8 {
+            b.pause(Duration::ZERO, 0.5);
+        }
+        let at = |b: &mut Backoff, s: u64| b.pause(Duration::from_secs(s), 0.5).as_millis();
+        assert_eq!(at(&mut b, 12), 800);
+        assert_eq!(at(&mut b, 16), 1000);
+        assert_eq!(at(&mut b, 24), 1500);
+        assert_eq!(at(&mut b, 32), 2000);
+        assert_eq!(at(&mut b, 3600), 2000);
+        // A long wait does not skip the fast start.
+        let mut fresh = Backoff::new();
+        assert_eq!(at(&mut fresh, 3600), 20);
+        assert_eq!(at(&mut fresh, 3600), 40);
+    }
+
+    #[test]
+    fn probe_pauses_are_jittered_by_a_fifth_either_way() {
+        let second = Duration::from_secs(1);
+        let mut low = Backoff::new();
+        let mut high = Backoff::new();
+        assert_eq!(low.pause(second, 0.0), Duration::from_millis(16));
+        assert_eq!(high.pause(second, 1.0), Duration::from_millis(24));
+        assert_eq!(low.pause(second, 0.0), Duration::from_millis(32));
+        assert_eq!(Backoff::new().pause(second, 7.0), Duration::from_millis(24));
+        assert_eq!(
+            Backoff::new().pause(second, -1.0),
+            Duration::from_millis(16)
+        );
     }
 }
