@@ -14,6 +14,8 @@ Cases:
   4. contended throughput: 4 processes x 200 cycles of TOOL -l L true
   5. peak memory (max RSS) of case 2
   6. idle waiters: CPU and context switches of 200 waiters on a held lock
+  7. (bench/nfs.py, on the NFS bed, as root) hand-over across machines;
+     kept as it is when this script rewrites the rest
 
     BENCH_ONLY=6 python3 bench/bench.py   # case 6 alone, its section rewritten
 """
@@ -358,6 +360,9 @@ def main():
         {n: [f"{kb} KiB", f"{kb / c5['dotlockfile']:.2f}"] for n, kb in c5.items()},
     )
     lines += case6_lines(c6)
+    # Case 7 runs on the NFS bed (bench/nfs.py, as root): kept as it was.
+    kept7, rows7 = case7_kept()
+    lines += kept7
     r6 = c6["dotlock"][0] / max(c6["dotlockfile"][0], 0.001)
     lines += [
         "",
@@ -371,6 +376,7 @@ def main():
         f"| case 4: dotlock / flock ≤ 2 | {r4:.2f} | {verdict(r4 <= 2)} |",
         f"| case 5: dotlock / dotlockfile max RSS ≤ 1.5 | {r5:.2f} | {verdict(r5 <= 1.5)} |",
         f"| case 6: dotlock / dotlockfile idle CPU ≤ 1 | {r6:.2f} | {verdict(r6 <= 1)} |",
+        *rows7,
         "",
     ]
     notes = os.path.join(ROOT, "bench", "NOTES.md")
@@ -379,6 +385,20 @@ def main():
     with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
+
+
+def case7_kept():
+    """Case 7's section and target rows from the BENCHMARKS.md there is
+    (bench/nfs.py writes them)."""
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    text = open(path).read() if os.path.exists(path) else ""
+    start = text.find("## 7. ")
+    if start < 0:
+        return [], []
+    end = text.find("\n## ", start + 1)
+    section = ["", *text[start:end].rstrip("\n").split("\n")]
+    rows = [l for l in text.split("\n") if l.startswith("| case 7:")]
+    return section, rows
 
 
 def main_idle():

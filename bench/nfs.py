@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Hand-over across machines on the NFS test bed (BENCHMARKS.md, case 7):
+a holder on client A, a waiter on client B, each under a host name of its
+own, for dotlock, lockdir, liblockfile's dotlockfile, procmail's lockfile
+and a plain mkdir loop, in one run; and what one waiter costs the server
+over a long wait. Rewrites case 7 of BENCHMARKS.md (and its target rows).
+
+    python3 bench/nfs.py                  # as root: the bed needs it
+    BENCH_NFS_HANDOVERS=20 BENCH_NFS_WAIT=60 BENCH_NFS_SEED=1 python3 bench/nfs.py
+
+Needs: nfs-ganesha nfs-ganesha-vfs rpcbind (the bed, see README), liblockfile-bin
+(dotlockfile), procmail (lockfile), util-linux (unshare).
+"""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import ROOT, median_ms, need, p95_ms, table  # noqa: E402
+
+HANDOVERS = int(os.environ.get("BENCH_NFS_HANDOVERS", "20"))
+WAIT = float(os.environ.get("BENCH_NFS_WAIT", "60"))
+SEED = int(os.environ.get("BENCH_NFS_SEED", str(random.randrange(1 << 16))))
+BED = os.path.join(ROOT, "target", "nfsbed-bench")
+TITLE = "7. Hand-over across machines on NFS"
+
+
+def bed(*args):
+    env = dict(os.environ, BED_DIR=BED)
+    subprocess.run([os.path.join(ROOT, "nfsbed", "bed.sh"), *args], env=env, check=True,
+                   stdin=subprocess.DEVNULL)
+
+
+def calls(client):
+    """The calls client `client` has sent the server so far (its stats
+    file, rewritten every 100 ms: wait that long first)."""
+    time.sleep(0.15)
+    with open(os.path.join(BED, f"stats-{client}")) as f:
+        words = dict(w.split("=", 1) for w in f.read().split())
+    return int(words["calls"])
+
+
+def on_host(client, script, **kw):
+    """`sh -c script` on client `client`'s mount, under host name host-CLIENT."""
+    return subprocess.Popen(
+        ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec sh -c "$1"', f"host-{client}", script],
+        cwd=os.path.join(BED, client), stdin=subprocess.DEVNULL, **kw)
+
+
+def left():
+    return sorted(os.listdir(os.path.join(BED, "export")))
+
+
+def build():
+    """The release programs, as `make` builds them."""
+    out = subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--bins", "--message-format=json"],
+        cwd=ROOT, check=True, stdout=subprocess.PIPE).stdout.decode()
+    exes = {}
+    for line in out.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
+            exes[msg["target"]["name"]] = msg["executable"]
+    return exes
+
+
+def tools(exes):
+    """Each tool: how a holder on A takes the lock, says `locked` and keeps
+    it for H seconds, then releases and exits; and how a waiter on B waits
+    for it with the tool's default schedule, prints the time it got it
+    (`date +%s%N`) and releases."""
+    dotlock, lockdir = exes["dotlock"], exes["lockdir"]
+    dotlockfile, lockfile = need("dotlockfile"), need("lockfile")
+    held = 'sh -c "echo locked; sleep {h}"'
+    got = 'sh -c "date +%s%N"'
+    return {
+        "dotlock": (f'"{dotlock}" L {held}', f'"{dotlock}" -r -1 L {got}'),
+        "lockdir": (f'"{lockdir}" L {held}', f'"{lockdir}" -r -1 L {got}'),
+        "dotlockfile": (f'"{dotlockfile}" -l L {held}', f'"{dotlockfile}" -l -r -1 L {got}'),
+        "lockfile": (f'"{lockfile}" L && echo locked && sleep {{h}} && rm -f L',
+                     f'"{lockfile}" L && date +%s%N && rm -f L'),
+        "mkdir loop": ("mkdir L && echo locked && sleep {h} && rmdir L",
+                       "until mkdir L 2>/dev/null; do sleep 1; done; date +%s%N; rmdir L"),
+    }
+
+
+def hand_over(holder, waiter, hold):
+    """One hand-over: seconds from A's release to B's acquisition, B's
+    calls to the server while it waited, and how long it waited."""
+    a = on_host("a", holder.format(h=f"{hold:.3f}"), stdout=subprocess.PIPE, text=True)
+    if a.stdout.readline().strip() != "locked":
+        sys.exit(f"bench: the holder did not lock: {holder}")
+    c0, t0 = calls("b"), time.monotonic()
+    b = on_host("b", waiter, stdout=subprocess.PIPE, text=True)
+    if a.wait() != 0:
+        sys.exit(f"bench: the holder failed: {holder}")
+    released = time.time_ns()
+    out, _ = b.communicate()
+    waited = time.monotonic() - t0
+    if b.returncode != 0:
+        sys.exit(f"bench: the waiter failed: {waiter}")
+    got = int(out.strip().splitlines()[-1])
+    if left():
+        sys.exit(f"bench: left in the export: {left()}")
+    return (got - released) / 1e9, calls("b") - c0, waited
+
+
+def long_wait(exes, name):
+    """One waiter on B for WAIT seconds on a lock A holds: its calls to
+    the server per second, and its CPU time (from wait4(2))."""
+    tool = exes[name]
+    a = on_host("a", f'"{tool}" L sh -c "echo locked; sleep {WAIT}"', stdout=subprocess.PIPE, text=True)
+    if a.stdout.readline().strip() != "locked":
+        sys.exit(f"bench: {name} did not lock")
+    c0, t0 = calls("b"), time.monotonic()
+    b = on_host("b", f'exec "{tool}" -r -1 L true')
+    a.wait()
+    # The wait ends at A's release (B's acquisition and release are not
+    # counted: its stats are read first).
+    n, waited = calls("b") - c0, time.monotonic() - t0
+    _, status, ru = os.wait4(b.pid, 0)
+    b.returncode = os.waitstatus_to_exitcode(status)
+    if b.returncode != 0:
+        sys.exit(f"bench: the {name} waiter failed")
+    return n / waited, ru.ru_utime + ru.ru_stime, waited
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("bench: the NFS bed needs root")
+    need("unshare")
+    exes = build()
+    kinds = tools(exes)
+    rng = random.Random(SEED)
+    holds = [rng.uniform(1, 4) for _ in range(HANDOVERS)]
+    bed("stop")
+    bed("start")
+    try:
+        for name in left():
+            sys.exit(f"bench: the export is not empty: {name}")
+        lat = {name: [] for name in kinds}
+        cost = {name: [0, 0.0] for name in kinds}
+        names = list(kinds)
+        for i, hold in enumerate(holds):
+            # The tools take turns, in a new order each round.
+            rng.shuffle(names)
+            for name in names:
+                after, n, waited = hand_over(*kinds[name], hold)
+                lat[name].append(after)
+                cost[name][0] += n
+                cost[name][1] += waited
+            print(f"  round {i + 1}/{HANDOVERS}: " +
+                  ", ".join(f"{n} {lat[n][-1]:.2f} s" for n in kinds), file=sys.stderr)
+        waits = {}
+        for name in ["dotlock", "lockdir"]:
+            print(f"  {name}: one waiter for {WAIT:.0f} s ...", file=sys.stderr)
+            waits[name] = long_wait(exes, name)
+    finally:
+        bed("stop")
+    update(section(lat, cost, waits), targets(lat, waits))
+
+
+def section(lat, cost, waits):
+    lines = table(
+        f"{TITLE} ({HANDOVERS} hand-overs, holds of 1–4 s, default schedules)",
+        ["median", "95th percentile", "B's calls per hand-over", "B's mean wait"],
+        {n: [f"{median_ms(s) / 1000:.2f} s", f"{p95_ms(s) / 1000:.2f} s",
+             f"{cost[n][0] / len(s):.0f}", f"{cost[n][1] / len(s):.1f} s"] for n, s in lat.items()},
+        intro=[
+            "On the NFS test bed (README, \"The NFS test bed\"): nfs-ganesha 4.3, NFSv3 on",
+            "loopback, two `nfsbed-client` FUSE clients with a 3 s attribute and name cache,",
+            "release builds. A holder on client A (host name `host-a`) keeps the lock for a",
+            "random 1–4 s (the same holds for every tool, seed "
+            f"{SEED}), then releases it; a waiter on",
+            "client B (`host-b`), started once A holds it, waits with the tool's default",
+            "schedule. Time from A's release (its process ended) to B's acquisition (`date` in",
+            "its command). Calls: what client B sent the server, counted by the client, from",
+            "the waiter's start to its end (its acquisition and release included). The mkdir",
+            "loop is `until mkdir L; do sleep 1; done`.",
+            "Regenerate with `python3 bench/nfs.py` (as root), which rewrites this section.",
+        ],
+    )
+    lines += [
+        "",
+        f"One waiter on client B for {WAIT:.0f} s on a lock held on client A:",
+        "",
+        "| tool | calls per second | CPU time |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{n}` | {r:.2f} | {cpu:.3f} s |" for n, (r, cpu, _) in waits.items()]
+    return lines
+
+
+def targets(lat, waits):
+    verdict = lambda ok: "met" if ok else "**missed**"
+    d = lat["dotlock"]
+    med, p95 = median_ms(d) / 1000, p95_ms(d) / 1000
+    rate, cpu, _ = waits["dotlock"]
+    return [
+        f"| case 7: dotlock median hand-over on NFS ≤ 0.5 s | {med:.2f} s | {verdict(med <= 0.5)} |",
+        f"| case 7: dotlock p95 hand-over on NFS ≤ 1.5 s | {p95:.2f} s | {verdict(p95 <= 1.5)} |",
+        f"| case 7: one dotlock waiter ≤ 2 NFS calls/s over {WAIT:.0f} s | {rate:.2f} | {verdict(rate <= 2)} |",
+        f"| case 7: one dotlock waiter CPU ≤ 0.1 s over {WAIT:.0f} s | {cpu:.3f} s | {verdict(cpu <= 0.1)} |",
+    ]
+
+
+def update(lines, rows):
+    """Case 7's section and target rows in BENCHMARKS.md, put in place of
+    the old ones (or before the targets)."""
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    text = open(path).read()
+    body = "\n".join(lines).strip("\n")
+    start = text.find(f"## {TITLE}")
+    if start < 0:
+        start = text.find("## Targets")
+        text = text[:start] + body + "\n\n" + text[start:]
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + body + "\n" + text[end:]
+    out = [l for l in text.split("\n") if not l.startswith("| case 7:")]
+    at = max(i for i, l in enumerate(out) if l.startswith("| case "))
+    out[at + 1:at + 1] = rows
+    with open(path, "w") as f:
+        f.write("\n".join(out))
+    print(body + "\n\n" + "\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
