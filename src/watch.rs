@@ -126,7 +126,8 @@ impl ReleaseWatch {
 /// is a cached negative entry, and the attempt it causes (its `link(2)`
 /// goes to the server and drops that entry on `EEXIST`) costs a few calls,
 /// once. `ESTALE` and other errors count as "still there": the counted
-/// attempts on the schedule deal with them.
+/// attempts on the schedule deal with them. A wait for any of N locks
+/// (`--slots N`) looks at each of them at every probe: N times the cost.
 #[derive(Debug)]
 pub struct ReleaseProbe {
     dir: Dir,
