@@ -255,6 +255,52 @@ mod tests {
         assert!(!is_remote_magic(0x0102_1994)); // tmpfs
     }
 
+    #[test]
+    fn a_probe_sees_a_lock_gone_and_never_opens_what_is_not_a_lock() {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let tmp = tempfile::tempdir().unwrap();
+        let at = |name: &str| tmp.path().join(name);
+        std::fs::write(at("L"), "0\n").unwrap();
+        std::fs::create_dir(at("D")).unwrap();
+        nix::unistd::mkfifo(&at("F"), Mode::from_bits_truncate(0o600)).unwrap();
+        std::os::unix::fs::symlink("L", at("S")).unwrap();
+        let probe = |names: &[&str]| {
+            let locks: Vec<PathBuf> = names.iter().map(|n| at(n)).collect();
+            ReleaseProbe::new(&locks, tmp.path()).unwrap().released()
+        };
+        // What each probe opened: close-to-open needs the open, and a
+        // FIFO or device is never opened.
+        let opened = |name: &str, names: &[&str]| {
+            let watch = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();
+            watch.add_watch(&at(name), AddWatchFlags::IN_OPEN).unwrap();
+            let released = probe(names);
+            (released, watch.read_events().is_ok_and(|e| !e.is_empty()))
+        };
+        assert_eq!(opened("L", &["L"]), (false, true), "a file held");
+        assert_eq!(opened("D", &["D"]), (false, true), "a lock directory held");
+        assert_eq!(opened("F", &["F"]), (false, false), "a FIFO");
+        assert_eq!(opened("L", &["S"]), (false, false), "a symbolic link");
+        assert!(probe(&["gone"]));
+        assert!(probe(&["L", "gone"]), "any of them");
+        // A name that cannot be looked at is not a release.
+        assert!(!probe(&[&"n".repeat(300)]));
+        std::fs::remove_file(at("L")).unwrap();
+        std::fs::remove_dir(at("D")).unwrap();
+        assert!(probe(&["L"]) && probe(&["D"]));
+    }
+
+    #[test]
+    fn the_first_probe_comes_after_tens_of_milliseconds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut probe = ReleaseProbe::new(&[tmp.path().join("L")], tmp.path()).unwrap();
+        let first = probe.pause();
+        assert!(
+            (Duration::from_millis(16)..=Duration::from_millis(24)).contains(&first),
+            "{first:?}"
+        );
+        assert!(probe.pause() >= Duration::from_millis(32));
+    }
+
     fn ms(pauses: impl Iterator<Item = Duration>) -> Vec<u128> {
         pauses.map(|d| d.as_millis()).collect()
     }
