@@ -401,29 +401,38 @@ def case7_kept():
     return section, rows
 
 
-def main_idle():
-    """Case 6 alone: its section (and target row) in BENCHMARKS.md rewritten."""
-    tools = {"dotlock": build_dotlock(), "dotlockfile": need("dotlockfile")}
-    d = tempfile.mkdtemp(prefix="lockutils-bench-")
-    c6 = case6(tools, d)
-    shutil.rmtree(d)
+def replace_section(heading, section, row_prefix, rows):
+    """Put `section` in BENCHMARKS.md in place of the one starting with
+    `heading` (or before the targets), and `rows` in place of the target
+    rows starting with `row_prefix` (or after the last)."""
     path = os.path.join(ROOT, "BENCHMARKS.md")
     text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    section = "\n".join(case6_lines(c6)).strip("\n")
-    start = text.find("## 6. Idle waiters")
+    start = text.find(heading)
     if start < 0:
         start = text.find("## Targets")
         text = text[:start] + section + "\n\n" + text[start:]
     else:
         end = text.find("\n## ", start + 1)
         text = text[:start] + section + "\n" + text[end:]
-    r6 = c6["dotlock"][0] / max(c6["dotlockfile"][0], 0.001)
-    row = f"| case 6: dotlock / dotlockfile idle CPU ≤ 1 | {r6:.2f} | {'met' if r6 <= 1 else '**missed**'} |"
-    lines = [l for l in text.split("\n") if not l.startswith("| case 6:")]
-    at = max(i for i, l in enumerate(lines) if l.startswith("| case "))
-    lines.insert(at + 1, row)
+    lines = text.split("\n")
+    old = [i for i, l in enumerate(lines) if l.startswith(row_prefix)]
+    lines = [l for l in lines if not l.startswith(row_prefix)]
+    at = old[0] if old else 1 + max(i for i, l in enumerate(lines) if l.startswith("| case "))
+    lines[at:at] = rows
     with open(path, "w") as f:
         f.write("\n".join(lines))
+
+
+def main_idle():
+    """Case 6 alone: its section (and target row) in BENCHMARKS.md rewritten."""
+    tools = {"dotlock": build_dotlock(), "dotlockfile": need("dotlockfile")}
+    d = tempfile.mkdtemp(prefix="lockutils-bench-")
+    c6 = case6(tools, d)
+    shutil.rmtree(d)
+    section = "\n".join(case6_lines(c6)).strip("\n")
+    r6 = c6["dotlock"][0] / max(c6["dotlockfile"][0], 0.001)
+    row = f"| case 6: dotlock / dotlockfile idle CPU ≤ 1 | {r6:.2f} | {'met' if r6 <= 1 else '**missed**'} |"
+    replace_section("## 6. Idle waiters", section, "| case 6:", [row])
     print(section)
 
 

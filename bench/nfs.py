@@ -20,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import ROOT, median_ms, need, p95_ms, table  # noqa: E402
+from bench import ROOT, median_ms, need, p95_ms, replace_section, table  # noqa: E402
 
 HANDOVERS = int(os.environ.get("BENCH_NFS_HANDOVERS", "20"))
 WAIT = float(os.environ.get("BENCH_NFS_WAIT", "60"))
@@ -211,23 +211,9 @@ def targets(lat, waits):
 def update(lines, rows):
     """Case 7's section and target rows in BENCHMARKS.md, put in place of
     the old ones (or before the targets)."""
-    path = os.path.join(ROOT, "BENCHMARKS.md")
-    text = open(path).read()
     body = "\n".join(lines).strip("\n")
-    start = text.find(f"## {TITLE}")
-    if start < 0:
-        start = text.find("## Targets")
-        text = text[:start] + body + "\n\n" + text[start:]
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + body + "\n" + text[end:]
-    out = [l for l in text.split("\n") if not l.startswith("| case 7:")]
-    at = max(i for i, l in enumerate(out) if l.startswith("| case "))
-    out[at + 1:at + 1] = rows
-    with open(path, "w") as f:
-        f.write("\n".join(out))
+    replace_section(f"## {TITLE}", body, "| case 7:", rows)
     print(body + "\n\n" + "\n".join(rows))
-
 
 if __name__ == "__main__":
     main()

@@ -124,6 +124,19 @@ impl Bed {
     }
 }
 
+impl Bed {
+    /// `program args` on host A, once it holds `lock` (as the server sees
+    /// it).
+    fn held_on_a(&self, program: &str, args: &[&str], lock: &str) -> std::process::Child {
+        let holder = self.on_host("a", program, args).spawn().unwrap();
+        let there = self.dir.join("export").join(lock);
+        crate::util::wait_until("A holds the lock", Duration::from_secs(10), || {
+            there.exists()
+        });
+        holder
+    }
+}
+
 impl Drop for Bed {
     fn drop(&mut self) {
         for c in ["a", "b"] {
@@ -185,12 +198,7 @@ fn since(t: Instant) -> f64 {
 /// broken from B with a `--stale-after` just past the attribute cache time.
 fn cross_host_stale(bed: &Bed, figures: &mut String) {
     // The dead holder: dotlock and its command, killed at once.
-    let mut holder = bed
-        .on_host("a", "dotlock", &["L", "sleep", "1000"])
-        .spawn()
-        .unwrap();
-    let lock = bed.mnt("a").join("L");
-    crate::util::wait_until("A holds L", Duration::from_secs(10), || lock.exists());
+    let mut holder = bed.held_on_a("dotlock", &["L", "sleep", "1000"], "L");
     // unshare and sh exec, so the holder's pid is dotlock's; its command
     // is its child.
     let children = format!("/proc/{0}/task/{0}/children", holder.id());
@@ -231,11 +239,7 @@ fn cross_host_stale(bed: &Bed, figures: &mut String) {
 
     // The live holder, touching its lock every third of 5 s; B tries for
     // 15 s with the same stale age, 2 s past the 3 s attribute cache.
-    let mut holder = bed
-        .on_host("a", "dotlock", &["--stale-after", "5s", "L", "sleep", "18"])
-        .spawn()
-        .unwrap();
-    crate::util::wait_until("A holds L", Duration::from_secs(10), || lock.exists());
+    let mut holder = bed.held_on_a("dotlock", &["--stale-after", "5s", "L", "sleep", "18"], "L");
     let out = run_with_timeout(
         &mut bed.on_host(
             "b",
@@ -268,11 +272,7 @@ fn cross_host_stale(bed: &Bed, figures: &mut String) {
 /// the lock is there. Returns B's output, how long after A's release B was
 /// done, and how long B ran in all.
 fn hand_over(bed: &Bed, holder: &[&str], waiter: &[&str], lock: &str) -> (Output, f64, f64) {
-    let mut a = bed.on_host("a", holder[0], &holder[1..]).spawn().unwrap();
-    let there = bed.dir.join("export").join(lock);
-    crate::util::wait_until("A holds the lock", Duration::from_secs(10), || {
-        there.exists()
-    });
+    let mut a = bed.held_on_a(holder[0], &holder[1..], lock);
     let started = Instant::now();
     let b = std::thread::spawn({
         let mut cmd = bed.on_host("b", waiter[0], &waiter[1..]);
@@ -379,12 +379,7 @@ fn early_wake(bed: &Bed, figures: &mut String) {
 
     // -r 2 against a holder that stays: three counted attempts, two full
     // sleeps, probes or not.
-    let mut holder = bed
-        .on_host("a", "dotlock", &["L", "sleep", "60"])
-        .spawn()
-        .unwrap();
-    let lock = bed.dir.join("export/L");
-    crate::util::wait_until("A holds L", Duration::from_secs(10), || lock.exists());
+    let mut holder = bed.held_on_a("dotlock", &["L", "sleep", "60"], "L");
     let count = bed.dir.join("attempts");
     let _ = fs::remove_file(&count);
     let started = Instant::now();

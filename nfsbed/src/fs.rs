@@ -88,6 +88,15 @@ impl Client {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut inner)
     }
+
+    /// Close-to-open: an open asks the server for the attributes, past
+    /// the cache, and fails as the server answers.
+    fn close_to_open(&self, ino: INodeNo, flags: FopenFlags, reply: ReplyOpen) {
+        match self.with(|c| c.attrs(ino.0, true)) {
+            Ok(_) => reply.opened(FileHandle(0), flags),
+            Err(e) => reply.error(e),
+        }
+    }
 }
 
 fn name_of(name: &OsStr) -> nfs3::filename3<'static> {
@@ -636,20 +645,12 @@ impl Filesystem for Client {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        // Close-to-open: an open asks the server, past the cache.
-        match self.with(|c| c.attrs(ino.0, true)) {
-            Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO),
-            Err(e) => reply.error(e),
-        }
+        self.close_to_open(ino, FopenFlags::FOPEN_DIRECT_IO, reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        // Close-to-open holds for directories too (Linux revalidates a
-        // directory's inode on open as a file's).
-        match self.with(|c| c.attrs(ino.0, true)) {
-            Ok(_) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Err(e) => reply.error(e),
-        }
+        // Linux revalidates a directory's inode on open as a file's.
+        self.close_to_open(ino, FopenFlags::empty(), reply);
     }
 
     fn read(
