@@ -21,6 +21,7 @@ use crate::link::{Attempt, Held, Via, try_lock_at};
 use crate::mailbox;
 use crate::path::LockPath;
 use crate::record::Record;
+use crate::shared::{self, Want};
 
 /// A dot-lock to take: the lock path, its opened directory, the owner
 /// record, the file mode.
@@ -51,6 +52,13 @@ pub struct DotLock<'a> {
     /// The last busy lock judged by a look, and its verdict: the wait
     /// loop's judgement of the same sight is not made twice.
     judged: std::cell::RefCell<Option<(Observed, Verdict)>>,
+    /// Readers hold the lock (`--shared`): our want, posted once we have
+    /// seen them, keeps new readers out until we have the lock.
+    want: std::cell::RefCell<Want>,
+    /// The policy of the last attempt, for breaking a shared lock.
+    policy: Cell<Policy>,
+    /// The filesystem's clock, for judging readers' shares.
+    shares_clock: shared::Clock,
 }
 
 impl<'a> DotLock<'a> {
@@ -65,6 +73,9 @@ impl<'a> DotLock<'a> {
             clock: Cell::new(None),
             deferred: Cell::new(None),
             judged: std::cell::RefCell::new(None),
+            want: Default::default(),
+            policy: Cell::new(Policy::default()),
+            shares_clock: shared::Clock::default(),
         })
     }
 
@@ -73,7 +84,29 @@ impl<'a> DotLock<'a> {
         self.lock
     }
 
+    /// Readers hold the lock seen: judge it by their shares, and post our
+    /// want (a want that cannot be made only leaves readers free to join).
+    fn held_shared(&self, seen: Observed, policy: &Policy) -> Result<Attempt> {
+        let verdict = shared::judge_shared(&self.dir, self.lock, policy, &self.shares_clock)?;
+        let _ = self.want.borrow_mut().post(&self.dir, self.lock);
+        self.judged.replace(Some((seen.clone(), verdict)));
+        Ok(Try::Busy(seen))
+    }
+
     fn attempt(&self, policy: &Policy) -> Result<Attempt> {
+        self.policy.set(*policy);
+        let attempt = self.attempt_once(policy)?;
+        match attempt {
+            Try::Busy(seen) if seen.record().shared => self.held_shared(seen, policy),
+            Try::Acquired(_) => {
+                self.want.borrow_mut().withdraw();
+                Ok(attempt)
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn attempt_once(&self, policy: &Policy) -> Result<Attempt> {
         let (dir, lock) = (&self.dir, self.lock);
         if let Some(deferred) = self.deferred.get() {
             match observe_at(dir, lock.name(), lock.path())? {
@@ -101,6 +134,9 @@ impl<'a> DotLock<'a> {
             }
         }
         if let Some(mut seen) = observe_at(dir, lock.name(), lock.path())? {
+            if seen.record().shared {
+                return Ok(Try::Busy(seen));
+            }
             let judged = |s: &Observed, now| {
                 let s = Observed {
                     fs_now: now,
@@ -160,6 +196,7 @@ impl Drop for DotLock<'_> {
     /// Giving up while backed off: our own unused lock is removed, if it
     /// is still the one we linked.
     fn drop(&mut self) {
+        self.want.get_mut().withdraw();
         if let Some(deferred) = self.deferred.take()
             && let Ok(Some(seen)) = observe_at(&self.dir, self.lock.name(), self.lock.path())
             && self.is_our_deferred(&seen, deferred)
@@ -187,11 +224,22 @@ impl Protocol for DotLock<'_> {
     fn judge(&self, seen: &Observed, policy: &Policy) -> Verdict {
         match self.judged.take() {
             Some((last, verdict)) if last == *seen => verdict,
+            // Readers hold it: judged by their shares (an error keeps it).
+            _ if seen.record().shared => {
+                shared::judge_shared(&self.dir, self.lock, policy, &self.shares_clock).unwrap_or(
+                    Verdict::Valid(judge::Reason::Fresh {
+                        age: Duration::ZERO,
+                    }),
+                )
+            }
             _ => judge::judge_observed(seen, policy),
         }
     }
 
     fn break_stale(&self, seen: &Observed) -> Result<Broken> {
+        if seen.record().shared {
+            return shared::break_orphan(&self.dir, self.lock, seen, &self.policy.get());
+        }
         mailbox::privileged(&self.dir, self.lock.name(), || {
             breaking::break_lock(&self.dir, self.lock, seen)
         })

@@ -118,6 +118,10 @@ pub enum Reason {
     Fresh { age: Duration },
     /// No proof either way; as old as the stale age or older.
     Aged { age: Duration },
+    /// Held by readers together (`--shared`): this many live shares.
+    Readers { count: u32 },
+    /// Held by readers together, but no live share is left.
+    NoReaders,
 }
 
 /// The judgement on one lock.

@@ -152,6 +152,7 @@ mod mkdir;
 pub mod path;
 pub mod record;
 mod seam;
+pub mod shared;
 pub mod signals;
 pub mod slots;
 mod sys;

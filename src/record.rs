@@ -8,7 +8,9 @@
 //! [`escape_args`], at most [`MAX_ARGS`] bytes), `created` (unix seconds);
 //! in command mode `child` and
 //! `child_start`, the command's pid and start time, appended right after
-//! it is spawned; `break=1` in the record of a break lock (`LOCK.break`).
+//! it is spawned; `break=1` in the record of a break lock (`LOCK.break`);
+//! `shared=1` in the record of a lock held by readers together
+//! (`--shared`, see [`crate::shared`]).
 //!
 //! Parsing is tolerant: procmail's `0` without a newline, empty files,
 //! garbage and binary all parse; whatever cannot be understood is simply
@@ -41,6 +43,9 @@ pub struct Record {
     pub child_start: Option<u64>,
     /// This is the record of a break lock (`break=1`).
     pub break_lock: bool,
+    /// This is the record of a lock held by readers together (`shared=1`):
+    /// it names no holder, its readers' shares do.
+    pub shared: bool,
     /// Who took the lock when no pid is recorded (native `dotlock` without
     /// `-p`): its pid and start time (`caller=`, `caller_start=`). It tells
     /// whose lock it is (for `-u` and messages), and is never proof of
@@ -179,6 +184,9 @@ impl Record {
         if self.break_lock {
             field("break", "1");
         }
+        if self.shared {
+            field("shared", "1");
+        }
         if let Some(v) = self.caller {
             field("caller", &v.to_string());
         }
@@ -225,6 +233,7 @@ impl Record {
                 "child" => record.child = value.parse().ok().filter(|&p| p != 0),
                 "child_start" => record.child_start = value.parse().ok(),
                 "break" => record.break_lock = value == "1",
+                "shared" => record.shared = value == "1",
                 "caller" => record.caller = value.parse().ok().filter(|&p| p != 0),
                 "caller_start" => record.caller_start = value.parse().ok(),
                 _ => {}
@@ -428,6 +437,7 @@ mod tests {
             child: Some(78),
             child_start: Some(124),
             break_lock: true,
+            shared: true,
             caller: Some(79),
             caller_start: Some(125),
         };

@@ -53,6 +53,10 @@ mod lockdir;
 // --slots: a counting semaphore that never leaks a slot.
 mod slots;
 
+// --shared: readers together, one writer alone, no writer starvation, no
+// leaked shares.
+mod shared;
+
 // The completions in bash, zsh and fish: the command after the lock, no
 // hidden options, no file names after numbers.
 mod completions;

@@ -19,6 +19,7 @@ use crate::link::{self, Held, Via};
 use crate::mailbox;
 use crate::path::LockPath;
 use crate::record::Record;
+use crate::shared;
 use crate::slots::AnyOf;
 
 /// Create, test and remove dot-lock files, safely on local disks and NFS.
@@ -88,6 +89,12 @@ pub struct Args {
     /// with -P as dotlockfile)
     #[arg(short = 'P')]
     pub passthrough: bool,
+
+    /// Take a reader's share: any number of readers at once, or one writer
+    /// (a plain lock of the same name), never both; with -u, -t: the
+    /// caller's share
+    #[arg(long)]
+    pub shared: bool,
 
     /// Accepted and ignored (liblockfile passes it)
     #[arg(short = 'N', hide = true)]
@@ -186,7 +193,9 @@ pub fn run(args: Args, personality: Personality) -> Outcome {
             Ok(_) => Outcome::Success,
             Err(e) => action_failed(out, e),
         },
+        Action::Unlock if args.shared => unlock_shared(out, lock, &inv.policy, args.force),
         Action::Unlock => unlock(out, lock, &inv.policy, args.force),
+        Action::Touch if args.shared => touch_shared(out, lock, &inv.policy),
         Action::Touch => match fs::touch(lock) {
             Ok(true) => Outcome::Success,
             Ok(false) => Outcome::NoLock,
@@ -250,12 +259,28 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
     if args.force && action != Action::Unlock {
         return Err(out.usage_error("--force goes with -u"));
     }
+    if args.shared {
+        if personality != Personality::Native {
+            return Err(out.usage_error("--shared is dotlock's, not dotlockfile's"));
+        }
+        if args.mailbox || waiting.slots.is_some() {
+            return Err(out.usage_error("--shared does not go with -m or --slots"));
+        }
+        if matches!(action, Action::Check | Action::Status) {
+            return Err(out.usage_error(
+                "--shared goes with locking, -u and -t; -c and --status see readers anyway",
+            ));
+        }
+    }
     if waiting.slots.is_some() && matches!(action, Action::Unlock | Action::Touch | Action::Check) {
         return Err(out
             .usage_error("--slots goes with locking and --status; release a slot with -u LOCK.N"));
     }
     let failed = |e| out.failed(e);
     let lock = LockPath::new(&lockfile).map_err(failed)?;
+    if args.shared {
+        crate::shared::check_names(&lock).map_err(failed)?;
+    }
     lock.check_dir().map_err(failed)?;
     let paths = pipeline::slot_paths(&lock, waiting.slots).map_err(failed)?;
     let policy = WaitArgs::policy(waiting.stale_after, args.pid);
@@ -280,6 +305,64 @@ fn unlock(out: &Reporter, lock: &LockPath, policy: &Policy, force: bool) -> Outc
             out.error(&e);
             Outcome::Refused
         }
+        Err(e) => action_failed(out, e),
+    }
+}
+
+/// The caller's live shares of `lock` (`-u --shared`, `-t --shared`),
+/// and every live share.
+fn own_shares(
+    lock: &LockPath,
+    policy: &Policy,
+) -> Result<(Vec<shared::Member>, Vec<shared::Member>)> {
+    let all = shared::shares(lock, policy)?;
+    let ours = all
+        .iter()
+        .filter(|m| {
+            let holder = Holder::new(m.seen.record(), m.seen.age(), m.verdict);
+            pipeline::may_release(&holder)
+        })
+        .cloned()
+        .collect();
+    Ok((ours, all))
+}
+
+/// `-u --shared`: leave the readers — remove the caller's shares, and
+/// `LOCK` if no reader is left. With `--force`, every reader's share. No
+/// share at all is success; only other readers' shares: refused.
+fn unlock_shared(out: &Reporter, lock: &LockPath, policy: &Policy, force: bool) -> Outcome {
+    let (ours, all) = match own_shares(lock, policy) {
+        Ok(found) => found,
+        Err(e) => return action_failed(out, e),
+    };
+    let leaving = match (ours.is_empty(), all.first()) {
+        (false, _) => ours,
+        (true, None) => Vec::new(),
+        (true, Some(_)) if force => all,
+        (true, Some(other)) => {
+            let e = crate::Error::NotOurs {
+                path: lock.path().into(),
+                holder: format!(
+                    "other readers ({} among them)",
+                    other.seen.record().describe()
+                ),
+            };
+            out.error(&e);
+            return Outcome::Refused;
+        }
+    };
+    match shared::leave_shares(lock, &leaving, policy) {
+        Ok(()) => Outcome::Success,
+        Err(e) => action_failed(out, e),
+    }
+}
+
+/// `-t --shared`: touch the caller's shares and the shared `LOCK`.
+fn touch_shared(out: &Reporter, lock: &LockPath, policy: &Policy) -> Outcome {
+    let touched = own_shares(lock, policy).and_then(|(ours, _)| shared::touch_shares(lock, &ours));
+    match touched {
+        Ok(true) => Outcome::Success,
+        Ok(false) => Outcome::NoLock,
         Err(e) => action_failed(out, e),
     }
 }
@@ -317,6 +400,9 @@ fn take(inv: &Invocation, args: &Args, personality: Personality) -> Outcome {
         return out.failed(crate::Error::Orphaned);
     }
     let record = record(args, personality, &inv.command);
+    if args.shared {
+        return take_shared(inv, args, &record, watch_parent);
+    }
     let slots = inv
         .paths
         .iter()
@@ -364,6 +450,44 @@ fn take(inv: &Invocation, args: &Args, personality: Personality) -> Outcome {
                 .paths
                 .iter()
                 .find_map(|l| Holder::of_file(l, &inv.policy).ok().flatten());
+            report::gave_up(out, inv.lock.path(), holder, e)
+        }
+    }
+}
+
+/// `--shared`: take a reader's share; then leave it in place, or run the
+/// command under it — as for a plain lock.
+fn take_shared(inv: &Invocation, args: &Args, record: &[u8], watch_parent: bool) -> Outcome {
+    let out = &inv.out;
+    let reader = match shared::Reader::new(&inv.lock, record) {
+        Ok(reader) => reader,
+        Err(e) => return out.failed(e),
+    };
+    let locks = AnyOf {
+        path: inv.lock.path().to_path_buf(),
+        slots: vec![reader],
+        policy: inv.policy,
+    };
+    let waiter = Waiter {
+        out: *out,
+        patience: inv.waiting.patience,
+        policy: inv.policy,
+        wake_on: None,
+        watch_parent,
+        live: true,
+    }
+    .waking_on(&inv.paths);
+    let plan = Plan {
+        waiter,
+        slots: None,
+        command: inv.command.clone(),
+        touch_every: Some(pipeline::touch_interval(inv.policy.stale_after)),
+        on_lost: Some(args.wait.on_lost.unwrap_or_default()),
+    };
+    match pipeline::run(&plan, locks, |_| {}) {
+        Ended::Done(outcome) => outcome,
+        Ended::GaveUp(e) => {
+            let holder = Holder::of_file(&inv.lock, &inv.policy).ok().flatten();
             report::gave_up(out, inv.lock.path(), holder, e)
         }
     }

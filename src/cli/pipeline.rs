@@ -177,7 +177,8 @@ pub fn hold_or_run<H: Holding>(
 /// May the caller release this lock (`-u` of `dotlock`, `filelock`)?
 /// When the record names the caller or one of its ancestors (same host,
 /// boot, pid namespace and start time), or the lock is stale (its holder
-/// proven dead, or aged out), or it names nobody (a legacy tool's `0`).
+/// proven dead, or aged out), or it names nobody (a legacy tool's `0`;
+/// not a lock held by readers together, which is theirs).
 /// Otherwise it is somebody else's — another host's included.
 pub fn may_release(holder: &report::Holder) -> bool {
     let r = &holder.record;
@@ -188,7 +189,8 @@ pub fn may_release(holder: &report::Holder) -> bool {
             && (r.pidns.is_none() || r.pidns == here.pidns)
             && crate::host::is_caller_or_ancestor(pid, r.host.as_deref(), start)
     });
-    ours || holder.verdict.is_stale() || r.taker().is_none()
+    // A lock held by readers together names nobody, but is theirs.
+    ours || holder.verdict.is_stale() || (r.taker().is_none() && !r.shared)
 }
 
 /// `-u` of a dot-lock (`dotlock`, `filelock`): remove it if the caller
@@ -204,9 +206,16 @@ pub fn release(lock: &LockPath, policy: &Policy, force: bool) -> crate::Result<b
     };
     let holder = report::Holder::judged(lock, &mut seen, policy);
     if !force && !may_release(&holder) {
+        let who = match holder.record.shared {
+            true => format!(
+                "readers ({}; each leaves with -u --shared)",
+                report::why(holder.verdict)
+            ),
+            false => holder.record.describe(),
+        };
         return Err(Error::NotOurs {
             path: lock.path().into(),
-            holder: holder.record.describe(),
+            holder: who,
         });
     }
     crate::link::remove_seen(lock, &seen)

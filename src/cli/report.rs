@@ -101,6 +101,9 @@ pub fn why(verdict: Verdict) -> String {
         Reason::OtherBoot => "written before this host last booted".into(),
         Reason::Fresh { age } => format!("{}s old, younger than the stale age", age.as_secs()),
         Reason::Aged { age } => format!("{}s old, past the stale age", age.as_secs()),
+        Reason::Readers { count: 1 } => "held shared by 1 reader".into(),
+        Reason::Readers { count } => format!("held shared by {count} readers"),
+        Reason::NoReaders => "held shared, but no reader is left".into(),
     }
 }
 
@@ -125,6 +128,9 @@ pub struct Holder {
     /// (a legacy tool's lock) since its mtime.
     pub held_for: Option<Duration>,
     pub verdict: Verdict,
+    /// Held by readers together (`--shared`): each live share's path and
+    /// holder.
+    pub readers: Vec<(std::path::PathBuf, Holder)>,
 }
 
 impl Holder {
@@ -135,6 +141,7 @@ impl Holder {
             record,
             age,
             verdict,
+            readers: Vec::new(),
         }
     }
 
@@ -150,12 +157,38 @@ impl Holder {
         seen.fs_now = fs::fs_now(lock)
             .ok()
             .or_else(|| Some(crate::seam::local_now()));
+        if seen.record().shared {
+            // Readers hold it together: judged by their shares.
+            if let Ok(shares) = crate::shared::shares(lock, policy) {
+                let mut holder = Holder::new(
+                    seen.record(),
+                    seen.age(),
+                    crate::shared::verdict(shares.len()),
+                );
+                holder.readers = shares
+                    .into_iter()
+                    .map(|mut m| {
+                        m.seen.fs_now = m.seen.fs_now.or(seen.fs_now);
+                        let h = Holder::new(m.seen.record(), m.seen.age(), m.verdict);
+                        (m.path.path().to_path_buf(), h)
+                    })
+                    .collect();
+                return holder;
+            }
+        }
         let verdict = judge::judge_observed(seen, policy);
         Holder::new(seen.record(), seen.age(), verdict)
     }
 
     /// `held by pid P (cmd) on HOST for 4m12s`.
     pub fn held_by(&self) -> String {
+        if self.record.shared {
+            return format!(
+                "{} for {}",
+                why(self.verdict),
+                human(self.held_for.unwrap_or_default())
+            );
+        }
         held_by(&self.record, self.held_for)
     }
 }

@@ -118,15 +118,27 @@ pub fn status_of(
             }
         };
         let slot = slotted.then_some(i + 1);
-        let text = match format {
+        let first = match format {
             Format::Json => json(path.path(), slot, holder.as_ref()).to_string(),
             Format::Text => {
                 let sep = if states.is_empty() { "" } else { "\n" };
                 format!("{sep}{}", text(path.path(), holder.as_ref()))
             }
         };
-        let _ = writeln!(stdout, "{text}");
+        let _ = writeln!(stdout, "{first}");
         states.push(State::of(holder.as_ref()));
+        // Readers holding it together: each one's share.
+        for (share, reader) in holder.iter().flat_map(|h| &h.readers) {
+            let line = match format {
+                Format::Json => {
+                    let mut object = json(share, slot, Some(reader));
+                    object["reader_of"] = json!(path.path().to_string_lossy());
+                    object.to_string()
+                }
+                Format::Text => format!("\n{}", text(share, Some(reader))),
+            };
+            let _ = writeln!(stdout, "{line}");
+        }
     }
     State::of_all(&states).outcome()
 }
@@ -177,6 +189,9 @@ pub fn json(path: &Path, slot: Option<usize>, holder: Option<&Holder>) -> Value 
     });
     if cut {
         object["args_cut"] = json!(true);
+    }
+    if let Some(h) = holder.filter(|h| h.record.shared) {
+        object["readers"] = json!(h.readers.len());
     }
     if std::str::from_utf8(path.as_os_str().as_bytes()).is_err() {
         object["lock_bytes"] = json!(path.as_os_str().as_bytes());

@@ -1,0 +1,660 @@
+//! `--shared`: any number of readers at once, or one writer, never both.
+//!
+//! The writer is an ordinary lock at `LOCK`. Readers hold `LOCK` together:
+//! while any reader holds, `LOCK` is a dot-lock whose record says
+//! `shared=1` and names no holder (`0` on the pid line), kept fresh by the
+//! readers' touches, so a legacy tool (`dotlockfile`, procmail's
+//! `lockfile`) sees a live lock and waits. Each reader holds a *share*
+//! beside it, `LOCK.r` + 12 hex digits: an ordinary owner record, judged
+//! by the ordinary stale rules, so a killed reader's share is reclaimed
+//! like any dead holder's lock, and a shared `LOCK` with no live share
+//! left is stale.
+//!
+//! Readers join and leave under the *gate* `LOCK.gate`, a dot-lock held
+//! for a few calls: a joining reader looks at `LOCK` and makes its share
+//! (creating `LOCK` shared if there is none) and the last reader to leave
+//! removes `LOCK`, each as one step that no other reader, and no breaker
+//! of an orphaned shared `LOCK`, can come between. A writer needs no gate:
+//! `link(2)` makes it or the first reader the one that creates `LOCK`.
+//!
+//! A writer that finds `LOCK` held shared posts a *want*, `LOCK.w` + 12 hex
+//! digits (its own record: its pid, so a killed writer's want is proven
+//! dead at once on its host), and keeps it, touched at each attempt, until
+//! it has the lock or gives up. A reader does not join while a live want
+//! is there, so a steady stream of readers cannot starve a writer. In
+//! return, readers are never kept out by a writer that waits behind
+//! another writer only: a writer posts a want only once it has seen
+//! readers in its way, and every reader waiting when the lock comes free
+//! joins in the same round.
+//!
+//! On NFS: every decision is made on a name looked up afresh — `observe_at`
+//! opens the file (close-to-open), the members are listed with `readdir`
+//! on a directory opened afresh — and `LOCK` itself is created only by
+//! `link(2)`, which the server decides.
+
+use std::cell::Cell;
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::acquire::{Holding, Protocol};
+use crate::attempt::{Broken, Try};
+use crate::breaking;
+use crate::error::{Error, Result, again};
+use crate::fs::{Dir, Observed, fs_now_at, observe_at, touch_at};
+use crate::host;
+use crate::judge::{self, FsClock, Policy, Reason, Verdict};
+use crate::link::{Held, try_lock_at};
+use crate::path::LockPath;
+use crate::record::Record;
+
+/// The gate beside a shared lock: `LOCK.gate`.
+pub const GATE: &str = ".gate";
+/// A reader's share: `LOCK.r` + [`ID_DIGITS`] hex digits.
+pub const SHARE: &str = ".r";
+/// A waiting writer's want: `LOCK.w` + [`ID_DIGITS`] hex digits.
+pub const WANT: &str = ".w";
+/// The hex digits that make a share's or a want's name its own.
+pub const ID_DIGITS: usize = 12;
+
+/// How long a joining reader waits for the gate before the attempt counts
+/// as busy (the gate is held for a few calls).
+const GATE_WAIT_JOINING: Duration = Duration::from_secs(2);
+/// How long a leaving reader waits for the gate. Without it, the share is
+/// removed all the same and `LOCK` is left for the stale rules: a shared
+/// lock with no live share is stale.
+const GATE_WAIT_LEAVING: Duration = Duration::from_secs(30);
+
+/// Is `entry` one of `lock`'s members with `tag` ([`SHARE`], [`WANT`]):
+/// the lock's name, the tag, then exactly [`ID_DIGITS`] lowercase hex
+/// digits?
+pub fn is_member(lock: &OsStr, tag: &str, entry: &OsStr) -> bool {
+    let (lock, entry) = (lock.as_bytes(), entry.as_bytes());
+    let Some(rest) = entry
+        .strip_prefix(lock)
+        .and_then(|r| r.strip_prefix(tag.as_bytes()))
+    else {
+        return false;
+    };
+    rest.len() == ID_DIGITS
+        && rest
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
+/// A new member name of `lock` with `tag`, random: "name too long" where it
+/// does not fit.
+fn new_member(lock: &LockPath, tag: &str) -> Result<LockPath> {
+    let id = rand::random::<u64>() & ((1 << (4 * ID_DIGITS)) - 1);
+    lock.sibling(&format!("{tag}{id:0width$x}", width = ID_DIGITS))
+}
+
+/// Check that `lock` has room for every name `--shared` makes beside it.
+pub fn check_names(lock: &LockPath) -> Result<()> {
+    lock.sibling(GATE)?;
+    lock.sibling(&format!("{SHARE}{}", "0".repeat(ID_DIGITS)))
+        .map(drop)
+}
+
+/// The filesystem's clock, measured once when first needed (and again
+/// after [`judge`]'s 30 s).
+#[derive(Debug, Default)]
+pub(crate) struct Clock(Cell<Option<FsClock>>);
+
+impl Clock {
+    /// The filesystem's "now" beside `path`, or ours where nothing can be
+    /// created there.
+    fn now(&self, dir: &Dir, path: &Path) -> SystemTime {
+        if let Some(now) = self.0.get().and_then(|c| c.now()) {
+            return now;
+        }
+        let now = fs_now_at(dir, path).unwrap_or_else(|_| crate::seam::local_now());
+        self.0.set(Some(FsClock::measured(now)));
+        now
+    }
+}
+
+/// A share or a want, looked at and judged.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub path: LockPath,
+    pub seen: Observed,
+    pub verdict: Verdict,
+}
+
+/// Judge `seen` by proof alone if it can be; else by its age on the
+/// filesystem's clock.
+fn judge_member(dir: &Dir, seen: &mut Observed, policy: &Policy, clock: &Clock) -> Verdict {
+    let proven = judge::judge_observed(seen, policy);
+    match proven {
+        Verdict::Valid(Reason::Alive { .. }) | Verdict::Stale(_) => proven,
+        _ => {
+            seen.fs_now = Some(clock.now(dir, Path::new(dir.path())));
+            judge::judge_observed(seen, policy)
+        }
+    }
+}
+
+/// `lock`'s members with `tag`, each looked at and judged; the stale ones
+/// (their holder dead, or aged out) are removed — each name is its
+/// holder's alone, so none can have been taken anew — and not returned.
+pub(crate) fn members(
+    dir: &Dir,
+    lock: &LockPath,
+    tag: &str,
+    policy: &Policy,
+    clock: &Clock,
+) -> Result<Vec<Member>> {
+    // Opened afresh for each listing: on NFS the open revalidates the
+    // directory (close-to-open), so the listing is not an old one.
+    let names =
+        again(|| dir.open_child(OsStr::new("."))?.names()).map_err(|e| Error::io(lock.dir(), e))?;
+    let mut live = Vec::new();
+    for name in names {
+        if !is_member(lock.name(), tag, &name) {
+            continue;
+        }
+        let path = lock.sibling(&suffix(lock.name(), &name))?;
+        let Some(mut seen) = observe_at(dir, path.name(), path.path())? else {
+            continue;
+        };
+        let verdict = judge_member(dir, &mut seen, policy, clock);
+        if verdict.is_stale() {
+            let _ = dir.unlink_this(path.name(), seen.dev, seen.ino);
+            continue;
+        }
+        live.push(Member {
+            path,
+            seen,
+            verdict,
+        });
+    }
+    live.sort_by(|a, b| a.path.name().cmp(b.path.name()));
+    Ok(live)
+}
+
+/// What follows the lock's name in a member's name.
+fn suffix(lock: &OsStr, member: &OsStr) -> String {
+    String::from_utf8_lossy(&member.as_bytes()[lock.len()..]).into_owned()
+}
+
+/// The verdict on a shared `LOCK` with `live` live shares: held while any
+/// reader holds, stale once none does.
+pub fn verdict(live: usize) -> Verdict {
+    match u32::try_from(live) {
+        Ok(0) => Verdict::Stale(Reason::NoReaders),
+        Ok(count) => Verdict::Valid(Reason::Readers { count }),
+        Err(_) => Verdict::Valid(Reason::Readers { count: u32::MAX }),
+    }
+}
+
+/// Judge the shared `LOCK` by its live shares (stale ones removed).
+pub(crate) fn judge_shared(
+    dir: &Dir,
+    lock: &LockPath,
+    policy: &Policy,
+    clock: &Clock,
+) -> Result<Verdict> {
+    Ok(verdict(members(dir, lock, SHARE, policy, clock)?.len()))
+}
+
+/// The live shares of `lock`, for `--status`: opens its directory.
+pub fn shares(lock: &LockPath, policy: &Policy) -> Result<Vec<Member>> {
+    let dir = lock.open_dir()?;
+    members(&dir, lock, SHARE, policy, &Clock::default())
+}
+
+/// Judge the shared lock seen at `lock`, for `--status`, `-c` and messages.
+pub fn judge_lock(lock: &LockPath, policy: &Policy) -> Result<Verdict> {
+    let dir = lock.open_dir()?;
+    judge_shared(&dir, lock, policy, &Clock::default())
+}
+
+/// The record of the gate: this process, provable on this host.
+fn own_record(cmd: &str) -> Vec<u8> {
+    Record::for_holder(Some(std::process::id()), Some(cmd.to_string())).to_bytes()
+}
+
+/// Take the gate `LOCK.gate`, waiting at most `within`. `Ok(None)`: it
+/// stayed busy. A gate whose holder is proven dead, or older than a break
+/// lock may be, is broken.
+fn enter_gate(dir: &Dir, lock: &LockPath, within: Duration) -> Result<Option<Held>> {
+    let gate = lock.sibling(GATE)?;
+    let record = own_record("dotlock-gate");
+    let until = Instant::now() + within;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match try_lock_at(dir, &gate, &record, 0o644) {
+            Ok(Try::Acquired(held)) => return Ok(Some(held)),
+            Ok(Try::Busy(seen)) => {
+                if judge::judge_observed(&seen, &judge::break_lock_policy()).is_stale()
+                    && breaking::break_lock(dir, &gate, &seen)? != Broken::Busy
+                {
+                    continue;
+                }
+            }
+            Ok(Try::Vanished) => continue,
+            Err(e) if e.is_stale_handle() => continue,
+            Err(e) => return Err(e),
+        }
+        if Instant::now() >= until {
+            return Ok(None);
+        }
+        std::thread::sleep(pause.mul_f64(0.5 + rand::random::<f64>()));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// The observed gate, for messages.
+fn gate_seen(dir: &Dir, lock: &LockPath) -> Option<Observed> {
+    let gate = lock.sibling(GATE).ok()?;
+    observe_at(dir, gate.name(), gate.path()).ok().flatten()
+}
+
+/// What keeps a reader out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocker {
+    /// `LOCK` is held by a writer, or a legacy tool: judged and broken as
+    /// any lock.
+    Holder(Observed),
+    /// A writer is waiting (its want).
+    Writer(Observed),
+    /// The gate stayed busy.
+    Gate(Option<Observed>),
+}
+
+/// A reader to take a share of `lock`, with `record` as its share's
+/// owner record.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    lock: &'a LockPath,
+    dir: Dir,
+    record: &'a [u8],
+    clock: Clock,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader of `lock` whose share holds `record`. Opens the directory.
+    pub fn new(lock: &'a LockPath, record: &'a [u8]) -> Result<Reader<'a>> {
+        check_names(lock)?;
+        Ok(Reader {
+            lock,
+            dir: lock.open_dir()?,
+            record,
+            clock: Clock::default(),
+        })
+    }
+
+    fn look(&self) -> Result<Option<Observed>> {
+        let lock = self.lock;
+        Ok(
+            observe_at(&self.dir, lock.name(), lock.path())?.map(|mut seen| {
+                seen.fs_now = Some(self.clock.now(&self.dir, lock.path()));
+                seen
+            }),
+        )
+    }
+
+    fn waiting_writer(&self, policy: &Policy) -> Result<Option<Observed>> {
+        Ok(members(&self.dir, self.lock, WANT, policy, &self.clock)?
+            .into_iter()
+            .next()
+            .map(|m| m.seen))
+    }
+
+    /// Under the gate: join the readers, or say what keeps us out.
+    fn join(&self, policy: &Policy) -> Result<Try<Share, Blocker>> {
+        if let Some(want) = self.waiting_writer(policy)? {
+            return Ok(Try::Busy(Blocker::Writer(want)));
+        }
+        let (dir, lock) = (&self.dir, self.lock);
+        let seen = match self.look()? {
+            Some(seen) if !seen.record().shared => return Ok(Try::Busy(Blocker::Holder(seen))),
+            seen => seen,
+        };
+        let share = match try_lock_at(dir, &new_member(lock, SHARE)?, self.record, 0o644)? {
+            Try::Acquired(share) => share,
+            // The name is ours alone: taken, it was taken by chance.
+            _ => return Ok(Try::Vanished),
+        };
+        let joined = match seen {
+            // Readers hold it: join them, and say so with a touch. It is
+            // still the one seen: only a reader leaving or a breaker could
+            // remove it, and both need the gate.
+            Some(seen) => {
+                if !touch_at(dir, lock.name(), lock.path())? {
+                    share.release()?;
+                    return Ok(Try::Vanished);
+                }
+                (seen.dev, seen.ino)
+            }
+            // Free: make it shared. A writer may link it first.
+            None => match try_lock_at(dir, lock, &shared_record(), 0o644)? {
+                Try::Acquired(made) => {
+                    let id = (made.dev, made.ino);
+                    made.keep();
+                    id
+                }
+                Try::Busy(seen) if !seen.record().shared => {
+                    share.release()?;
+                    return Ok(Try::Busy(Blocker::Holder(seen)));
+                }
+                _ => {
+                    share.release()?;
+                    return Ok(Try::Vanished);
+                }
+            },
+        };
+        Ok(Try::Acquired(Share {
+            dir: dir.try_clone().map_err(|e| Error::io(lock.dir(), e))?,
+            lock: lock.clone(),
+            share: Some(share),
+            joined,
+            policy: *policy,
+        }))
+    }
+}
+
+/// The record of a `LOCK` held by readers together: no holder (`0`), this
+/// host and when, and the mark.
+fn shared_record() -> Vec<u8> {
+    Record {
+        shared: true,
+        ..Record::for_holder(None, Some("readers".into()))
+    }
+    .to_bytes()
+}
+
+impl Protocol for Reader<'_> {
+    type Held = Share;
+    type Seen = Blocker;
+
+    fn path(&self) -> &Path {
+        self.lock.path()
+    }
+
+    fn try_once(&self, policy: &Policy) -> Result<Try<Share, Blocker>> {
+        // Look first, without the gate: a writer's lock or a waiting
+        // writer keeps us out, and idle readers then create nothing.
+        match self.look()? {
+            Some(seen) if !seen.record().shared => return Ok(Try::Busy(Blocker::Holder(seen))),
+            _ => {}
+        }
+        if let Some(want) = self.waiting_writer(policy)? {
+            return Ok(Try::Busy(Blocker::Writer(want)));
+        }
+        let Some(gate) = enter_gate(&self.dir, self.lock, GATE_WAIT_JOINING)? else {
+            return Ok(Try::Busy(Blocker::Gate(gate_seen(&self.dir, self.lock))));
+        };
+        crate::seam::pause("IN_GATE");
+        let joined = self.join(policy);
+        gate.release()?;
+        joined
+    }
+
+    fn judge(&self, seen: &Blocker, policy: &Policy) -> Verdict {
+        match seen {
+            Blocker::Holder(seen) => judge::judge_observed(seen, policy),
+            Blocker::Writer(_) | Blocker::Gate(_) => Verdict::Valid(Reason::Fresh {
+                age: Duration::ZERO,
+            }),
+        }
+    }
+
+    fn break_stale(&self, seen: &Blocker) -> Result<Broken> {
+        match seen {
+            Blocker::Holder(seen) => breaking::break_lock(&self.dir, self.lock, seen),
+            _ => Ok(Broken::Busy),
+        }
+    }
+
+    fn holder(&self, seen: &Blocker) -> (Record, Option<Duration>) {
+        match seen {
+            Blocker::Holder(seen) | Blocker::Writer(seen) | Blocker::Gate(Some(seen)) => {
+                (seen.record(), seen.age())
+            }
+            Blocker::Gate(None) => (Record::default(), None),
+        }
+    }
+}
+
+/// A reader's share of a lock, and the shared `LOCK` it joined. Dropping
+/// it leaves (best effort); [`Share::keep`] leaves it in place for a later
+/// `-u --shared`.
+#[must_use = "dropping a Share leaves the readers at once"]
+#[derive(Debug)]
+pub struct Share {
+    dir: Dir,
+    lock: LockPath,
+    share: Option<Held>,
+    /// The shared `LOCK` joined: (dev, ino).
+    joined: (u64, u64),
+    policy: Policy,
+}
+
+impl Share {
+    /// The share's own path.
+    pub fn path(&self) -> Option<&Path> {
+        self.share.as_ref().map(Held::path)
+    }
+
+    /// Is `LOCK` still the shared lock we joined?
+    fn lock_is_joined(&self) -> bool {
+        matches!(observe_at(&self.dir, self.lock.name(), self.lock.path()),
+            Ok(Some(seen)) if (seen.dev, seen.ino) == self.joined && seen.record().shared)
+    }
+
+    fn leave(&mut self) -> Result<bool> {
+        let Some(share) = self.share.take() else {
+            return Ok(false);
+        };
+        let gate = enter_gate(&self.dir, &self.lock, GATE_WAIT_LEAVING);
+        let ours = share.release();
+        if let Ok(Some(gate)) = gate {
+            let left = remove_if_unshared(&self.dir, &self.lock, &self.policy);
+            gate.release()?;
+            left?;
+        }
+        ours
+    }
+}
+
+/// Under the gate: remove the shared `LOCK` if no live share is left.
+fn remove_if_unshared(dir: &Dir, lock: &LockPath, policy: &Policy) -> Result<()> {
+    let clock = Clock::default();
+    if !members(dir, lock, SHARE, policy, &clock)?.is_empty() {
+        return Ok(());
+    }
+    if let Some(seen) = observe_at(dir, lock.name(), lock.path())?
+        && seen.record().shared
+    {
+        match again(|| dir.unlink_this(lock.name(), seen.dev, seen.ino)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(lock.path(), e)),
+        }
+    }
+    Ok(())
+}
+
+impl Holding for Share {
+    fn is_ours(&self) -> bool {
+        self.share.as_ref().is_some_and(Held::is_ours) && self.lock_is_joined()
+    }
+
+    fn touch(&self) -> Result<bool> {
+        let Some(share) = &self.share else {
+            return Ok(false);
+        };
+        if !share.touch()? || !self.lock_is_joined() {
+            return Ok(false);
+        }
+        touch_at(&self.dir, self.lock.name(), self.lock.path())
+    }
+
+    fn add_child(&mut self, pid: u32) -> Result<bool> {
+        match &mut self.share {
+            Some(share) => share.add_child(pid),
+            None => Ok(false),
+        }
+    }
+
+    fn release(mut self) -> Result<bool> {
+        self.leave()
+    }
+
+    fn keep(mut self) {
+        if let Some(share) = self.share.take() {
+            share.keep();
+        }
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let _ = self.leave();
+    }
+}
+
+/// `-u --shared`: leave for every share of `lock` in `ours` (the caller's,
+/// as the caller judged them): each is removed, then, under the gate,
+/// `LOCK` if no live share is left.
+pub fn leave_shares(lock: &LockPath, ours: &[Member], policy: &Policy) -> Result<()> {
+    let dir = lock.open_dir()?;
+    let gate = enter_gate(&dir, lock, GATE_WAIT_LEAVING)?;
+    let mut removed = Ok(());
+    for m in ours {
+        match again(|| dir.unlink_this(m.path.name(), m.seen.dev, m.seen.ino)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => removed = Err(Error::io(m.path.path(), e)),
+        }
+    }
+    if let Some(gate) = gate {
+        let left = remove_if_unshared(&dir, lock, policy);
+        gate.release()?;
+        left?;
+    }
+    removed
+}
+
+/// `-t --shared`: touch the shares in `ours`, and the shared `LOCK`.
+/// `Ok(false)`: none was there to touch.
+pub fn touch_shares(lock: &LockPath, ours: &[Member]) -> Result<bool> {
+    let dir = lock.open_dir()?;
+    let mut touched = false;
+    for m in ours {
+        touched |= touch_at(&dir, m.path.name(), m.path.path())?;
+    }
+    if touched && observe_at(&dir, lock.name(), lock.path())?.is_some_and(|s| s.record().shared) {
+        touch_at(&dir, lock.name(), lock.path())?;
+    }
+    Ok(touched)
+}
+
+/// A writer's want, posted once it has seen readers in its way and kept
+/// until it is dropped (when the writer has the lock, or gives up).
+#[derive(Debug, Default)]
+pub(crate) struct Want(Option<Held>);
+
+impl Want {
+    /// Post the want, or refresh it: a want found removed (judged stale
+    /// by a reader that could not see us alive) is posted anew.
+    pub(crate) fn post(&mut self, dir: &Dir, lock: &LockPath) -> Result<()> {
+        if let Some(want) = &self.0
+            && want.touch()?
+        {
+            return Ok(());
+        }
+        let record = own_record(&host::command_name(std::process::id()).unwrap_or_default());
+        let path = new_member(lock, WANT)?;
+        if let Try::Acquired(want) = try_lock_at(dir, &path, &record, 0o644)?
+            && let Some(old) = self.0.replace(want)
+        {
+            // Removed as stale: nothing of it is left to remove.
+            old.keep();
+        }
+        Ok(())
+    }
+
+    /// Withdraw the want.
+    pub(crate) fn withdraw(&mut self) {
+        if let Some(want) = self.0.take() {
+            let _ = want.release();
+        }
+    }
+}
+
+/// Break the shared `LOCK` seen, judged to have no live reader: under the
+/// gate, and only if it still has none and is still the very lock seen
+/// (a reader that joined since has touched it).
+pub(crate) fn break_orphan(
+    dir: &Dir,
+    lock: &LockPath,
+    seen: &Observed,
+    policy: &Policy,
+) -> Result<Broken> {
+    let Some(gate) = enter_gate(dir, lock, GATE_WAIT_JOINING)? else {
+        return Ok(Broken::Busy);
+    };
+    let clock = Clock::default();
+    let broken = breaking::break_guarded(
+        dir,
+        lock,
+        || {
+            Ok(members(dir, lock, SHARE, policy, &clock)?.is_empty()
+                && observe_at(dir, lock.name(), lock.path())?.is_some_and(|n| n.same_lock(seen)))
+        },
+        || dir.unlink_this(lock.name(), seen.dev, seen.ino),
+    );
+    gate.release()?;
+    broken
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_the_lock_name_the_tag_and_twelve_hex_digits() {
+        let lock = OsStr::new("q.lock");
+        assert!(is_member(lock, SHARE, OsStr::new("q.lock.r0123456789ab")));
+        assert!(is_member(lock, WANT, OsStr::new("q.lock.wcdef01234567")));
+        assert!(!is_member(lock, SHARE, OsStr::new("q.lock.wcdef01234567")));
+        assert!(!is_member(lock, SHARE, OsStr::new("q.lock.r0123456789a")));
+        assert!(!is_member(lock, SHARE, OsStr::new("q.lock.r0123456789abc")));
+        assert!(!is_member(lock, SHARE, OsStr::new("q.lock.r0123456789AB")));
+        assert!(!is_member(lock, SHARE, OsStr::new("q.lock.r0123456789ag")));
+        assert!(!is_member(lock, SHARE, OsStr::new("x.lock.r0123456789ab")));
+        assert!(!is_member(lock, SHARE, OsStr::new("q.lock")));
+        assert!(!is_member(lock, SHARE, OsStr::new("q.lock.gate")));
+    }
+
+    #[test]
+    fn a_new_member_name_is_a_member() {
+        let lock = LockPath::new("/tmp/x.lock").unwrap();
+        let a = new_member(&lock, SHARE).unwrap();
+        let b = new_member(&lock, SHARE).unwrap();
+        assert!(is_member(lock.name(), SHARE, a.name()), "{a:?}");
+        assert_ne!(a, b);
+        assert_eq!(suffix(lock.name(), a.name()).len(), SHARE.len() + ID_DIGITS);
+    }
+
+    #[test]
+    fn a_shared_lock_is_held_while_any_share_lives() {
+        assert_eq!(verdict(0), Verdict::Stale(Reason::NoReaders));
+        assert_eq!(verdict(1), Verdict::Valid(Reason::Readers { count: 1 }));
+        assert_eq!(verdict(3), Verdict::Valid(Reason::Readers { count: 3 }));
+    }
+
+    #[test]
+    fn names_too_long_for_a_share_are_refused() {
+        let name = "a".repeat(240);
+        let lock = LockPath::new(format!("/tmp/{name}")).unwrap();
+        assert!(matches!(check_names(&lock), Err(Error::NameTooLong { .. })));
+        let lock = LockPath::new("/tmp/ok.lock").unwrap();
+        assert!(check_names(&lock).is_ok());
+    }
+}
