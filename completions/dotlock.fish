@@ -16,6 +16,7 @@ complete -c dotlock -n 'not __dotlock_command >/dev/null' -l json -d 'With --sta
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s p -d 'Record a pid (the parent\'s; dotlock\'s own with a COMMAND) and trust a live pid when checking'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s m -d 'Lock the user\'s mailbox: $MAIL.lock, else /var/mail/USER.lock'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s P -d 'With a COMMAND, exit with its status (always so in dotlock; only with -P as dotlockfile)'
+complete -c dotlock -n 'not __dotlock_command >/dev/null' -l shared -d 'Take a reader\'s share: any number of readers at once, or one writer (a plain lock of the same name), never both; with -u, -t: the caller\'s share'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l verbose -d 'Say when waiting, whom for, and when a stale lock is broken'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s q -d 'Quiet: no error messages'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s h -l help -d 'Print help (see more with \'--help\')'

@@ -208,6 +208,8 @@ const STUBS: &[&str] = &[
     "do-the-nightly-work",
     "sync-the-mirror",
     "convert-one",
+    "serve-from-cache",
+    "rebuild-cache",
 ];
 
 /// The README's code blocks of a kind: (language, text).

@@ -474,6 +474,80 @@ fn clock_skew(bed: &Bed, figures: &mut String) {
     }
 }
 
+/// One worker of the shared run: `MODES` says, cycle by cycle, reader (`r`)
+/// or writer (`w`); each cycle is written down in `$LOG` (on the local
+/// disk, appended: its order is the order of the writes).
+const SHARED_WORKER: &str = r#"
+id=$1
+modes=$MODES
+while [ -n "$modes" ]; do
+  m=${modes%"${modes#?}"}
+  modes=${modes#?}
+  case $m in r) flag=--shared ;; *) flag= ;; esac
+  "$BIN/dotlock" $flag -q -r -1 -i 1 --timeout 200 L sh -c 'echo "S $1 $2" >> "$LOG"; sleep 0.01; echo "E $1 $2" >> "$LOG"' x "$m" "$id" \
+    || { echo "worker $id: exit $?" >> "$LOG.errors"; exit 1; }
+done
+"#;
+
+/// `--shared` across machines: 3 processes on each host, a random mix of
+/// readers and writers, 100 cycles each: never a writer with anyone else,
+/// every process finishes, nothing left on the server.
+fn shared_mix(bed: &Bed, figures: &mut String) {
+    let (workers, cycles) = (6, 100);
+    let log = bed.dir.join("shared.log");
+    let _ = fs::remove_file(&log);
+    let _ = fs::remove_file(bed.dir.join("shared.log.errors"));
+    let modes = crate::shared::modes(workers, cycles);
+    let t = Instant::now();
+    let running: Vec<_> = modes
+        .iter()
+        .enumerate()
+        .map(|(id, m)| {
+            let c = if id % 2 == 0 { "a" } else { "b" };
+            Command::new("unshare")
+                .args(["--uts", "sh", "-c", "hostname \"$0\" && exec sh -c \"$@\""])
+                .arg(format!("host-{c}"))
+                .arg(SHARED_WORKER)
+                .arg("worker")
+                .arg(id.to_string())
+                .env("MODES", m)
+                .env("BIN", &bed.bin)
+                .env("LOG", &log)
+                .current_dir(bed.mnt(c))
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for w in running {
+        let status = crate::util::wait_with_timeout(w, Duration::from_secs(900));
+        let errors = fs::read_to_string(bed.dir.join("shared.log.errors")).unwrap_or_default();
+        assert!(
+            status.success(),
+            "a shared worker failed: {status:?} {errors}"
+        );
+    }
+    let took = since(t);
+    let text = fs::read_to_string(&log).unwrap();
+    crate::shared::check_mix(&text, workers, cycles);
+    let writers = modes
+        .iter()
+        .flat_map(|m| m.chars())
+        .filter(|&c| c == 'w')
+        .count();
+    writeln!(
+        figures,
+        "    shared: {workers} processes (3 per host) x {cycles} cycles, {writers} as writers: \
+         no writer with anyone else, all done in {took:.0} s"
+    )
+    .unwrap();
+    assert_eq!(
+        bed.left(),
+        Vec::<String>::new(),
+        "nothing left on the server"
+    );
+}
+
 #[test]
 #[ignore = "the NFS bed: cargo test nfs_bed -- --ignored (root, nfs-ganesha; README: The NFS test bed)"]
 fn nfs_bed() {
@@ -481,8 +555,9 @@ fn nfs_bed() {
     let started = Instant::now();
     let mut figures =
         String::from("NFS bed figures: 2 clients x 2 processes, 100 lock/unlock cycles each\n\n");
-    // NFS_BED_ONLY=early_wake,skew runs those parts alone (while working
-    // on them); the figures are then only theirs.
+    // NFS_BED_ONLY=early_wake,skew runs those parts alone (the parts:
+    // exclusion, stale, early_wake, restart, skew, shared), while working
+    // on them; the figures are then only theirs.
     let only = std::env::var("NFS_BED_ONLY").ok();
     let part = |name: &str| {
         only.as_deref()
@@ -503,6 +578,9 @@ fn nfs_bed() {
     }
     if part("skew") {
         clock_skew(&bed, &mut figures);
+    }
+    if part("shared") {
+        shared_mix(&bed, &mut figures);
     }
     writeln!(figures, "\n    whole run: {:.0} s", since(started)).unwrap();
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nfsbed-figures.md");
