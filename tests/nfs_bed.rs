@@ -474,6 +474,21 @@ fn clock_skew(bed: &Bed, figures: &mut String) {
     }
 }
 
+/// How many faults of `kind` (`lost`, `eio`) the clients have played so far.
+fn injected(bed: &Bed, kind: &str) -> u64 {
+    ["a", "b"]
+        .iter()
+        .map(|c| {
+            let stats = fs::read_to_string(bed.dir.join(format!("stats-{c}"))).unwrap_or_default();
+            stats
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{kind}=")).map(str::to_string))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
 /// One worker of the shared run: `MODES` says, cycle by cycle, reader (`r`)
 /// or writer (`w`); each cycle is written down in `$LOG` (on the local
 /// disk, appended: its order is the order of the writes).
@@ -492,12 +507,17 @@ done
 /// `--shared` across machines: 3 processes on each host, a random mix of
 /// readers and writers, 100 cycles each: never a writer with anyone else,
 /// every process finishes, nothing left on the server.
-fn shared_mix(bed: &Bed, figures: &mut String) {
+fn shared_mix(bed: &Bed, fault: &str, figures: &mut String) {
     let (workers, cycles) = (6, 100);
+    let words = if fault == "none" { "" } else { fault };
+    for c in ["a", "b"] {
+        bed.set_faults(c, words);
+    }
     let log = bed.dir.join("shared.log");
     let _ = fs::remove_file(&log);
     let _ = fs::remove_file(bed.dir.join("shared.log.errors"));
     let modes = crate::shared::modes(workers, cycles);
+    let lost0 = injected(bed, "lost");
     let t = Instant::now();
     let running: Vec<_> = modes
         .iter()
@@ -528,6 +548,10 @@ fn shared_mix(bed: &Bed, figures: &mut String) {
         );
     }
     let took = since(t);
+    let lost = injected(bed, "lost") - lost0;
+    for c in ["a", "b"] {
+        bed.set_faults(c, "");
+    }
     let text = fs::read_to_string(&log).unwrap();
     crate::shared::check_mix(&text, workers, cycles);
     let writers = modes
@@ -537,8 +561,9 @@ fn shared_mix(bed: &Bed, figures: &mut String) {
         .count();
     writeln!(
         figures,
-        "    shared: {workers} processes (3 per host) x {cycles} cycles, {writers} as writers: \
-         no writer with anyone else, all done in {took:.0} s"
+        "    shared, faults {fault}: {workers} processes (3 per host) x {cycles} cycles, \
+         {writers} as writers, {lost} replies lost: no writer with anyone else, all done in \
+         {took:.0} s"
     )
     .unwrap();
     assert_eq!(
@@ -580,7 +605,9 @@ fn nfs_bed() {
         clock_skew(&bed, &mut figures);
     }
     if part("shared") {
-        shared_mix(&bed, &mut figures);
+        for fault in ["none", "lost=0.07"] {
+            shared_mix(&bed, fault, &mut figures);
+        }
     }
     writeln!(figures, "\n    whole run: {:.0} s", since(started)).unwrap();
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nfsbed-figures.md");
