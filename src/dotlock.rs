@@ -238,7 +238,9 @@ impl Protocol for DotLock<'_> {
 
     fn break_stale(&self, seen: &Observed) -> Result<Broken> {
         if seen.record().shared {
-            return shared::break_orphan(&self.dir, self.lock, seen, &self.policy.get());
+            return shared::break_orphan(&self.dir, self.lock, &self.policy.get(), || {
+                breaking::break_lock(&self.dir, self.lock, seen)
+            });
         }
         mailbox::privileged(&self.dir, self.lock.name(), || {
             breaking::break_lock(&self.dir, self.lock, seen)

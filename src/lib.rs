@@ -150,6 +150,7 @@ pub mod lockset;
 mod mailbox;
 mod mkdir;
 pub mod path;
+pub mod readers;
 pub mod record;
 mod seam;
 pub mod shared;

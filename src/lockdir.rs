@@ -20,6 +20,7 @@ pub use crate::mkdir::{HeldDir, OWNER, SeenDir, Sweep, observe, remove_dir, try_
 use crate::mkdir::{observe_at, try_lock_at};
 use crate::path::LockPath;
 use crate::record::Record;
+use crate::shared::{self, Want};
 
 /// How long a directory without an owner file is presumed to be in the
 /// middle of being created.
@@ -46,6 +47,13 @@ pub struct DirLock<'a> {
     record: &'a [u8],
     grace: Duration,
     clock: Cell<Option<FsClock>>,
+    /// Readers hold the lock (`--shared`): our want, posted once we have
+    /// seen them, keeps new readers out until we have the lock.
+    want: std::cell::RefCell<Want>,
+    /// The policy of the last attempt, for breaking a shared lock.
+    policy: Cell<Policy>,
+    /// The filesystem's clock, for judging readers' shares.
+    shares_clock: shared::Clock,
 }
 
 impl<'a> DirLock<'a> {
@@ -58,10 +66,40 @@ impl<'a> DirLock<'a> {
             record,
             grace,
             clock: Cell::new(None),
+            want: Default::default(),
+            policy: Cell::new(Policy::default()),
+            shares_clock: shared::Clock::default(),
         })
     }
 
+    /// Judge `seen`: a lock directory held by readers together by their
+    /// shares (an error keeps it), any other by its record or the grace.
+    fn judged(&self, seen: &SeenDir, policy: &Policy) -> Verdict {
+        match seen.record().shared {
+            true => shared::judge_shared(&self.parent, self.lock, policy, &self.shares_clock)
+                .unwrap_or(Verdict::Valid(Reason::Fresh {
+                    age: Duration::ZERO,
+                })),
+            false => judge(seen, self.grace, policy),
+        }
+    }
+
     fn attempt(&self, policy: &Policy) -> Result<Try<HeldDir, SeenDir>> {
+        self.policy.set(*policy);
+        let tried = self.attempt_once(policy)?;
+        match &tried {
+            // Readers hold it: post our want (one that cannot be made only
+            // leaves readers free to join).
+            Try::Busy(seen) if seen.record().shared => {
+                let _ = self.want.borrow_mut().post(&self.parent, self.lock);
+            }
+            Try::Acquired(_) => self.want.borrow_mut().withdraw(),
+            _ => {}
+        }
+        Ok(tried)
+    }
+
+    fn attempt_once(&self, policy: &Policy) -> Result<Try<HeldDir, SeenDir>> {
         let (parent, lock) = (&self.parent, self.lock);
         match try_lock_at(parent, lock, self.record)? {
             Try::Busy(mut seen) => {
@@ -100,15 +138,26 @@ impl Protocol for DirLock<'_> {
     }
 
     fn judge(&self, seen: &SeenDir, policy: &Policy) -> Verdict {
-        judge(seen, self.grace, policy)
+        self.judged(seen, policy)
     }
 
     fn break_stale(&self, seen: &SeenDir) -> Result<Broken> {
+        if seen.record().shared {
+            return shared::break_orphan(&self.parent, self.lock, &self.policy.get(), || {
+                break_dir(&self.parent, self.lock, seen)
+            });
+        }
         break_dir(&self.parent, self.lock, seen)
     }
 
     fn holder(&self, seen: &SeenDir) -> (Record, Option<Duration>) {
         (seen.record(), seen.age())
+    }
+}
+
+impl Drop for DirLock<'_> {
+    fn drop(&mut self) {
+        self.want.get_mut().withdraw();
     }
 }
 

@@ -390,6 +390,11 @@ pub struct HeldDir {
 }
 
 impl HeldDir {
+    /// The directory's (dev, ino).
+    pub(crate) fn id(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
     fn same_dir(&self) -> bool {
         self.parent
             .lstat(self.lock.name())

@@ -34,16 +34,14 @@
 
 use std::cell::Cell;
 use std::ffi::OsStr;
-use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::acquire::{Holding, Protocol};
 use crate::attempt::{Broken, Try};
 use crate::breaking;
 use crate::error::{Error, Result, again};
-use crate::fs::{Dir, Observed, fs_now_at, observe_at, touch_at};
+use crate::fs::{Dir, Observed, fs_now_at, observe_at};
 use crate::host;
 use crate::judge::{self, FsClock, Policy, Reason, Verdict};
 use crate::link::{Held, try_lock_at};
@@ -61,11 +59,11 @@ pub const ID_DIGITS: usize = 12;
 
 /// How long a joining reader waits for the gate before the attempt counts
 /// as busy (the gate is held for a few calls).
-const GATE_WAIT_JOINING: Duration = Duration::from_secs(2);
+pub(crate) const GATE_WAIT_JOINING: Duration = Duration::from_secs(2);
 /// How long a leaving reader waits for the gate. Without it, the share is
 /// removed all the same and `LOCK` is left for the stale rules: a shared
 /// lock with no live share is stale.
-const GATE_WAIT_LEAVING: Duration = Duration::from_secs(30);
+pub(crate) const GATE_WAIT_LEAVING: Duration = Duration::from_secs(30);
 
 /// Is `entry` one of `lock`'s members with `tag` ([`SHARE`], [`WANT`]):
 /// the lock's name, the tag, then exactly [`ID_DIGITS`] lowercase hex
@@ -86,7 +84,7 @@ pub fn is_member(lock: &OsStr, tag: &str, entry: &OsStr) -> bool {
 
 /// A new member name of `lock` with `tag`, random: "name too long" where it
 /// does not fit.
-fn new_member(lock: &LockPath, tag: &str) -> Result<LockPath> {
+pub(crate) fn new_member(lock: &LockPath, tag: &str) -> Result<LockPath> {
     let id = rand::random::<u64>() & ((1 << (4 * ID_DIGITS)) - 1);
     lock.sibling(&format!("{tag}{id:0width$x}", width = ID_DIGITS))
 }
@@ -106,7 +104,7 @@ pub(crate) struct Clock(Cell<Option<FsClock>>);
 impl Clock {
     /// The filesystem's "now" beside `path`, or ours where nothing can be
     /// created there.
-    fn now(&self, dir: &Dir, path: &Path) -> SystemTime {
+    pub(crate) fn now(&self, dir: &Dir, path: &Path) -> SystemTime {
         if let Some(now) = self.0.get().and_then(|c| c.now()) {
             return now;
         }
@@ -213,14 +211,14 @@ pub fn judge_lock(lock: &LockPath, policy: &Policy) -> Result<Verdict> {
 }
 
 /// The record of the gate: this process, provable on this host.
-fn own_record(cmd: &str) -> Vec<u8> {
+pub(crate) fn own_record(cmd: &str) -> Vec<u8> {
     Record::for_holder(Some(std::process::id()), Some(cmd.to_string())).to_bytes()
 }
 
 /// Take the gate `LOCK.gate`, waiting at most `within`. `Ok(None)`: it
 /// stayed busy. A gate whose holder is proven dead, or older than a break
 /// lock may be, is broken.
-fn enter_gate(dir: &Dir, lock: &LockPath, within: Duration) -> Result<Option<Held>> {
+pub(crate) fn enter_gate(dir: &Dir, lock: &LockPath, within: Duration) -> Result<Option<Held>> {
     let gate = lock.sibling(GATE)?;
     let record = own_record("dotlock-gate");
     let until = Instant::now() + within;
@@ -248,310 +246,9 @@ fn enter_gate(dir: &Dir, lock: &LockPath, within: Duration) -> Result<Option<Hel
 }
 
 /// The observed gate, for messages.
-fn gate_seen(dir: &Dir, lock: &LockPath) -> Option<Observed> {
+pub(crate) fn gate_seen(dir: &Dir, lock: &LockPath) -> Option<Observed> {
     let gate = lock.sibling(GATE).ok()?;
     observe_at(dir, gate.name(), gate.path()).ok().flatten()
-}
-
-/// What keeps a reader out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Blocker {
-    /// `LOCK` is held by a writer, or a legacy tool: judged and broken as
-    /// any lock.
-    Holder(Observed),
-    /// A writer is waiting (its want).
-    Writer(Observed),
-    /// The gate stayed busy.
-    Gate(Option<Observed>),
-}
-
-/// A reader to take a share of `lock`, with `record` as its share's
-/// owner record.
-#[derive(Debug)]
-pub struct Reader<'a> {
-    lock: &'a LockPath,
-    dir: Dir,
-    record: &'a [u8],
-    clock: Clock,
-}
-
-impl<'a> Reader<'a> {
-    /// A reader of `lock` whose share holds `record`. Opens the directory.
-    pub fn new(lock: &'a LockPath, record: &'a [u8]) -> Result<Reader<'a>> {
-        check_names(lock)?;
-        Ok(Reader {
-            lock,
-            dir: lock.open_dir()?,
-            record,
-            clock: Clock::default(),
-        })
-    }
-
-    fn look(&self) -> Result<Option<Observed>> {
-        let lock = self.lock;
-        Ok(
-            observe_at(&self.dir, lock.name(), lock.path())?.map(|mut seen| {
-                seen.fs_now = Some(self.clock.now(&self.dir, lock.path()));
-                seen
-            }),
-        )
-    }
-
-    fn waiting_writer(&self, policy: &Policy) -> Result<Option<Observed>> {
-        Ok(members(&self.dir, self.lock, WANT, policy, &self.clock)?
-            .into_iter()
-            .next()
-            .map(|m| m.seen))
-    }
-
-    /// Under the gate: join the readers, or say what keeps us out.
-    fn join(&self, policy: &Policy) -> Result<Try<Share, Blocker>> {
-        if let Some(want) = self.waiting_writer(policy)? {
-            return Ok(Try::Busy(Blocker::Writer(want)));
-        }
-        let (dir, lock) = (&self.dir, self.lock);
-        let seen = match self.look()? {
-            Some(seen) if !seen.record().shared => return Ok(Try::Busy(Blocker::Holder(seen))),
-            seen => seen,
-        };
-        let share = match try_lock_at(dir, &new_member(lock, SHARE)?, self.record, 0o644)? {
-            Try::Acquired(share) => share,
-            // The name is ours alone: taken, it was taken by chance.
-            _ => return Ok(Try::Vanished),
-        };
-        let joined = match seen {
-            // Readers hold it: join them, and say so with a touch. It is
-            // still the one seen: only a reader leaving or a breaker could
-            // remove it, and both need the gate.
-            Some(seen) => {
-                if !touch_at(dir, lock.name(), lock.path())? {
-                    share.release()?;
-                    return Ok(Try::Vanished);
-                }
-                (seen.dev, seen.ino)
-            }
-            // Free: make it shared. A writer may link it first.
-            None => match try_lock_at(dir, lock, &shared_record(), 0o644)? {
-                Try::Acquired(made) => {
-                    let id = (made.dev, made.ino);
-                    made.keep();
-                    id
-                }
-                Try::Busy(seen) if !seen.record().shared => {
-                    share.release()?;
-                    return Ok(Try::Busy(Blocker::Holder(seen)));
-                }
-                _ => {
-                    share.release()?;
-                    return Ok(Try::Vanished);
-                }
-            },
-        };
-        Ok(Try::Acquired(Share {
-            dir: dir.try_clone().map_err(|e| Error::io(lock.dir(), e))?,
-            lock: lock.clone(),
-            share: Some(share),
-            joined,
-            policy: *policy,
-        }))
-    }
-}
-
-/// The record of a `LOCK` held by readers together: no holder (`0`), this
-/// host and when, and the mark.
-fn shared_record() -> Vec<u8> {
-    Record {
-        shared: true,
-        ..Record::for_holder(None, Some("readers".into()))
-    }
-    .to_bytes()
-}
-
-impl Protocol for Reader<'_> {
-    type Held = Share;
-    type Seen = Blocker;
-
-    fn path(&self) -> &Path {
-        self.lock.path()
-    }
-
-    fn try_once(&self, policy: &Policy) -> Result<Try<Share, Blocker>> {
-        // Look first, without the gate: a writer's lock or a waiting
-        // writer keeps us out, and idle readers then create nothing.
-        match self.look()? {
-            Some(seen) if !seen.record().shared => return Ok(Try::Busy(Blocker::Holder(seen))),
-            _ => {}
-        }
-        if let Some(want) = self.waiting_writer(policy)? {
-            return Ok(Try::Busy(Blocker::Writer(want)));
-        }
-        let Some(gate) = enter_gate(&self.dir, self.lock, GATE_WAIT_JOINING)? else {
-            return Ok(Try::Busy(Blocker::Gate(gate_seen(&self.dir, self.lock))));
-        };
-        crate::seam::pause("IN_GATE");
-        let joined = self.join(policy);
-        gate.release()?;
-        joined
-    }
-
-    fn judge(&self, seen: &Blocker, policy: &Policy) -> Verdict {
-        match seen {
-            Blocker::Holder(seen) => judge::judge_observed(seen, policy),
-            Blocker::Writer(_) | Blocker::Gate(_) => Verdict::Valid(Reason::Fresh {
-                age: Duration::ZERO,
-            }),
-        }
-    }
-
-    fn break_stale(&self, seen: &Blocker) -> Result<Broken> {
-        match seen {
-            Blocker::Holder(seen) => breaking::break_lock(&self.dir, self.lock, seen),
-            _ => Ok(Broken::Busy),
-        }
-    }
-
-    fn holder(&self, seen: &Blocker) -> (Record, Option<Duration>) {
-        match seen {
-            Blocker::Holder(seen) | Blocker::Writer(seen) | Blocker::Gate(Some(seen)) => {
-                (seen.record(), seen.age())
-            }
-            Blocker::Gate(None) => (Record::default(), None),
-        }
-    }
-}
-
-/// A reader's share of a lock, and the shared `LOCK` it joined. Dropping
-/// it leaves (best effort); [`Share::keep`] leaves it in place for a later
-/// `-u --shared`.
-#[must_use = "dropping a Share leaves the readers at once"]
-#[derive(Debug)]
-pub struct Share {
-    dir: Dir,
-    lock: LockPath,
-    share: Option<Held>,
-    /// The shared `LOCK` joined: (dev, ino).
-    joined: (u64, u64),
-    policy: Policy,
-}
-
-impl Share {
-    /// The share's own path.
-    pub fn path(&self) -> Option<&Path> {
-        self.share.as_ref().map(Held::path)
-    }
-
-    /// Is `LOCK` still the shared lock we joined?
-    fn lock_is_joined(&self) -> bool {
-        matches!(observe_at(&self.dir, self.lock.name(), self.lock.path()),
-            Ok(Some(seen)) if (seen.dev, seen.ino) == self.joined && seen.record().shared)
-    }
-
-    fn leave(&mut self) -> Result<bool> {
-        let Some(share) = self.share.take() else {
-            return Ok(false);
-        };
-        let gate = enter_gate(&self.dir, &self.lock, GATE_WAIT_LEAVING);
-        let ours = share.release();
-        if let Ok(Some(gate)) = gate {
-            let left = remove_if_unshared(&self.dir, &self.lock, &self.policy);
-            gate.release()?;
-            left?;
-        }
-        ours
-    }
-}
-
-/// Under the gate: remove the shared `LOCK` if no live share is left.
-fn remove_if_unshared(dir: &Dir, lock: &LockPath, policy: &Policy) -> Result<()> {
-    let clock = Clock::default();
-    if !members(dir, lock, SHARE, policy, &clock)?.is_empty() {
-        return Ok(());
-    }
-    if let Some(seen) = observe_at(dir, lock.name(), lock.path())?
-        && seen.record().shared
-    {
-        match again(|| dir.unlink_this(lock.name(), seen.dev, seen.ino)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(lock.path(), e)),
-        }
-    }
-    Ok(())
-}
-
-impl Holding for Share {
-    fn is_ours(&self) -> bool {
-        self.share.as_ref().is_some_and(Held::is_ours) && self.lock_is_joined()
-    }
-
-    fn touch(&self) -> Result<bool> {
-        let Some(share) = &self.share else {
-            return Ok(false);
-        };
-        if !share.touch()? || !self.lock_is_joined() {
-            return Ok(false);
-        }
-        touch_at(&self.dir, self.lock.name(), self.lock.path())
-    }
-
-    fn add_child(&mut self, pid: u32) -> Result<bool> {
-        match &mut self.share {
-            Some(share) => share.add_child(pid),
-            None => Ok(false),
-        }
-    }
-
-    fn release(mut self) -> Result<bool> {
-        self.leave()
-    }
-
-    fn keep(mut self) {
-        if let Some(share) = self.share.take() {
-            share.keep();
-        }
-    }
-}
-
-impl Drop for Share {
-    fn drop(&mut self) {
-        let _ = self.leave();
-    }
-}
-
-/// `-u --shared`: leave for every share of `lock` in `ours` (the caller's,
-/// as the caller judged them): each is removed, then, under the gate,
-/// `LOCK` if no live share is left.
-pub fn leave_shares(lock: &LockPath, ours: &[Member], policy: &Policy) -> Result<()> {
-    let dir = lock.open_dir()?;
-    let gate = enter_gate(&dir, lock, GATE_WAIT_LEAVING)?;
-    let mut removed = Ok(());
-    for m in ours {
-        match again(|| dir.unlink_this(m.path.name(), m.seen.dev, m.seen.ino)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => removed = Err(Error::io(m.path.path(), e)),
-        }
-    }
-    if let Some(gate) = gate {
-        let left = remove_if_unshared(&dir, lock, policy);
-        gate.release()?;
-        left?;
-    }
-    removed
-}
-
-/// `-t --shared`: touch the shares in `ours`, and the shared `LOCK`.
-/// `Ok(false)`: none was there to touch.
-pub fn touch_shares(lock: &LockPath, ours: &[Member]) -> Result<bool> {
-    let dir = lock.open_dir()?;
-    let mut touched = false;
-    for m in ours {
-        touched |= touch_at(&dir, m.path.name(), m.path.path())?;
-    }
-    if touched && observe_at(&dir, lock.name(), lock.path())?.is_some_and(|s| s.record().shared) {
-        touch_at(&dir, lock.name(), lock.path())?;
-    }
-    Ok(touched)
 }
 
 /// A writer's want, posted once it has seen readers in its way and kept
@@ -587,28 +284,24 @@ impl Want {
     }
 }
 
-/// Break the shared `LOCK` seen, judged to have no live reader: under the
-/// gate, and only if it still has none and is still the very lock seen
-/// (a reader that joined since has touched it).
+/// Break the shared `LOCK`, judged to have no live reader: under the gate,
+/// and only if it still has none, with `break_it` — the lock kind's own
+/// break, which removes it only if it is still the very lock seen (a
+/// reader that joined since has touched it).
 pub(crate) fn break_orphan(
     dir: &Dir,
     lock: &LockPath,
-    seen: &Observed,
     policy: &Policy,
+    break_it: impl FnOnce() -> Result<Broken>,
 ) -> Result<Broken> {
     let Some(gate) = enter_gate(dir, lock, GATE_WAIT_JOINING)? else {
         return Ok(Broken::Busy);
     };
-    let clock = Clock::default();
-    let broken = breaking::break_guarded(
-        dir,
-        lock,
-        || {
-            Ok(members(dir, lock, SHARE, policy, &clock)?.is_empty()
-                && observe_at(dir, lock.name(), lock.path())?.is_some_and(|n| n.same_lock(seen)))
-        },
-        || dir.unlink_this(lock.name(), seen.dev, seen.ino),
-    );
+    let broken = match members(dir, lock, SHARE, policy, &Clock::default()) {
+        Ok(live) if live.is_empty() => break_it(),
+        Ok(_) => Ok(Broken::Changed),
+        Err(e) => Err(e),
+    };
     gate.release()?;
     broken
 }

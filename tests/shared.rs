@@ -4,6 +4,7 @@
 //! holders themselves wrote down.
 
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -15,9 +16,24 @@ use crate::util::{Scratch, paused_at, real_dotlockfile, wait_until, wait_with_ti
 const HOLD: &str =
     r#"echo "$1 start $(date +%s.%N)" >> log; sleep "$2"; echo "$1 end $(date +%s.%N)" >> log"#;
 
-/// `dotlock [flags] L` running [`HOLD`] as `who` for `secs`.
-fn holder(s: &Scratch, flags: &[&str], who: &str, secs: &str) -> Child {
-    s.dotlock()
+/// `dotlock` or `lockdir`, in the scratch directory.
+fn tool(s: &Scratch, prog: &Path) -> Command {
+    let mut cmd = Command::new(prog);
+    cmd.current_dir(s.dir.path()).stdin(Stdio::null());
+    cmd
+}
+
+fn dotlock() -> PathBuf {
+    crate::util::dotlock_bin()
+}
+
+fn lockdir() -> PathBuf {
+    crate::lockdir::lockdir_bin()
+}
+
+/// `PROG [flags] L` running [`HOLD`] as `who` for `secs`.
+fn holder_of(s: &Scratch, prog: &Path, flags: &[&str], who: &str, secs: &str) -> Child {
+    tool(s, prog)
         .args(flags)
         .args(["L", "sh", "-c", HOLD, "hold", who, secs])
         .stdout(Stdio::null())
@@ -67,8 +83,24 @@ fn finish(child: Child) {
     );
 }
 
+/// `dotlock [flags] L` running [`HOLD`] as `who` for `secs`.
+fn holder(s: &Scratch, flags: &[&str], who: &str, secs: &str) -> Child {
+    holder_of(s, &dotlock(), flags, who, secs)
+}
+
 #[test]
 fn readers_overlap_the_writer_comes_after_them_all_and_a_later_reader_after_the_writer() {
+    readers_then_writer_then_reader(&dotlock());
+}
+
+#[test]
+fn lockdir_readers_overlap_the_writer_comes_after_them_all_and_a_later_reader_after_the_writer() {
+    readers_then_writer_then_reader(&lockdir());
+}
+
+fn readers_then_writer_then_reader(prog: &Path) {
+    let holder =
+        |s: &Scratch, flags: &[&str], who: &str, secs: &str| holder_of(s, prog, flags, who, secs);
     let s = Scratch::new();
     let readers: Vec<Child> = (1..=3)
         .map(|i| holder(&s, &["--shared"], &format!("R{i}"), "2"))
@@ -77,8 +109,7 @@ fn readers_overlap_the_writer_comes_after_them_all_and_a_later_reader_after_the_
         lines(&s, "start") == 3
     });
     // The writer says when its first attempt has failed.
-    let writer = s
-        .dotlock()
+    let writer = tool(&s, prog)
         .args(["--verbose", "L", "sh", "-c", HOLD, "hold", "W", "1"])
         .stdout(Stdio::null())
         .stderr(fs::File::create(s.path("w.err")).unwrap())
@@ -131,14 +162,25 @@ fn readers_overlap_the_writer_comes_after_them_all_and_a_later_reader_after_the_
 
 #[test]
 fn a_reader_killed_with_sigkill_is_reclaimed_at_once_and_nothing_is_left() {
+    killed_reader_reclaimed(&dotlock());
+}
+
+#[test]
+fn lockdir_a_reader_killed_with_sigkill_is_reclaimed_at_once_and_nothing_is_left() {
+    killed_reader_reclaimed(&lockdir());
+}
+
+fn killed_reader_reclaimed(prog: &Path) {
     let s = Scratch::new();
-    let (mut reader, child) = crate::util::holding(&s, shared(&s), "L");
+    let mut reading = tool(&s, prog);
+    reading.arg("--shared");
+    let (mut reader, child) = crate::util::holding(&s, reading, "L");
     assert_eq!(members(&s).len(), 1, "one share: {:?}", s.listing());
     // A second reader joins and leaves: the share of the first keeps L.
-    s.expect(s.dotlock().args(["--shared", "-r", "0", "L", "true"]), 0);
+    s.expect(tool(&s, prog).args(["--shared", "-r", "0", "L", "true"]), 0);
     assert!(s.path("L").exists(), "L is held while a reader holds");
     // A writer cannot come in while the reader lives.
-    s.expect(s.dotlock().args(["-r", "0", "L", "true"]), 4);
+    s.expect(tool(&s, prog).args(["-r", "0", "L", "true"]), 4);
 
     for pid in [reader.id() as i32, child] {
         let _ = nix::sys::signal::kill(
@@ -153,8 +195,7 @@ fn a_reader_killed_with_sigkill_is_reclaimed_at_once_and_nothing_is_left() {
     // One attempt, no wait: the dead reader's share is proven dead, and L,
     // held by no live reader, is broken.
     let out = s.expect(
-        s.dotlock()
-            .args(["-r", "0", "--verbose", "L", "sh", "-c", "ls > seen"]),
+        tool(&s, prog).args(["-r", "0", "--verbose", "L", "sh", "-c", "ls > seen"]),
         0,
     );
     let seen = fs::read_to_string(s.path("seen")).unwrap();
@@ -326,7 +367,7 @@ while [ -n "$modes" ]; do
   m=${modes%"${modes#?}"}
   modes=${modes#?}
   case $m in r) flag=--shared ;; *) flag= ;; esac
-  "$DOTLOCK" $flag -r -1 --timeout 120 L sh -c 'echo "S $1 $2" >> log; sleep 0.01; echo "E $1 $2" >> log' x "$m" "$id" \
+  "$TOOL" $flag -r -1 --timeout 120 L sh -c 'echo "S $1 $2" >> log; sleep 0.01; echo "E $1 $2" >> log' x "$m" "$id" \
     || { echo "worker $id: exit $?" >> errors; exit 1; }
 done
 "#;
@@ -373,6 +414,15 @@ pub fn modes(workers: usize, cycles: usize) -> Vec<String> {
 
 #[test]
 fn six_processes_a_random_mix_of_readers_and_writers_a_hundred_cycles_each() {
+    mix(&dotlock());
+}
+
+#[test]
+fn lockdir_six_processes_a_random_mix_of_readers_and_writers_a_hundred_cycles_each() {
+    mix(&lockdir());
+}
+
+fn mix(prog: &Path) {
     let s = Scratch::new();
     let modes = modes(6, 100);
     let workers: Vec<Child> = modes
@@ -381,6 +431,7 @@ fn six_processes_a_random_mix_of_readers_and_writers_a_hundred_cycles_each() {
         .map(|(id, m)| {
             s.shell(WORKER)
                 .env("MODES", m)
+                .env("TOOL", prog)
                 .arg(id.to_string())
                 .spawn()
                 .unwrap()

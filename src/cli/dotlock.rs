@@ -19,7 +19,7 @@ use crate::link::{self, Held, Via};
 use crate::mailbox;
 use crate::path::LockPath;
 use crate::record::Record;
-use crate::shared;
+const FILE: crate::readers::Kind = crate::readers::Kind::File;
 use crate::slots::AnyOf;
 
 /// Create, test and remove dot-lock files, safely on local disks and NFS.
@@ -193,9 +193,11 @@ pub fn run(args: Args, personality: Personality) -> Outcome {
             Ok(_) => Outcome::Success,
             Err(e) => action_failed(out, e),
         },
-        Action::Unlock if args.shared => unlock_shared(out, lock, &inv.policy, args.force),
+        Action::Unlock if args.shared => {
+            pipeline::unlock_shared(out, lock, FILE, &inv.policy, args.force)
+        }
         Action::Unlock => unlock(out, lock, &inv.policy, args.force),
-        Action::Touch if args.shared => touch_shared(out, lock, &inv.policy),
+        Action::Touch if args.shared => pipeline::touch_shared(out, lock, FILE, &inv.policy),
         Action::Touch => match fs::touch(lock) {
             Ok(true) => Outcome::Success,
             Ok(false) => Outcome::NoLock,
@@ -309,64 +311,6 @@ fn unlock(out: &Reporter, lock: &LockPath, policy: &Policy, force: bool) -> Outc
     }
 }
 
-/// The caller's live shares of `lock` (`-u --shared`, `-t --shared`),
-/// and every live share.
-fn own_shares(
-    lock: &LockPath,
-    policy: &Policy,
-) -> Result<(Vec<shared::Member>, Vec<shared::Member>)> {
-    let all = shared::shares(lock, policy)?;
-    let ours = all
-        .iter()
-        .filter(|m| {
-            let holder = Holder::new(m.seen.record(), m.seen.age(), m.verdict);
-            pipeline::may_release(&holder)
-        })
-        .cloned()
-        .collect();
-    Ok((ours, all))
-}
-
-/// `-u --shared`: leave the readers — remove the caller's shares, and
-/// `LOCK` if no reader is left. With `--force`, every reader's share. No
-/// share at all is success; only other readers' shares: refused.
-fn unlock_shared(out: &Reporter, lock: &LockPath, policy: &Policy, force: bool) -> Outcome {
-    let (ours, all) = match own_shares(lock, policy) {
-        Ok(found) => found,
-        Err(e) => return action_failed(out, e),
-    };
-    let leaving = match (ours.is_empty(), all.first()) {
-        (false, _) => ours,
-        (true, None) => Vec::new(),
-        (true, Some(_)) if force => all,
-        (true, Some(other)) => {
-            let e = crate::Error::NotOurs {
-                path: lock.path().into(),
-                holder: format!(
-                    "other readers ({} among them)",
-                    other.seen.record().describe()
-                ),
-            };
-            out.error(&e);
-            return Outcome::Refused;
-        }
-    };
-    match shared::leave_shares(lock, &leaving, policy) {
-        Ok(()) => Outcome::Success,
-        Err(e) => action_failed(out, e),
-    }
-}
-
-/// `-t --shared`: touch the caller's shares and the shared `LOCK`.
-fn touch_shared(out: &Reporter, lock: &LockPath, policy: &Policy) -> Outcome {
-    let touched = own_shares(lock, policy).and_then(|(ours, _)| shared::touch_shares(lock, &ours));
-    match touched {
-        Ok(true) => Outcome::Success,
-        Ok(false) => Outcome::NoLock,
-        Err(e) => action_failed(out, e),
-    }
-}
-
 /// The owner record: the pid of the caller (or ours with a command), and
 /// in the `dotlockfile` personality liblockfile's bytes.
 fn record(args: &Args, personality: Personality, command: &[OsString]) -> Vec<u8> {
@@ -459,7 +403,7 @@ fn take(inv: &Invocation, args: &Args, personality: Personality) -> Outcome {
 /// command under it — as for a plain lock.
 fn take_shared(inv: &Invocation, args: &Args, record: &[u8], watch_parent: bool) -> Outcome {
     let out = &inv.out;
-    let reader = match shared::Reader::new(&inv.lock, record) {
+    let reader = match crate::readers::Reader::new(&inv.lock, FILE, record) {
         Ok(reader) => reader,
         Err(e) => return out.failed(e),
     };

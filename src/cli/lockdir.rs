@@ -83,6 +83,12 @@ pub struct Args {
     #[arg(long, value_name = "PID")]
     pub pid: Option<u32>,
 
+    /// Take a reader's share: any number of readers at once, or one writer
+    /// (a plain lockdir of the same name), never both; with -u: the
+    /// caller's share
+    #[arg(long)]
+    pub shared: bool,
+
     /// A lock directory without an owner record is stale after DURATION
     /// [default: 10]
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
@@ -164,7 +170,17 @@ pub fn run(args: Args) -> Outcome {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
+    let kind = crate::readers::Kind::Directory { grace };
+    if args.shared
+        && let Err(e) = crate::shared::check_names(&lock)
+    {
+        return failed(e);
+    }
     match inv.action {
+        Action::Unlock if args.shared => {
+            pipeline::unlock_shared(out, &lock, kind, &policy, args.force)
+        }
+        Action::Lock if args.shared => take_shared(&inv, args.pid, &lock, kind, policy, &args),
         Action::Unlock => unlock(out, &lock, &policy, grace, args.pid, args.force),
         Action::Status => status::status_of(
             &paths,
@@ -222,6 +238,12 @@ fn check(args: &Args) -> Result<Invocation, Outcome> {
     if args.force && action != Action::Unlock {
         return Err(out.usage_error("--force goes with -u"));
     }
+    if args.shared && (waiting.slots.is_some() || !matches!(action, Action::Lock | Action::Unlock))
+    {
+        return Err(out.usage_error(
+            "--shared goes with locking and -u, not with --slots or --trap; -c and --status see readers anyway",
+        ));
+    }
     if waiting.slots.is_some() && matches!(action, Action::Unlock | Action::Check) {
         return Err(
             out.usage_error("--slots goes with locking and --status; release a slot with -u DIR.N")
@@ -259,13 +281,7 @@ fn take(
     policy: Policy,
 ) -> Outcome {
     let out = &inv.out;
-    let ppid = nix::unistd::getppid().as_raw() as u32;
-    let holder = if inv.command.is_empty() {
-        args.pid.unwrap_or(ppid)
-    } else {
-        std::process::id()
-    };
-    let record = Record::naming(Some(holder), &inv.command, holder).to_bytes();
+    let record = record(inv, args.pid);
     let slots = paths
         .iter()
         .map(|lock| DirLock::new(lock, &record, inv.grace))
@@ -278,9 +294,58 @@ fn take(
         },
         Err(e) => return out.failed(e),
     };
-    let plan = Plan {
+    let plan = plan(inv, args, paths, policy);
+    match pipeline::run(&plan, locks, |_| {}) {
+        Ended::Done(outcome) => outcome,
+        Ended::GaveUp(e) => busy(out, lock, &policy, inv.grace, e),
+    }
+}
+
+/// `--shared`: take a reader's share of the lock directory; then leave it
+/// in place, or run the command under it — as for a plain lock.
+fn take_shared(
+    inv: &Invocation,
+    pid: Option<u32>,
+    lock: &LockPath,
+    kind: crate::readers::Kind,
+    policy: Policy,
+    args: &Args,
+) -> Outcome {
+    let out = &inv.out;
+    let record = record(inv, pid);
+    let reader = match crate::readers::Reader::new(lock, kind, &record) {
+        Ok(reader) => reader,
+        Err(e) => return out.failed(e),
+    };
+    let locks = AnyOf {
+        path: lock.path().to_path_buf(),
+        slots: vec![reader],
+        policy,
+    };
+    let plan = plan(inv, args, std::slice::from_ref(lock), policy);
+    match pipeline::run(&plan, locks, |_| {}) {
+        Ended::Done(outcome) => outcome,
+        Ended::GaveUp(e) => busy(out, lock, &policy, inv.grace, e),
+    }
+}
+
+/// The owner record: the calling shell's pid (or `--pid`), or ours with a
+/// command.
+fn record(inv: &Invocation, pid: Option<u32>) -> Vec<u8> {
+    let ppid = nix::unistd::getppid().as_raw() as u32;
+    let holder = if inv.command.is_empty() {
+        pid.unwrap_or(ppid)
+    } else {
+        std::process::id()
+    };
+    Record::naming(Some(holder), &inv.command, holder).to_bytes()
+}
+
+/// How to wait, and what to do once the lock is ours.
+fn plan(inv: &Invocation, args: &Args, paths: &[LockPath], policy: Policy) -> Plan {
+    Plan {
         waiter: Waiter {
-            out: *out,
+            out: inv.out,
             patience: inv.waiting.patience,
             policy,
             wake_on: None,
@@ -293,10 +358,6 @@ fn take(
         command: inv.command.clone(),
         touch_every: Some(pipeline::touch_interval(inv.waiting.stale_after)),
         on_lost: Some(args.wait.on_lost.unwrap_or_default()),
-    };
-    match pipeline::run(&plan, locks, |_| {}) {
-        Ended::Done(outcome) => outcome,
-        Ended::GaveUp(e) => busy(out, lock, &policy, inv.grace, e),
     }
 }
 
@@ -318,7 +379,16 @@ fn seen(lock: &LockPath) -> Result<Option<SeenDir>> {
 }
 
 fn look(lock: &LockPath, policy: &Policy, grace: Duration) -> Result<Option<Holder>> {
-    Ok(seen(lock)?.map(|s| Holder::new(s.record(), s.age(), lockdir::judge(&s, grace, policy))))
+    Ok(seen(lock)?.map(|s| {
+        // Readers hold it together: judged by their shares, listed.
+        let readers = s
+            .record()
+            .shared
+            .then(|| Holder::of_readers(lock, s.record(), s.age(), s.fs_now, policy))
+            .flatten();
+        readers
+            .unwrap_or_else(|| Holder::new(s.record(), s.age(), lockdir::judge(&s, grace, policy)))
+    }))
 }
 
 /// `-u`: release the lock if it is ours — recorded for `--pid`, or for the
@@ -348,7 +418,9 @@ fn unlock(
         Verdict::Stale(Reason::Dead { .. } | Reason::PidReused { .. } | Reason::OtherBoot)
     );
     if !(ours || dead || force) {
-        let holder = if s.owner.is_some() {
+        let holder = if record.shared {
+            "readers (each leaves with -u --shared)".into()
+        } else if s.owner.is_some() {
             record.describe()
         } else {
             "nobody yet (no owner record)".into()

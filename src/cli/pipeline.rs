@@ -16,9 +16,12 @@ use crate::acquire::{self, Event, Holding, Protocol, Stop};
 use crate::child::{self, ChildEvent};
 use crate::cli::args::OnLost;
 use crate::cli::live::{self, LiveLine};
+use crate::cli::report::Holder;
 use crate::cli::{Outcome, Reporter, report};
 use crate::judge::Policy;
 use crate::path::LockPath;
+use crate::readers::Kind;
+use crate::shared::Member;
 use crate::signals::{self, Signals};
 use crate::slots::AnyOf;
 use crate::wait::{Patience, Sleeper};
@@ -219,6 +222,73 @@ pub fn release(lock: &LockPath, policy: &Policy, force: bool) -> crate::Result<b
         });
     }
     crate::link::remove_seen(lock, &seen)
+}
+
+/// The caller's live shares of `lock` (`-u --shared`, `-t --shared`),
+/// and every live share.
+pub fn own_shares(lock: &LockPath, policy: &Policy) -> crate::Result<(Vec<Member>, Vec<Member>)> {
+    let all = crate::shared::shares(lock, policy)?;
+    let ours = all
+        .iter()
+        .filter(|m| {
+            let holder = Holder::new(m.seen.record(), m.seen.age(), m.verdict);
+            may_release(&holder)
+        })
+        .cloned()
+        .collect();
+    Ok((ours, all))
+}
+
+/// `-u --shared`: leave the readers — remove the caller's shares, and
+/// `LOCK` if no reader is left. With `--force`, every reader's share. No
+/// share at all is success; only other readers' shares: refused.
+pub fn unlock_shared(
+    out: &Reporter,
+    lock: &LockPath,
+    kind: Kind,
+    policy: &Policy,
+    force: bool,
+) -> Outcome {
+    let (ours, all) = match own_shares(lock, policy) {
+        Ok(found) => found,
+        Err(e) => return failed_action(out, e),
+    };
+    let leaving = match (ours.is_empty(), all.first()) {
+        (false, _) => ours,
+        (true, None) => Vec::new(),
+        (true, Some(_)) if force => all,
+        (true, Some(other)) => {
+            let e = crate::Error::NotOurs {
+                path: lock.path().into(),
+                holder: format!(
+                    "other readers ({} among them)",
+                    other.seen.record().describe()
+                ),
+            };
+            out.error(&e);
+            return Outcome::Refused;
+        }
+    };
+    match crate::readers::leave_shares(lock, kind, &leaving, policy) {
+        Ok(()) => Outcome::Success,
+        Err(e) => failed_action(out, e),
+    }
+}
+
+/// `-t --shared`: touch the caller's shares and the shared `LOCK`.
+pub fn touch_shared(out: &Reporter, lock: &LockPath, kind: Kind, policy: &Policy) -> Outcome {
+    let touched = own_shares(lock, policy)
+        .and_then(|(ours, _)| crate::readers::touch_shares(lock, kind, &ours));
+    match touched {
+        Ok(true) => Outcome::Success,
+        Ok(false) => Outcome::NoLock,
+        Err(e) => failed_action(out, e),
+    }
+}
+
+fn failed_action(out: &Reporter, e: crate::Error) -> Outcome {
+    out.error(&e);
+    Outcome::ActionFailed(e)
 }
 
 /// The locks of `--slots N` (`LOCK.1` … `LOCK.N`), or the lock itself;

@@ -157,27 +157,37 @@ impl Holder {
         seen.fs_now = fs::fs_now(lock)
             .ok()
             .or_else(|| Some(crate::seam::local_now()));
-        if seen.record().shared {
-            // Readers hold it together: judged by their shares.
-            if let Ok(shares) = crate::shared::shares(lock, policy) {
-                let mut holder = Holder::new(
-                    seen.record(),
-                    seen.age(),
-                    crate::shared::verdict(shares.len()),
-                );
-                holder.readers = shares
-                    .into_iter()
-                    .map(|mut m| {
-                        m.seen.fs_now = m.seen.fs_now.or(seen.fs_now);
-                        let h = Holder::new(m.seen.record(), m.seen.age(), m.verdict);
-                        (m.path.path().to_path_buf(), h)
-                    })
-                    .collect();
-                return holder;
-            }
+        if seen.record().shared
+            && let Some(holder) =
+                Holder::of_readers(lock, seen.record(), seen.age(), seen.fs_now, policy)
+        {
+            return holder;
         }
         let verdict = judge::judge_observed(seen, policy);
         Holder::new(seen.record(), seen.age(), verdict)
+    }
+
+    /// A lock held by readers together (`record`, last touched `age`
+    /// ago), judged by its shares and listing them; `None` where they
+    /// cannot be listed.
+    pub fn of_readers(
+        lock: &LockPath,
+        record: Record,
+        age: Option<Duration>,
+        fs_now: Option<std::time::SystemTime>,
+        policy: &Policy,
+    ) -> Option<Holder> {
+        let shares = crate::shared::shares(lock, policy).ok()?;
+        let mut holder = Holder::new(record, age, crate::shared::verdict(shares.len()));
+        holder.readers = shares
+            .into_iter()
+            .map(|mut m| {
+                m.seen.fs_now = m.seen.fs_now.or(fs_now);
+                let h = Holder::new(m.seen.record(), m.seen.age(), m.verdict);
+                (m.path.path().to_path_buf(), h)
+            })
+            .collect();
+        Some(holder)
     }
 
     /// `held by pid P (cmd) on HOST for 4m12s`.
