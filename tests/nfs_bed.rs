@@ -499,15 +499,15 @@ while [ -n "$modes" ]; do
   m=${modes%"${modes#?}"}
   modes=${modes#?}
   case $m in r) flag=--shared ;; *) flag= ;; esac
-  "$BIN/dotlock" $flag -q -r -1 -i 1 --timeout 200 L sh -c 'echo "S $1 $2" >> "$LOG"; sleep 0.01; echo "E $1 $2" >> "$LOG"' x "$m" "$id" \
+  "$BIN/$TOOL" $flag -q -r -1 -i 1 --timeout 200 L sh -c 'echo "S $1 $2" >> "$LOG"; sleep 0.01; echo "E $1 $2" >> "$LOG"' x "$m" "$id" \
     || { echo "worker $id: exit $?" >> "$LOG.errors"; exit 1; }
 done
 "#;
 
-/// `--shared` across machines: 3 processes on each host, a random mix of
+/// `--shared` across machines (`tool`: dotlock or lockdir): 3 processes on each host, a random mix of
 /// readers and writers, 100 cycles each: never a writer with anyone else,
 /// every process finishes, nothing left on the server.
-fn shared_mix(bed: &Bed, fault: &str, figures: &mut String) {
+fn shared_mix(bed: &Bed, tool: &str, fault: &str, figures: &mut String) {
     let (workers, cycles) = (6, 100);
     let words = if fault == "none" { "" } else { fault };
     for c in ["a", "b"] {
@@ -532,6 +532,7 @@ fn shared_mix(bed: &Bed, fault: &str, figures: &mut String) {
                 .arg(id.to_string())
                 .env("MODES", m)
                 .env("BIN", &bed.bin)
+                .env("TOOL", tool)
                 .env("LOG", &log)
                 .current_dir(bed.mnt(c))
                 .stdin(Stdio::null())
@@ -561,7 +562,7 @@ fn shared_mix(bed: &Bed, fault: &str, figures: &mut String) {
         .count();
     writeln!(
         figures,
-        "    shared, faults {fault}: {workers} processes (3 per host) x {cycles} cycles, \
+        "    {tool} --shared, faults {fault}: {workers} processes (3 per host) x {cycles} cycles, \
          {writers} as writers, {lost} replies lost: no writer with anyone else, all done in \
          {took:.0} s"
     )
@@ -605,8 +606,13 @@ fn nfs_bed() {
         clock_skew(&bed, &mut figures);
     }
     if part("shared") {
-        for fault in ["none", "lost=0.07"] {
-            shared_mix(&bed, fault, &mut figures);
+        for (tool, fault) in [
+            ("dotlock", "none"),
+            ("dotlock", "lost=0.07"),
+            ("lockdir", "none"),
+            ("lockdir", "lost=0.07"),
+        ] {
+            shared_mix(&bed, tool, fault, &mut figures);
         }
     }
     writeln!(figures, "\n    whole run: {:.0} s", since(started)).unwrap();
