@@ -23,7 +23,7 @@ _lockdir() {
 
     case "${cmd}" in
         lockdir)
-            opts="-l -u -c -r -i -q -h -V --force --status --json --trap --pid --grace --timeout --stale-after --verbose --on-lost --slots --help --version"
+            opts="-l -u -c -r -i -q -h -V --force --status --json --trap --pid --shared --grace --timeout --stale-after --verbose --on-lost --slots --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,9 +1,10 @@
 //! `--shared`: any number of readers at once, or one writer, never both.
 //!
-//! The writer is an ordinary lock at `LOCK`. Readers hold `LOCK` together:
-//! while any reader holds, `LOCK` is a dot-lock whose record says
-//! `shared=1` and names no holder (`0` on the pid line), kept fresh by the
-//! readers' touches, so a legacy tool (`dotlockfile`, procmail's
+//! The writer is an ordinary lock at `LOCK` (a dot-lock, or a lock
+//! directory: [`crate::readers::Kind`]). Readers hold `LOCK` together:
+//! while any reader holds, `LOCK` is a lock whose record says `shared=1`
+//! and names no holder (`0` on the pid line), kept fresh by the readers'
+//! touches, so a legacy tool (`dotlockfile`, procmail's
 //! `lockfile`) sees a live lock and waits. Each reader holds a *share*
 //! beside it, `LOCK.r` + 12 hex digits: an ordinary owner record, judged
 //! by the ordinary stale rules, so a killed reader's share is reclaimed
@@ -30,7 +31,11 @@
 //! On NFS: every decision is made on a name looked up afresh — `observe_at`
 //! opens the file (close-to-open), the members are listed with `readdir`
 //! on a directory opened afresh — and `LOCK` itself is created only by
-//! `link(2)`, which the server decides.
+//! `link(2)` (or `mkdir(2)`), which the server decides. The gate is a
+//! dot-lock like any other: a gate whose holder is proven dead, or older
+//! than a break lock may be (30 s), is broken; a gate holder stalled
+//! longer than that by a server outage could then overlap another, the
+//! window `LOCK.break` has too.
 
 use std::cell::Cell;
 use std::ffi::OsStr;
