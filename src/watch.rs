@@ -101,7 +101,7 @@ impl ReleaseWatch {
 
 /// Looks, between a waiter's counted attempts, whether a lock on a remote
 /// filesystem was released on another machine: a few cheap calls per
-/// probe, at pauses that back off ([`Backoff`]), so that a waiter that
+/// probe, at pauses that back off (`Backoff`), so that a waiter that
 /// waits a minute costs the server about one call a second.
 ///
 /// What a probe looks at must get past the client's caches. On Linux NFS:
