@@ -341,6 +341,20 @@ mod tests {
     }
 
     #[test]
+    fn member_names_use_all_twelve_digits_at_random() {
+        let lock = LockPath::new("/tmp/x.lock").unwrap();
+        let names: Vec<String> = (0..64)
+            .map(|_| new_member(&lock, WANT).unwrap())
+            .map(|m| suffix(lock.name(), m.name())[WANT.len()..].to_string())
+            .collect();
+        assert!(names.iter().all(|n| n.len() == ID_DIGITS), "{names:?}");
+        let distinct: std::collections::HashSet<_> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len());
+        // 48 random bits: the leading digits are not always zero.
+        assert!(names.iter().any(|n| !n.starts_with("000000")), "{names:?}");
+    }
+
+    #[test]
     fn a_shared_lock_is_held_while_any_share_lives() {
         assert_eq!(verdict(0), Verdict::Stale(Reason::NoReaders));
         assert_eq!(verdict(1), Verdict::Valid(Reason::Readers { count: 1 }));
