@@ -95,10 +95,14 @@ pub(crate) fn new_member(lock: &LockPath, tag: &str) -> Result<LockPath> {
 }
 
 /// Check that `lock` has room for every name `--shared` makes beside it.
+/// A name too long is refused as the lock's own.
 pub fn check_names(lock: &LockPath) -> Result<()> {
-    lock.sibling(GATE)?;
-    lock.sibling(&format!("{SHARE}{}", "0".repeat(ID_DIGITS)))
+    lock.sibling(GATE)
+        .and_then(|_| lock.sibling(&format!("{SHARE}{}", "0".repeat(ID_DIGITS))))
         .map(drop)
+        .map_err(|_| Error::NameTooLong {
+            path: lock.path().into(),
+        })
 }
 
 /// The filesystem's clock, measured once when first needed (and again
