@@ -79,12 +79,18 @@ impl Scratch {
     }
 
     /// A symlink named `name` to `target`, outside the scratch directory.
+    /// The directory is named by our pid, which an earlier run may have
+    /// had: a link found there pointing anywhere else (a build since
+    /// removed) is replaced, atomically, as other tests may be using it.
     pub fn personality_link_to(&self, name: &str, target: &Path) -> PathBuf {
-        let bin = std::env::temp_dir().join(format!("lockutils-bin-{}", std::process::id()));
+        let pid = std::process::id();
+        let bin = std::env::temp_dir().join(format!("lockutils-bin-{pid}"));
         fs::create_dir_all(&bin).unwrap();
         let link = bin.join(name);
-        if !link.exists() {
-            let _ = std::os::unix::fs::symlink(target, &link);
+        if fs::read_link(&link).ok().as_deref() != Some(target) {
+            let temp = bin.join(format!(".{name}.{:08x}", rand::random::<u32>()));
+            std::os::unix::fs::symlink(target, &temp).unwrap();
+            fs::rename(&temp, &link).unwrap();
         }
         link
     }
@@ -373,4 +379,19 @@ pub fn holding(s: &Scratch, mut prog: Command, lock: &str) -> (std::process::Chi
         .parse()
         .unwrap();
     (holder, child)
+}
+
+/// A personality link left by an earlier run with our pid, pointing at a
+/// build since removed, is replaced.
+#[test]
+fn a_stale_personality_link_from_an_earlier_run_is_replaced() {
+    let s = Scratch::new();
+    let bin = std::env::temp_dir().join(format!("lockutils-bin-{}", std::process::id()));
+    fs::create_dir_all(&bin).unwrap();
+    let stale = bin.join("stale-personality");
+    let _ = fs::remove_file(&stale);
+    std::os::unix::fs::symlink("/nonexistent/dotlock", &stale).unwrap();
+    let link = s.personality_link("stale-personality");
+    assert_eq!(fs::read_link(&link).unwrap(), dotlock_bin());
+    fs::remove_file(link).unwrap();
 }
