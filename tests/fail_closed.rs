@@ -147,7 +147,7 @@ eval "$lk" || exit 1
 }
 
 /// A live holder's lock, taken by `dotlock L sleep` (command mode).
-fn held_by_a_command(s: &Scratch) -> std::process::Child {
+fn held_by_a_command(s: &Scratch) -> crate::util::Holder {
     crate::util::holding(s, s.dotlock(), "L").0
 }
 

@@ -272,7 +272,7 @@ fn under_pty(s: &Scratch, command: &str) -> String {
 }
 
 /// A live holder (never stale) of `L` in `s`, for as long as the result lives.
-fn live_holder(s: &Scratch) -> std::process::Child {
+fn live_holder(s: &Scratch) -> crate::util::Holder {
     let (holder, _) = holding(s, s.dotlock(), "L");
     holder
 }

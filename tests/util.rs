@@ -358,8 +358,10 @@ pub const LOCKFILE_PROGS: [&str; 7] = [
 
 /// Run `prog LOCK sh -c '...; exec sleep 600'` (a lock tool in command
 /// mode, e.g. `s.dotlock()`) and return it, with its command's pid, once
-/// the command runs and `lock` exists.
-pub fn holding(s: &Scratch, mut prog: Command, lock: &str) -> (std::process::Child, i32) {
+/// the command runs and `lock` exists. When the returned [`Holder`] is
+/// dropped, the command is killed too (if it is still that process), so
+/// that no `sleep 600` outlives the test whose holder it killed.
+pub fn holding(s: &Scratch, mut prog: Command, lock: &str) -> (Holder, i32) {
     let _ = fs::remove_file(s.path("child.pid"));
     let holder = prog
         .args([lock, "sh", "-c", "echo $$ > child.pid; exec sleep 600"])
@@ -373,12 +375,54 @@ pub fn holding(s: &Scratch, mut prog: Command, lock: &str) -> (std::process::Chi
                 && s.path(lock).exists()
         },
     );
-    let child = fs::read_to_string(s.path("child.pid"))
+    let child: i32 = fs::read_to_string(s.path("child.pid"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    (holder, child)
+    let started = lockutils::host::start_time(child as u32);
+    (
+        Holder {
+            process: holder,
+            command: (child, started),
+        },
+        child,
+    )
+}
+
+/// A lock tool holding a lock in command mode ([`holding`]): the process,
+/// and its command (pid, start time), killed when this is dropped.
+pub struct Holder {
+    process: std::process::Child,
+    command: (i32, Option<u64>),
+}
+
+impl std::ops::Deref for Holder {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Holder {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.process
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let (pid, started) = self.command;
+        // Only that very process: its pid may be another's by now.
+        if started.is_some() && lockutils::host::start_time(pid as u32) == started {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 /// A personality link left by an earlier run with our pid, pointing at a
