@@ -132,8 +132,16 @@ fn json_of_slots_lists_each_slot_and_the_status_is_held_if_any_is() {
         .collect();
     assert_eq!(states, [("held", 1), ("free", 2), ("free", 3)]);
     assert_eq!(all[0]["lock"], "L.1");
+    // The holder and its command: no `sleep 600` outlives the test.
+    let child = lockutils::record::Record::parse(&fs::read(s.path("L.1")).unwrap()).child;
     holder.kill().unwrap();
     holder.wait().unwrap();
+    if let Some(child) = child {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 
     // Only free and stale slots: 9.
     fs::write(s.path("L.2"), "0\n").unwrap();
