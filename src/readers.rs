@@ -340,11 +340,6 @@ pub struct Share {
 }
 
 impl Share {
-    /// The share's own path.
-    pub fn path(&self) -> Option<&Path> {
-        self.share.as_ref().map(Held::path)
-    }
-
     /// Is `LOCK` still the shared lock we joined?
     fn lock_is_joined(&self) -> bool {
         matches!(self.kind.look(&self.dir, &self.lock),

@@ -213,12 +213,6 @@ pub fn shares(lock: &LockPath, policy: &Policy) -> Result<Vec<Member>> {
     members(&dir, lock, SHARE, policy, &Clock::default())
 }
 
-/// Judge the shared lock seen at `lock`, for `--status`, `-c` and messages.
-pub fn judge_lock(lock: &LockPath, policy: &Policy) -> Result<Verdict> {
-    let dir = lock.open_dir()?;
-    judge_shared(&dir, lock, policy, &Clock::default())
-}
-
 /// The record of the gate: this process, provable on this host.
 pub(crate) fn own_record(cmd: &str) -> Vec<u8> {
     Record::for_holder(Some(std::process::id()), Some(cmd.to_string())).to_bytes()

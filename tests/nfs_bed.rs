@@ -489,21 +489,6 @@ fn injected(bed: &Bed, kind: &str) -> u64 {
         .sum()
 }
 
-/// One worker of the shared run: `MODES` says, cycle by cycle, reader (`r`)
-/// or writer (`w`); each cycle is written down in `$LOG` (on the local
-/// disk, appended: its order is the order of the writes).
-const SHARED_WORKER: &str = r#"
-id=$1
-modes=$MODES
-while [ -n "$modes" ]; do
-  m=${modes%"${modes#?}"}
-  modes=${modes#?}
-  case $m in r) flag=--shared ;; *) flag= ;; esac
-  "$BIN/$TOOL" $flag -q -r -1 -i 1 --timeout 200 L sh -c 'echo "S $1 $2" >> "$LOG"; sleep 0.01; echo "E $1 $2" >> "$LOG"' x "$m" "$id" \
-    || { echo "worker $id: exit $?" >> "$LOG.errors"; exit 1; }
-done
-"#;
-
 /// `--shared` across machines (`tool`: dotlock or lockdir): 3 processes on each host, a random mix of
 /// readers and writers, 100 cycles each: never a writer with anyone else,
 /// every process finishes, nothing left on the server.
@@ -527,12 +512,12 @@ fn shared_mix(bed: &Bed, tool: &str, fault: &str, figures: &mut String) {
             Command::new("unshare")
                 .args(["--uts", "sh", "-c", "hostname \"$0\" && exec sh -c \"$@\""])
                 .arg(format!("host-{c}"))
-                .arg(SHARED_WORKER)
+                .arg(crate::shared::WORKER)
                 .arg("worker")
                 .arg(id.to_string())
                 .env("MODES", m)
-                .env("BIN", &bed.bin)
-                .env("TOOL", tool)
+                .env("TOOL", bed.bin.join(tool))
+                .env("WAIT", "-q -r -1 -i 1 --timeout 200")
                 .env("LOG", &log)
                 .current_dir(bed.mnt(c))
                 .stdin(Stdio::null())

@@ -359,16 +359,19 @@ fn a_writer_that_links_first_keeps_a_reader_in_the_gate_out() {
     assert_eq!(members(&s), Vec::<String>::new());
 }
 
-/// One worker: `MODES` says, cycle by cycle, reader (`r`) or writer (`w`).
-const WORKER: &str = r#"
+/// One worker of a contention run (also on the NFS bed): `MODES` says,
+/// cycle by cycle, reader (`r`) or writer (`w`); `$TOOL $WAIT` takes the
+/// lock `L`; each cycle is written down in `$LOG` (appended: its order is
+/// the order of the writes), failures in `$LOG.errors`.
+pub const WORKER: &str = r#"
 id=$1
 modes=$MODES
 while [ -n "$modes" ]; do
   m=${modes%"${modes#?}"}
   modes=${modes#?}
   case $m in r) flag=--shared ;; *) flag= ;; esac
-  "$TOOL" $flag -r -1 --timeout 120 L sh -c 'echo "S $1 $2" >> log; sleep 0.01; echo "E $1 $2" >> log' x "$m" "$id" \
-    || { echo "worker $id: exit $?" >> errors; exit 1; }
+  "$TOOL" $flag $WAIT L sh -c 'echo "S $1 $2" >> "$LOG"; sleep 0.01; echo "E $1 $2" >> "$LOG"' x "$m" "$id" \
+    || { echo "worker $id: exit $?" >> "$LOG.errors"; exit 1; }
 done
 "#;
 
@@ -432,6 +435,8 @@ fn mix(prog: &Path) {
             s.shell(WORKER)
                 .env("MODES", m)
                 .env("TOOL", prog)
+                .env("WAIT", "-r -1 --timeout 120")
+                .env("LOG", "log")
                 .arg(id.to_string())
                 .spawn()
                 .unwrap()
@@ -439,7 +444,7 @@ fn mix(prog: &Path) {
         .collect();
     for w in workers {
         let status = wait_with_timeout(w, Duration::from_secs(240));
-        let errors = fs::read_to_string(s.path("errors")).unwrap_or_default();
+        let errors = fs::read_to_string(s.path("log.errors")).unwrap_or_default();
         assert!(status.success(), "{status:?}: {errors}");
     }
     check_mix(&fs::read_to_string(s.path("log")).unwrap(), 6, 100);

@@ -360,8 +360,25 @@ fn take(inv: &Invocation, args: &Args, personality: Personality) -> Outcome {
         },
         Err(e) => return out.failed(e),
     };
+    let plan = plan(inv, args, personality, watch_parent);
+    match pipeline::run(&plan, locks, |held: &Held| announce(out, held)) {
+        Ended::Done(outcome) => outcome,
+        // dotlockfile gives up silently, as liblockfile does.
+        Ended::GaveUp(e) if personality == Personality::Dotlockfile => out.failed(e),
+        Ended::GaveUp(e) => {
+            let holder = inv
+                .paths
+                .iter()
+                .find_map(|l| Holder::of_file(l, &inv.policy).ok().flatten());
+            report::gave_up(out, inv.lock.path(), holder, e)
+        }
+    }
+}
+
+/// How to wait, and what to do once the lock (or a share) is ours.
+fn plan(inv: &Invocation, args: &Args, personality: Personality, watch_parent: bool) -> Plan {
     let waiter = Waiter {
-        out: *out,
+        out: inv.out,
         patience: inv.waiting.patience,
         policy: inv.policy,
         wake_on: None,
@@ -375,7 +392,7 @@ fn take(inv: &Invocation, args: &Args, personality: Personality) -> Outcome {
     };
     // dotlockfile touches only locks without a pid (its -p pid is proof enough).
     let refresh = personality != Personality::Dotlockfile || !args.pid;
-    let plan = Plan {
+    Plan {
         waiter,
         slots: inv.waiting.slots,
         command: inv.command.clone(),
@@ -384,18 +401,6 @@ fn take(inv: &Invocation, args: &Args, personality: Personality) -> Outcome {
             Personality::Dotlockfile => None,
             _ => Some(args.wait.on_lost.unwrap_or_default()),
         },
-    };
-    match pipeline::run(&plan, locks, |held: &Held| announce(out, held)) {
-        Ended::Done(outcome) => outcome,
-        // dotlockfile gives up silently, as liblockfile does.
-        Ended::GaveUp(e) if personality == Personality::Dotlockfile => out.failed(e),
-        Ended::GaveUp(e) => {
-            let holder = inv
-                .paths
-                .iter()
-                .find_map(|l| Holder::of_file(l, &inv.policy).ok().flatten());
-            report::gave_up(out, inv.lock.path(), holder, e)
-        }
     }
 }
 
@@ -412,22 +417,7 @@ fn take_shared(inv: &Invocation, args: &Args, record: &[u8], watch_parent: bool)
         slots: vec![reader],
         policy: inv.policy,
     };
-    let waiter = Waiter {
-        out: *out,
-        patience: inv.waiting.patience,
-        policy: inv.policy,
-        wake_on: None,
-        watch_parent,
-        live: true,
-    }
-    .waking_on(&inv.paths);
-    let plan = Plan {
-        waiter,
-        slots: None,
-        command: inv.command.clone(),
-        touch_every: Some(pipeline::touch_interval(inv.policy.stale_after)),
-        on_lost: Some(args.wait.on_lost.unwrap_or_default()),
-    };
+    let plan = plan(inv, args, Personality::Native, watch_parent);
     match pipeline::run(&plan, locks, |_| {}) {
         Ended::Done(outcome) => outcome,
         Ended::GaveUp(e) => {
