@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use crate::signals::Sig;
 
 use crate::attempt::{Broken, Try};
 use crate::error::{Error, Result};
@@ -64,7 +64,7 @@ pub enum Stop {
     Error(Error),
     /// A caught signal arrived while waiting. Nothing of ours is left on
     /// disk; the caller should die by it ([`crate::signals::die_by`]).
-    Signal(Signal),
+    Signal(Sig),
 }
 
 impl From<Error> for Stop {

@@ -1,26 +1,33 @@
-//! Running the command under the lock: spawned, signals forwarded, the
-//! lock kept fresh, its end passed on. The child is never orphaned.
+//! Running the command under the lock: started only once the lock names
+//! it, signals forwarded, the lock kept fresh, its end passed on. The
+//! child is never orphaned.
+//!
+//! The command's process is made first and held before its `exec`
+//! ([`start`]); the caller records its pid in the lock, and only then lets
+//! it go ([`Held::go`]). Killed with SIGKILL at any instant, we leave
+//! either a held process that exits without running anything (the pipe it
+//! waits on reads end-of-file) or a record naming the command: never a
+//! running command the lock does not name.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
+use nix::fcntl::OFlag;
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawnp};
-use nix::sys::signal::{SigSet, Signal, kill};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::Pid;
+use nix::unistd::{pipe2, read, write};
 
-use crate::signals::{FORWARDED, Signals};
+use crate::signals::{Sig, Signals};
+use crate::sys::{self, Reaped};
 
 /// How a command run under the lock ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChildEnd {
     Exited(i32),
-    Signaled(Signal),
+    Signaled(Sig),
 }
 
 impl ChildEnd {
@@ -28,22 +35,34 @@ impl ChildEnd {
     pub fn shell_status(self) -> i32 {
         match self {
             ChildEnd::Exited(code) => code,
-            ChildEnd::Signaled(sig) => 128 + sig as i32,
+            ChildEnd::Signaled(sig) => 128 + sig.number(),
         }
     }
 }
 
-/// Start `argv` as `execvp(3)` would (a `PATH` search; a file without a
-/// `#!` line runs under `/bin/sh`), with an empty signal mask; ignored
-/// signals stay ignored, caught ones (none: we block and read them) start
-/// at their default. `posix_spawn(3)` instead of `fork(2)`: no copy of our
-/// page tables, which is most of the cost of a short command.
+/// A command's process, made but held before its `exec`: it runs nothing
+/// of the command until [`Held::go`]. Dropped without `go`, it exits
+/// without running anything, and is reaped.
+#[derive(Debug)]
+pub struct Held {
+    pid: i32,
+    /// Our end of the pipe the child waits on.
+    go: Option<OwnedFd>,
+    /// Our end of the pipe on which the child reports a failed `exec`.
+    report: OwnedFd,
+}
+
+/// Make the process of `argv` (run as `execvp(3)` would: a `PATH` search,
+/// a file without a `#!` line under `/bin/sh`) with `extra_env` added,
+/// held before its `exec`. It will start with an empty signal mask;
+/// ignored signals stay ignored, caught ones (none: we block and read
+/// them) start at their default.
 ///
 /// SIGPIPE is passed on as this process has it. The programs leave it as
 /// they inherited it; a Rust `main` ignores it, so a program using this
 /// library from one should restore the default first if its commands are
 /// to die of a broken pipe.
-pub fn spawn(argv: &[OsString], extra_env: &[(&str, String)]) -> io::Result<Pid> {
+pub fn start(argv: &[OsString], extra_env: &[(&str, String)]) -> io::Result<Held> {
     let cstr = |s: &OsStr| {
         CString::new(s.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
     };
@@ -51,6 +70,9 @@ pub fn spawn(argv: &[OsString], extra_env: &[(&str, String)]) -> io::Result<Pid>
         .iter()
         .map(|a| cstr(a))
         .collect::<io::Result<Vec<_>>>()?;
+    if args.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    }
     let extra = extra_env
         .iter()
         .map(|(k, v)| (OsString::from(k), OsString::from(v)));
@@ -64,63 +86,121 @@ pub fn spawn(argv: &[OsString], extra_env: &[(&str, String)]) -> io::Result<Pid>
             cstr(&kv)
         })
         .collect::<io::Result<Vec<_>>>()?;
-    let mut attr = PosixSpawnAttr::init()?;
-    attr.set_sigmask(&SigSet::empty())?;
-    attr.set_flags(PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK)?;
-    let actions = PosixSpawnFileActions::init()?;
-    let program = args
-        .first()
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-    match posix_spawnp(program, &actions, &attr, &args, &env) {
-        Err(nix::errno::Errno::ENOEXEC) => {
-            let mut with_sh = vec![CString::new("/bin/sh").expect("no NUL")];
-            with_sh.extend(args.iter().cloned());
-            Ok(posix_spawnp(&with_sh[0], &actions, &attr, &with_sh, &env)?)
+    let (go_read, go_write) = pipe2(OFlag::O_CLOEXEC)?;
+    let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC)?;
+    let pid = sys::fork_held(&sys::HeldExec {
+        argv: &args,
+        envp: &env,
+        go: &go_read,
+        report: &report_write,
+        ours: [&go_write, &report_read],
+    })?;
+    Ok(Held {
+        pid,
+        go: Some(go_write),
+        report: report_read,
+    })
+}
+
+impl Held {
+    /// The pid the command will have.
+    pub fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// Let the command run, and wait until it has `exec`ed. `Err`: it could
+    /// not be (not found, not executable), and its process is reaped.
+    pub fn go(mut self) -> io::Result<u32> {
+        let go = self.go.take().expect("go is taken once");
+        // EPIPE: the child is gone already (killed while held); its end
+        // is seen by the caller's wait.
+        let _ = write(&go, b"g");
+        drop(go);
+        let mut errno = [0u8; 4];
+        let mut got = 0;
+        while got < errno.len() {
+            match read(&self.report, &mut errno[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        other => Ok(other?),
+        if got < errno.len() {
+            return Ok(self.pid());
+        }
+        let _ = sys::waitpid_raw(self.pid, true);
+        self.pid = 0;
+        Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
+    }
+}
+
+impl Drop for Held {
+    /// Never let go: the child reads end-of-file, exits without running
+    /// anything, and is reaped.
+    fn drop(&mut self) {
+        if self.go.take().is_some() && self.pid > 0 {
+            let _ = sys::waitpid_raw(self.pid, true);
+        }
     }
 }
 
 /// What [`run_child`] tells its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChildEvent {
-    /// The command was started with this pid.
+    /// The command's process exists with this pid, held before its `exec`:
+    /// record it. `false` from the caller: do not run it.
     Spawned(u32),
     /// `every` has passed: time to keep the lock fresh.
     Tick,
 }
 
-/// Run `argv` and wait for it, forwarding [`FORWARDED`] signals, telling
-/// `event` the child's pid as soon as it is spawned and then every `every`
-/// (to keep the lock fresh). `signals` must already
-/// catch SIGCHLD and the forwarded signals: blocked before the spawn, none
-/// can be lost. The child starts with an empty signal mask and the
-/// dispositions we inherited.
+/// Why [`run_child`] did not run the command.
+#[derive(Debug)]
+pub enum NotRun {
+    /// It could not be started.
+    Start(io::Error),
+    /// The caller refused it on [`ChildEvent::Spawned`].
+    Refused,
+}
+
+/// Run `argv` and wait for it, forwarding the signals
+/// [`Signals::forwards`], telling `event` the child's pid before it may
+/// run (the command runs only if `event` says `true`) and then every
+/// `every` (to keep the lock fresh). `signals` must already catch SIGCHLD
+/// and the forwarded signals: blocked before the spawn, none can be lost.
 pub fn run_child(
     argv: &[OsString],
     extra_env: &[(&str, String)],
     signals: &Signals,
     every: Duration,
-    mut event: impl FnMut(ChildEvent),
-) -> io::Result<ChildEnd> {
-    let pid = spawn(argv, extra_env)?;
-    event(ChildEvent::Spawned(pid.as_raw() as u32));
+    mut event: impl FnMut(ChildEvent) -> bool,
+) -> Result<ChildEnd, NotRun> {
+    let held = start(argv, extra_env).map_err(NotRun::Start)?;
+    if !event(ChildEvent::Spawned(held.pid())) {
+        return Err(NotRun::Refused);
+    }
+    let pid = held.go().map_err(NotRun::Start)? as i32;
     let mut next = Instant::now() + every;
     loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(ChildEnd::Exited(code)),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(ChildEnd::Signaled(sig)),
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
+        match sys::waitpid_raw(pid, false) {
+            Ok(Reaped::Exited(code)) => return Ok(ChildEnd::Exited(code)),
+            Ok(Reaped::Signaled(n)) => {
+                let sig = Sig::from_number(n).expect("the kernel's own signal number");
+                return Ok(ChildEnd::Signaled(sig));
+            }
+            Ok(Reaped::Running) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => return Err(NotRun::Start(e)),
         }
         // Signals first, then look at the child again: a SIGCHLD read here
         // means the next waitpid finds it.
         let mut chld = false;
-        while let Some(sig) = signals.take() {
-            if FORWARDED.contains(&sig) {
-                let _ = kill(pid, sig);
+        while let Some(caught) = signals.take_caught() {
+            if Signals::forwards(caught) {
+                let _ = sys::kill_number(pid, caught.sig.number());
             }
-            chld |= sig == Signal::SIGCHLD;
+            chld |= caught.sig == nix::sys::signal::Signal::SIGCHLD;
         }
         if chld {
             continue;
@@ -143,11 +223,12 @@ pub fn run_child(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::signal::Signal;
 
     #[test]
     fn shell_status_of_child_ends() {
         assert_eq!(ChildEnd::Exited(3).shell_status(), 3);
-        assert_eq!(ChildEnd::Signaled(Signal::SIGTERM).shell_status(), 143);
-        assert_eq!(ChildEnd::Signaled(Signal::SIGINT).shell_status(), 130);
+        assert_eq!(ChildEnd::Signaled(Signal::SIGTERM.into()).shell_status(), 143);
+        assert_eq!(ChildEnd::Signaled(Signal::SIGINT.into()).shell_status(), 130);
     }
 }

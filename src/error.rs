@@ -55,6 +55,11 @@ pub enum Error {
     #[error("{0}")]
     BadValue(String),
 
+    /// The command's pid could not be added to the lock's record, so the
+    /// command was not run (a waiter could not tell it holds the lock).
+    #[error("{source}; the command was not run: the lock could not name it")]
+    NotRecorded { source: Box<Error> },
+
     /// A lock directory that is not ours would have to be removed.
     #[error("{}: held by {holder}; not ours, left alone (--force removes it)", path.display())]
     NotOurs { path: PathBuf, holder: String },

@@ -15,7 +15,7 @@
 
 use std::io;
 
-use nix::sys::signal::Signal;
+use crate::signals::Sig;
 
 use crate::Error;
 use crate::child::ChildEnd;
@@ -83,6 +83,7 @@ impl Error {
             | Error::LockNotRegular { .. }
             | Error::ParentDied
             | Error::LockLost { .. }
+            | Error::NotRecorded { .. }
             | Error::Io { .. } => ExitCode::Error,
         }
     }
@@ -111,7 +112,7 @@ pub enum Outcome {
     /// Taking the lock failed.
     Failed(Error),
     /// A caught signal ended the wait: die by it.
-    Signal(Signal),
+    Signal(Sig),
     /// The command ran under the lock and ended so.
     Command(ChildEnd),
     /// The command could not be started.
@@ -140,7 +141,7 @@ pub enum Program {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Status(u8),
-    Signal(Signal),
+    Signal(Sig),
 }
 
 impl From<ExitCode> for Exit {
@@ -500,7 +501,7 @@ mod tests {
         use io::ErrorKind as K;
         let sig = |s| Exit::Signal(s);
         let st = Exit::Status;
-        let term = Signal::SIGTERM;
+        let term = Sig::from(nix::sys::signal::Signal::SIGTERM);
         let native = Program::Native;
         let dlf = Program::Dotlockfile { passthrough: false };
         let dlf_p = Program::Dotlockfile { passthrough: true };

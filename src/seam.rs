@@ -15,7 +15,9 @@
 //! * `IN_ATTEMPT`: an attempt has created its temporary file, before
 //!   `link(2)`;
 //! * `HAND_OVER`: `filelock` has taken a whole set of locks, before it
-//!   hands them to the calling shell.
+//!   hands them to the calling shell;
+//! * `SPAWNED`: command mode has made the command's process (held before
+//!   its `exec`), before the lock's record names it.
 //!
 //! `LOCKUTILS_TEST_CLOCK_SKEW=SECONDS` (signed) moves this process's
 //! wall clock ([`local_now`], the only way the library reads it) by that

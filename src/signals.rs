@@ -12,6 +12,14 @@
 //! * Holding, in command mode: [`FORWARDED`] signals are passed on to the
 //!   child (`child`).
 //!
+//! * Real-time signals (`SIGRTMIN` to `SIGRTMAX`), which `nix::Signal`
+//!   cannot name, are handled by number ([`Sig`]): they end a wait as the
+//!   fatal ones of [`WAITING`] do, and are forwarded to the command.
+//! * SIGPIPE and SIGXFSZ sent by another process (`kill`) are forwarded to
+//!   the command like the others; the ones our own failed writes raise
+//!   (stderr a closed pipe, a file size limit) are not: the write fails,
+//!   and the command goes on.
+//!
 //! Signals that were ignored when we started (`nohup`, `trap '' HUP`) stay
 //! ignored and are not caught, and the command inherits them ignored. That
 //! includes SIGPIPE: the programs enter at the C `main`, so the Rust
@@ -23,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::resource::{Resource, setrlimit};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, raise, sigprocmask};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::sys;
@@ -31,7 +39,7 @@ use crate::sys;
 /// Signals that end a wait: every catchable signal whose default action
 /// ends the process (SIGIO aside, which carries the directory watch), so
 /// that none can leave a temporary file or a half-taken set of locks.
-/// Real-time signals are not among them.
+/// Real-time signals are caught with them, by number ([`Sig`]).
 pub const WAITING: &[Signal] = &[
     Signal::SIGINT,
     Signal::SIGTERM,
@@ -51,7 +59,8 @@ pub const WAITING: &[Signal] = &[
 
 /// Signals passed on to the child in command mode: those of SPEC §5 (INT,
 /// TERM, HUP, QUIT, USR1, USR2) and the other fatal ones a process may be
-/// sent. SIGPIPE and SIGXFSZ concern our own writes and are not.
+/// sent, and (by [`Signals::forwards`]) the real-time ones, and SIGPIPE and
+/// SIGXFSZ when another process sent them.
 pub const FORWARDED: &[Signal] = &[
     Signal::SIGINT,
     Signal::SIGTERM,
@@ -67,6 +76,64 @@ pub const FORWARDED: &[Signal] = &[
     Signal::SIGSTKFLT,
 ];
 
+/// A signal by number: a named one, or a real-time one (`SIGRTMIN+N`),
+/// which `nix::Signal` cannot name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sig(i32);
+
+impl Sig {
+    /// The signal numbered `n`, if this system has one by that number.
+    pub fn from_number(n: i32) -> Option<Sig> {
+        (Signal::try_from(n).is_ok() || sys::realtime_range().contains(&n)).then_some(Sig(n))
+    }
+
+    /// Its number.
+    pub fn number(self) -> i32 {
+        self.0
+    }
+
+    /// Is it a real-time signal?
+    pub fn is_realtime(self) -> bool {
+        sys::realtime_range().contains(&self.0)
+    }
+
+    /// Every real-time signal.
+    pub fn realtime() -> impl Iterator<Item = Sig> {
+        sys::realtime_range().map(Sig)
+    }
+}
+
+impl From<Signal> for Sig {
+    fn from(sig: Signal) -> Sig {
+        Sig(sig as i32)
+    }
+}
+
+impl PartialEq<Signal> for Sig {
+    fn eq(&self, other: &Signal) -> bool {
+        self.0 == *other as i32
+    }
+}
+
+impl std::fmt::Display for Sig {
+    /// `SIGTERM`, or `SIGRTMIN+3`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match Signal::try_from(self.0) {
+            Ok(sig) => f.write_str(sig.as_str()),
+            Err(_) => write!(f, "SIGRTMIN+{}", self.0 - *sys::realtime_range().start()),
+        }
+    }
+}
+
+/// A caught signal, and who sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caught {
+    pub sig: Sig,
+    /// The sending process (`si_pid`); this process's own pid for a
+    /// signal its own calls raised (SIGPIPE of a write to a closed pipe).
+    pub from: u32,
+}
+
 /// A set of blocked signals, readable from a signalfd.
 #[derive(Debug)]
 pub struct Signals {
@@ -75,14 +142,15 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Block and catch `signals`, leaving alone those already ignored.
+    /// Block and catch `signals` and every real-time signal, leaving alone
+    /// those already ignored.
     pub fn catch(signals: &[Signal]) -> io::Result<Signals> {
-        let mut set = SigSet::empty();
-        for &sig in signals {
-            if !sys::is_ignored(sig) {
-                set.add(sig);
-            }
-        }
+        let numbers = signals.iter().map(|&s| s as i32);
+        let set = sys::sigset_of(
+            numbers
+                .chain(sys::realtime_range())
+                .filter(|&n| !sys::is_ignored_number(n)),
+        );
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
         let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         Ok(Signals { fd, set })
@@ -107,6 +175,17 @@ impl Signals {
         self.set.contains(sig)
     }
 
+    /// Is `caught` to be passed on to a command: one of [`FORWARDED`], a
+    /// real-time signal, or SIGPIPE or SIGXFSZ sent by another process
+    /// (ours come from our own failed writes, which concern us only).
+    pub fn forwards(caught: Caught) -> bool {
+        let Caught { sig, from } = caught;
+        let by_another = from != std::process::id();
+        sig.is_realtime()
+            || FORWARDED.iter().any(|&f| sig == f)
+            || ((sig == Signal::SIGPIPE || sig == Signal::SIGXFSZ) && by_another)
+    }
+
     /// Wait up to `d` for a caught signal to be pending, leaving it
     /// pending; `true` if one is.
     /// SIGIO (directory notifications) does not count and is consumed.
@@ -129,11 +208,12 @@ impl Signals {
                 continue;
             }
             match self.take() {
-                Some(Signal::SIGIO) | None => {}
+                None => {}
+                Some(sig) if sig == Signal::SIGIO => {}
                 Some(sig) => {
                     // Still blocked: raised again, it stays pending for
                     // whoever reads it next.
-                    let _ = raise(sig);
+                    sys::raise_number(sig.number());
                     return true;
                 }
             }
@@ -141,10 +221,25 @@ impl Signals {
     }
 
     /// The next pending caught signal, if any; never blocks.
-    pub fn take(&self) -> Option<Signal> {
-        match self.fd.read_signal() {
-            Ok(Some(info)) => Signal::try_from(info.ssi_signo as i32).ok(),
-            _ => None,
+    pub fn take(&self) -> Option<Sig> {
+        self.take_caught().map(|c| c.sig)
+    }
+
+    /// The next pending caught signal and its sender, if any; never blocks.
+    pub fn take_caught(&self) -> Option<Caught> {
+        loop {
+            match self.fd.read_signal() {
+                Ok(Some(info)) => match Sig::from_number(info.ssi_signo as i32) {
+                    Some(sig) => {
+                        return Some(Caught {
+                            sig,
+                            from: info.ssi_pid,
+                        });
+                    }
+                    None => continue,
+                },
+                _ => return None,
+            }
         }
     }
 }
@@ -158,12 +253,11 @@ impl AsFd for Signals {
 /// Die by `sig`: default action, unblocked, raised. Core dumps are turned
 /// off first (a re-raised SIGQUIT or SIGSEGV of the child is not our crash).
 /// Falls back to exiting 128+N should the signal not kill us.
-pub fn die_by(sig: Signal) -> ! {
+pub fn die_by(sig: Sig) -> ! {
     let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
-    sys::default_action(sig);
-    let mut only = SigSet::empty();
-    only.add(sig);
+    sys::default_action(sig.number());
+    let only = sys::sigset_of([sig.number()]);
     let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
-    let _ = raise(sig);
-    std::process::exit(128 + sig as i32)
+    sys::raise_number(sig.number());
+    std::process::exit(128 + sig.number())
 }

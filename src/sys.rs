@@ -28,12 +28,6 @@ pub fn is_ignored(sig: Signal) -> bool {
     }
 }
 
-/// Restore the default action of `sig`.
-pub fn default_action(sig: Signal) {
-    // SAFETY: SIG_DFL installs no handler, so there is none to race with.
-    let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
-}
-
 /// `fcntl(fd, F_NOTIFY, events)`: dnotify on the directory `fd`.
 pub fn notify(fd: BorrowedFd<'_>, events: libc::c_int) -> bool {
     // SAFETY: F_NOTIFY takes an int argument; fd is open for the call.
@@ -47,4 +41,144 @@ pub fn terminal_columns(fd: BorrowedFd<'_>) -> Option<usize> {
     // SAFETY: TIOCGWINSZ fills the `winsize` we own and pass by pointer.
     let ok = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size) } == 0;
     (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
+}
+
+/// The real-time signals of this libc, `SIGRTMIN()..=SIGRTMAX()` (glibc
+/// keeps the first two or three for itself).
+pub fn realtime_range() -> std::ops::RangeInclusive<libc::c_int> {
+    libc::SIGRTMIN()..=libc::SIGRTMAX()
+}
+
+/// A signal set holding the signals numbered `numbers`, real-time ones
+/// included (which `SigSet::add` cannot name).
+pub fn sigset_of(numbers: impl IntoIterator<Item = libc::c_int>) -> nix::sys::signal::SigSet {
+    // SAFETY: sigemptyset initialises the set we own; sigaddset only sets
+    // bits in it (an invalid number is refused with -1, and left out).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for n in numbers {
+            libc::sigaddset(&mut set, n);
+        }
+        nix::sys::signal::SigSet::from_sigset_t_unchecked(set)
+    }
+}
+
+/// Is the signal numbered `sig` ignored (`SIG_IGN`) in this process?
+pub fn is_ignored_number(sig: libc::c_int) -> bool {
+    // SAFETY: as in `is_ignored`: a query into a zeroed struct we own.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// Restore the default action of the signal numbered `sig`.
+pub fn default_action(sig: libc::c_int) {
+    // SAFETY: SIG_DFL installs no handler, so there is none to race with.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+}
+
+/// `kill(2)` with a signal by number (real-time ones included).
+pub fn kill_number(pid: i32, sig: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: kill takes two integers and touches no memory of ours.
+    match unsafe { libc::kill(pid, sig) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// `raise(3)` with a signal by number.
+pub fn raise_number(sig: libc::c_int) {
+    // SAFETY: raise takes an integer and touches no memory of ours.
+    unsafe { libc::raise(sig) };
+}
+
+/// How a child ended, as `waitpid(2)` tells it, real-time signals
+/// included (nix's `WaitStatus` cannot hold those, and a child reaped by
+/// a call that then fails to describe it would be lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaped {
+    Running,
+    Exited(i32),
+    Signaled(libc::c_int),
+}
+
+/// `waitpid(pid, WNOHANG)` (or blocking, with `block`).
+pub fn waitpid_raw(pid: i32, block: bool) -> std::io::Result<Reaped> {
+    let mut status: libc::c_int = 0;
+    let flags = if block { 0 } else { libc::WNOHANG };
+    // SAFETY: waitpid writes the status into the int we own.
+    let got = unsafe { libc::waitpid(pid, &mut status, flags) };
+    match got {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => Ok(Reaped::Running),
+        _ if libc::WIFEXITED(status) => Ok(Reaped::Exited(libc::WEXITSTATUS(status))),
+        _ if libc::WIFSIGNALED(status) => Ok(Reaped::Signaled(libc::WTERMSIG(status))),
+        _ => Ok(Reaped::Running),
+    }
+}
+
+/// What the child of [`fork_held`] is given, made before the fork: after
+/// it, the child calls only async-signal-safe functions.
+pub struct HeldExec<'a> {
+    /// The program, looked up in `PATH` by `execvpe(3)`.
+    pub argv: &'a [std::ffi::CString],
+    pub envp: &'a [std::ffi::CString],
+    /// The read end of the pipe the child waits on.
+    pub go: &'a OwnedFd,
+    /// The write end of the pipe the child reports a failed exec on.
+    pub report: &'a OwnedFd,
+    /// Our ends of both pipes, closed in the child.
+    pub ours: [&'a OwnedFd; 2],
+}
+
+/// `fork(2)` a child that waits, with every signal still blocked, for one
+/// byte on `spec.go`: then it clears its signal mask and `execvpe(3)`s
+/// the command (glibc runs a file without a `#!` line under `/bin/sh`);
+/// if that fails it writes the errno to `spec.report` and exits 127. On
+/// end-of-file instead (we died before saying go) it exits 127 without
+/// running anything. Returns the child's pid.
+pub fn fork_held(spec: &HeldExec<'_>) -> std::io::Result<i32> {
+    let mut argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = spec.envp.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let (go, report) = (spec.go.as_raw_fd(), spec.report.as_raw_fd());
+    let ours = spec.ours.map(|fd| fd.as_raw_fd());
+    // SAFETY: a zeroed sigset_t emptied by sigemptyset, before the fork.
+    let empty = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        set
+    };
+    // SAFETY: the program is single-threaded where it runs commands; the
+    // child touches only the memory prepared above (pointers into
+    // `spec`, alive until we return) and calls only async-signal-safe
+    // functions (close, read, sigprocmask, execvpe as used by posix_spawn,
+    // write, _exit) before it execs or exits.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => unsafe {
+            libc::close(ours[0]);
+            libc::close(ours[1]);
+            let mut byte = 0u8;
+            loop {
+                let n = libc::read(go, (&raw mut byte).cast(), 1);
+                if n == 1 {
+                    break;
+                }
+                if n < 0 && *libc::__errno_location() == libc::EINTR {
+                    continue;
+                }
+                libc::_exit(127);
+            }
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            libc::execvpe(argv[0], argv.as_ptr(), envp.as_ptr());
+            let errno = (*libc::__errno_location()).to_ne_bytes();
+            libc::write(report, errno.as_ptr().cast(), errno.len());
+            libc::_exit(127)
+        },
+        pid => Ok(pid),
+    }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
-use crate::signals::Signals;
+use crate::signals::{Sig, Signals};
 use crate::watch::{ParentWatch, ReleaseProbe, ReleaseWatch, is_remote};
 
 /// The pause between failed attempts.
@@ -76,7 +76,7 @@ pub enum Wake {
     /// The lock was released (its name removed or renamed away).
     Released,
     /// A caught signal arrived.
-    Signal(Signal),
+    Signal(Sig),
     /// The watched parent died.
     ParentDied,
 }
@@ -134,7 +134,7 @@ impl<'a> Sleeper<'a> {
 
     /// A caught signal that is already pending, if any. Directory
     /// notifications (SIGIO) are consumed and not reported.
-    pub fn pending_signal(&self) -> Option<Signal> {
+    pub fn pending_signal(&self) -> Option<Sig> {
         let signals = self.signals?;
         while let Some(sig) = signals.take() {
             if sig != Signal::SIGIO {

@@ -34,6 +34,10 @@ mod protocol;
 // Mutual exclusion under real contention between processes.
 mod contention;
 
+// A command never runs before its lock names it: SIGKILL of the tool at the
+// instant its command starts lets nobody in while the command runs.
+mod exclusion;
+
 // Signals while waiting and while holding in command mode.
 mod signals;
 

@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 
 use crate::Error;
 use crate::acquire::{self, Event, Holding, Protocol, Stop};
-use crate::child::{self, ChildEvent};
+use crate::child::{self, ChildEvent, NotRun};
 use crate::cli::args::OnLost;
 use crate::cli::live::{self, LiveLine};
 use crate::cli::report::Holder;
@@ -166,7 +166,8 @@ pub fn hold_or_run<H: Holding>(
     };
     match run_under(&plan.waiter.out, path, held, signals, &run) {
         Ok(end) => Outcome::Command(end),
-        Err(e) => {
+        Err(Unrun::Refused(e)) => plan.waiter.out.failed(e),
+        Err(Unrun::Start(e)) => {
             plan.waiter.out.error(format_args!(
                 "{}: {}",
                 Path::new(&plan.command[0]).display(),
@@ -343,21 +344,37 @@ fn run_under<H: Holding>(
     mut held: H,
     mut signals: Signals,
     run: &Run<'_>,
-) -> io::Result<child::ChildEnd> {
+) -> Result<child::ChildEnd, Unrun> {
     let mut forwarded = signals::FORWARDED.to_vec();
-    forwarded.push(Signal::SIGCHLD);
-    signals.add(&forwarded)?;
+    forwarded.extend([Signal::SIGCHLD, Signal::SIGPIPE, Signal::SIGXFSZ]);
+    signals.add(&forwarded).map_err(Unrun::Start)?;
     let every = run.touch_every.unwrap_or(Duration::from_secs(30));
     let mut child = None;
     let mut lost = false;
+    let mut unnamed = None;
     let ended = child::run_child(run.command, run.env, &signals, every, |event| match event {
-        // The command is named in the record at once, so that a waiter
-        // does not judge the lock dead while the command lives, even if
-        // we are killed with SIGKILL.
+        // The command may run only once the record names it, so that a
+        // waiter never judges the lock dead while the command lives, even
+        // if we are killed with SIGKILL at any instant. A lock we cannot
+        // name it in, or that is no longer ours, does not run it.
         ChildEvent::Spawned(pid) => {
             child = Some(pid);
-            if let Err(e) = held.add_child(pid) {
-                out.error(e);
+            crate::seam::pause("SPAWNED");
+            match held.add_child(pid) {
+                Ok(true) => true,
+                Ok(false) => {
+                    let lost = Error::LockLost { path: path.into() };
+                    unnamed = Some(Error::NotRecorded {
+                        source: Box::new(lost),
+                    });
+                    false
+                }
+                Err(e) => {
+                    unnamed = Some(Error::NotRecorded {
+                        source: Box::new(e),
+                    });
+                    false
+                }
             }
         }
         ChildEvent::Tick => {
@@ -370,9 +387,14 @@ fn run_under<H: Holding>(
             } else if run.touch_every.is_some() && !lost {
                 let _ = held.touch();
             }
+            true
         }
     });
-    match held.release() {
+    let released = held.release();
+    if let Some(e) = unnamed {
+        return Err(Unrun::Refused(e));
+    }
+    match released {
         Ok(true) => {}
         Ok(false) if lost => {}
         Ok(false) => out.error(format_args!(
@@ -381,7 +403,18 @@ fn run_under<H: Holding>(
         )),
         Err(e) => out.error(e),
     }
-    ended
+    ended.map_err(|e| match e {
+        NotRun::Start(e) => Unrun::Start(e),
+        NotRun::Refused => unreachable!("refused only with a reason"),
+    })
+}
+
+/// Why [`run_under`] did not run the command.
+enum Unrun {
+    /// It could not be started.
+    Start(io::Error),
+    /// The lock could not name it: it was not let run.
+    Refused(Error),
 }
 
 /// The lock was found lost while the command runs: say so at once, and
