@@ -238,3 +238,111 @@ fn dotlockfile_personality_sigterm_no_longer_leaves_lock_or_orphan() {
     assert!(!s.path("L").exists());
     assert!(gone(child_pid(&s)));
 }
+
+/// Send the signal numbered `sig` (real-time ones included) to `child`.
+fn send_number(child: &Child, sig: i32) {
+    // SAFETY: kill takes two integers.
+    let rc = unsafe { nix::libc::kill(child.id() as i32, sig) };
+    assert_eq!(rc, 0, "kill {sig}");
+}
+
+/// Real-time signals (`SIGRTMIN`..`SIGRTMAX`, which the tool catches by
+/// number) reach the command while it runs: a handled one leaves the tool
+/// waiting for it, an unhandled one ends the command and then the tool by
+/// the same signal, with the lock released and the command not orphaned.
+#[test]
+fn realtime_signals_are_forwarded_and_the_command_is_never_orphaned() {
+    let rtmin = nix::libc::SIGRTMIN();
+    let script = "trap 'echo rt1 >> got' RTMIN+1; trap 'echo rt2 >> got' RTMIN+2; \
+        echo $$ > child.pid; i=0; while [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done";
+    let tools = [
+        (crate::util::dotlock_bin(), &[][..]),
+        (crate::lockdir::lockdir_bin(), &[][..]),
+        (crate::filelock::filelock_bin(), &["--"][..]),
+    ];
+    for (bin, sep) in tools {
+        let name = bin.file_name().unwrap().to_string_lossy().into_owned();
+        let s = Scratch::new();
+        let mut tool = Command::new(&bin)
+            .current_dir(s.dir.path())
+            .arg("L")
+            .args(sep)
+            .args(["bash", "-c", script])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_until("the command", Duration::from_secs(10), || {
+            fs::read_to_string(s.path("child.pid")).is_ok_and(|c| c.ends_with('\n'))
+        });
+        let command = child_pid(&s);
+        send_number(&tool, rtmin + 1);
+        send_number(&tool, rtmin + 2);
+        wait_until("both handled by the command", Duration::from_secs(10), || {
+            fs::read_to_string(s.path("got")).is_ok_and(|g| g.lines().count() == 2)
+        });
+        assert!(
+            tool.try_wait().unwrap().is_none(),
+            "{name}: ended by a signal its command handled"
+        );
+        assert!(s.path("L").exists(), "{name}: the lock is still held");
+        // Unhandled: the command dies of it, then the tool, the same way.
+        send_number(&tool, rtmin + 4);
+        let out = tool.wait_with_output().unwrap();
+        assert_eq!(out.status.signal(), Some(rtmin + 4), "{name}: {out:?}");
+        assert!(gone(command), "{name}: the command outlived the tool");
+        assert!(
+            !s.path("L").exists(),
+            "{name}: the lock was left: {:?}",
+            s.listing()
+        );
+    }
+}
+
+/// A real-time signal while waiting ends the wait as SIGTERM does: the
+/// waiter dies by it and leaves nothing.
+#[test]
+fn a_realtime_signal_while_waiting_leaves_nothing() {
+    let s = Scratch::new();
+    let mut child = waiting_dotlock(&s);
+    let sig = nix::libc::SIGRTMIN() + 3;
+    send_number(&child, sig);
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(sig), "{status:?}");
+    assert_eq!(s.listing(), ["L"]);
+}
+
+/// SIGPIPE sent to the tool by another process reaches the command (which
+/// dies of it, and the tool after it); SIGPIPE of the tool's own write to
+/// a closed stderr does not, and the command goes on.
+#[test]
+fn sigpipe_from_another_process_is_forwarded_and_our_own_is_not() {
+    let s = Scratch::new();
+    let mut holder = holding_dotlock(&s, &[]);
+    let command = child_pid(&s);
+    send(&holder, Signal::SIGPIPE);
+    let status = holder.wait().unwrap();
+    assert_eq!(status.signal(), Some(Signal::SIGPIPE as i32), "{status:?}");
+    assert!(gone(command));
+    assert!(!s.path("L").exists());
+    fs::remove_file(s.path("child.pid")).unwrap();
+
+    // The tool's own SIGPIPE: stderr is a pipe whose reader is gone, and
+    // the tool writes to it (the lock is taken away while the command runs,
+    // --on-lost=warn says so at the next touch).
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let mut holder = s
+        .dotlock()
+        .args(["--stale-after", "0.6", "--on-lost=warn", "L", "sh", "-c"])
+        .arg("echo $$ > child.pid; sleep 2; echo done > done")
+        .stderr(Stdio::from(write))
+        .spawn()
+        .unwrap();
+    wait_until("the command", Duration::from_secs(10), || {
+        fs::read_to_string(s.path("child.pid")).is_ok_and(|c| c.ends_with('\n'))
+    });
+    fs::remove_file(s.path("L")).unwrap();
+    let status = holder.wait().unwrap();
+    assert!(s.path("done").exists(), "the command was cut short: {status:?}");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
