@@ -228,7 +228,13 @@ mod tests {
     #[test]
     fn shell_status_of_child_ends() {
         assert_eq!(ChildEnd::Exited(3).shell_status(), 3);
-        assert_eq!(ChildEnd::Signaled(Signal::SIGTERM.into()).shell_status(), 143);
-        assert_eq!(ChildEnd::Signaled(Signal::SIGINT.into()).shell_status(), 130);
+        assert_eq!(
+            ChildEnd::Signaled(Signal::SIGTERM.into()).shell_status(),
+            143
+        );
+        assert_eq!(
+            ChildEnd::Signaled(Signal::SIGINT.into()).shell_status(),
+            130
+        );
     }
 }

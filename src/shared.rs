@@ -164,8 +164,14 @@ pub(crate) fn members(
             continue;
         }
         let path = lock.sibling(&suffix(lock.name(), &name))?;
-        let Some(mut seen) = observe_at(dir, path.name(), path.path())? else {
-            continue;
+        let mut seen = match observe_at(dir, path.name(), path.path()) {
+            Ok(Some(seen)) => seen,
+            Ok(None) => continue,
+            // Not a regular file (a directory, a symbolic link, a FIFO, a
+            // socket planted at a member's name): not a member. It counts
+            // for nothing, blocks nobody, and is never removed: not ours.
+            Err(e) if is_foreign(&e) => continue,
+            Err(e) => return Err(e),
         };
         let verdict = judge_member(dir, &mut seen, policy, clock);
         if verdict.is_stale() {
@@ -180,6 +186,36 @@ pub(crate) fn members(
     }
     live.sort_by(|a, b| a.path.name().cmp(b.path.name()));
     Ok(live)
+}
+
+/// Is `e` what looking at a name that is not a regular file gives?
+fn is_foreign(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::LockIsDirectory { .. } | Error::LockIsSymlink { .. } | Error::LockNotRegular { .. }
+    )
+}
+
+/// The names beside `lock` that look like its shares or wants but are not
+/// regular files (planted, or made by hand): none of them counts.
+pub fn foreign_members(lock: &LockPath) -> Result<Vec<LockPath>> {
+    let dir = lock.open_dir()?;
+    let names =
+        again(|| dir.open_child(OsStr::new("."))?.names()).map_err(|e| Error::io(lock.dir(), e))?;
+    let mut foreign = Vec::new();
+    for name in names {
+        if !is_member(lock.name(), SHARE, &name) && !is_member(lock.name(), WANT, &name) {
+            continue;
+        }
+        let path = lock.sibling(&suffix(lock.name(), &name))?;
+        if let Err(e) = observe_at(&dir, path.name(), path.path())
+            && is_foreign(&e)
+        {
+            foreign.push(path);
+        }
+    }
+    foreign.sort_by(|a, b| a.name().cmp(b.name()));
+    Ok(foreign)
 }
 
 /// What follows the lock's name in a member's name.

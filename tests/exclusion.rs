@@ -201,6 +201,9 @@ fn killed_the_moment_its_command_appears_no_second_holder_while_it_runs() {
                 false => busy += 1,
             }
         }
-        eprintln!("{}: {taken} taken before the command ran, {busy} busy", case.name);
+        eprintln!(
+            "{}: {taken} taken before the command ran, {busy} busy",
+            case.name
+        );
     }
 }

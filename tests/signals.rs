@@ -277,9 +277,11 @@ fn realtime_signals_are_forwarded_and_the_command_is_never_orphaned() {
         let command = child_pid(&s);
         send_number(&tool, rtmin + 1);
         send_number(&tool, rtmin + 2);
-        wait_until("both handled by the command", Duration::from_secs(10), || {
-            fs::read_to_string(s.path("got")).is_ok_and(|g| g.lines().count() == 2)
-        });
+        wait_until(
+            "both handled by the command",
+            Duration::from_secs(10),
+            || fs::read_to_string(s.path("got")).is_ok_and(|g| g.lines().count() == 2),
+        );
         assert!(
             tool.try_wait().unwrap().is_none(),
             "{name}: ended by a signal its command handled"
@@ -343,6 +345,9 @@ fn sigpipe_from_another_process_is_forwarded_and_our_own_is_not() {
     });
     fs::remove_file(s.path("L")).unwrap();
     let status = holder.wait().unwrap();
-    assert!(s.path("done").exists(), "the command was cut short: {status:?}");
+    assert!(
+        s.path("done").exists(),
+        "the command was cut short: {status:?}"
+    );
     assert_eq!(status.code(), Some(0), "{status:?}");
 }

@@ -54,6 +54,9 @@ mod status;
 // lockdir: the trap helper in five shells, grace period, refusal, contention.
 mod lockdir;
 
+// Names planted at a shared lock's share and want names jam nothing.
+mod planted;
+
 // --slots: a counting semaphore that never leaks a slot.
 mod slots;
 

@@ -127,6 +127,15 @@ pub fn status_of(
         };
         let _ = writeln!(stdout, "{first}");
         states.push(State::of(holder.as_ref()));
+        // Names planted where shares and wants go: said once, counted never.
+        if holder.as_ref().is_some_and(|h| h.record.shared) {
+            for planted in crate::shared::foreign_members(path).unwrap_or_default() {
+                out.error(format_args!(
+                    "{}: not a regular file: not a reader, left alone",
+                    planted.path().display()
+                ));
+            }
+        }
         // Readers holding it together: each one's share.
         for (share, reader) in holder.iter().flat_map(|h| &h.readers) {
             let line = match format {
