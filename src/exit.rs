@@ -182,6 +182,7 @@ impl Outcome {
                 | Error::ShortWrite { .. },
             ) => Exit::Status(2),
             Outcome::Failed(_) => Exit::Status(4),
+            Outcome::ActionFailed(_) => Exit::Status(255),
             Outcome::Signal(sig) => Exit::Signal(*sig),
             _ => Exit::Status(1),
         }
@@ -520,7 +521,7 @@ mod tests {
             (O::Stale,                               [st(9), st(9), st(9),   st(9), st(69), st(69), st(1)]),
             (O::NotLocked,                           [st(0), st(0), st(0),   st(1), st(69), st(69), st(1)]),
             (O::Refused,                             [st(1), st(1), st(1),   st(1), st(71), st(71), st(1)]),
-            (O::ActionFailed(busy()),                [st(1), st(1), st(1),   st(1), st(64), st(64), st(1)]),
+            (O::ActionFailed(busy()),                [st(1), st(1), st(1),   st(1), st(64), st(64), st(255)]),
             (O::Failed(busy()),                      [st(4), st(4), st(4),   st(1), st(73), st(0), st(4)]),
             (O::Failed(no_dir()),                    [st(2), st(5), st(5),   st(1), st(69), st(69), st(2)]),
             (O::Failed(Error::Orphaned),             [st(7), st(7), st(7),   st(1), st(69), st(69), st(4)]),

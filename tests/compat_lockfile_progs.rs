@@ -175,6 +175,26 @@ fn the_same_as_lockfile_progs() {
             &[&["lockfile-create", "-r", "0", "d"]],
         ),
         (
+            "remove of a directory at the lock path",
+            |s| fs::create_dir(s.path("d.lock")).unwrap(),
+            &[&["lockfile-remove", "d"]],
+        ),
+        (
+            "remove -q of a directory at the lock path",
+            |s| fs::create_dir(s.path("d.lock")).unwrap(),
+            &[&["lockfile-remove", "-q", "d"]],
+        ),
+        (
+            "remove where the directory is a file",
+            |s| fs::write(s.path("file"), "").unwrap(),
+            &[&["lockfile-remove", "file/f"]],
+        ),
+        (
+            "remove in a missing directory",
+            none,
+            &[&["lockfile-remove", "nodir/f"]],
+        ),
+        (
             "mail-unlock with an argument",
             none,
             &[&["mail-unlock", "f"]],
@@ -297,4 +317,101 @@ fn a_live_pid_younger_than_its_lock_is_no_holder() {
     assert!(out.stderr.is_empty());
     let _ = live.kill();
     let _ = live.wait();
+}
+
+/// `lockfile-remove` on a read-only filesystem fails as lockfile-progs
+/// does (255, its line); without permission it fails too, where
+/// lockfile-progs exits 0 having removed nothing (an intended difference).
+#[test]
+fn a_removal_that_fails_is_reported() {
+    let Some(real_bin) = real() else { return };
+    if !crate::util::is_root() {
+        return skip("mounting and acting as nobody need root");
+    }
+    let remove = |bin: &Path, s: &Scratch, lock: &str, nobody: bool| {
+        let mut cmd = Command::new(bin.join("lockfile-remove"));
+        cmd.arg(lock).current_dir(s.dir.path());
+        if nobody {
+            crate::util::as_nobody(&mut cmd);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Read-only: a tmpfs with a lock in it, remounted read-only.
+    let mut seen = Vec::new();
+    for bin in [real_bin.clone(), ours(&Scratch::new())] {
+        let s = Scratch::new();
+        let mnt = s.path("mnt");
+        fs::create_dir(&mnt).unwrap();
+        let mount = |args: &[&str]| {
+            Command::new("mount")
+                .args(args)
+                .arg(&mnt)
+                .status()
+                .is_ok_and(|st| st.success())
+        };
+        assert!(mount(&["-t", "tmpfs", "-o", "size=1m", "tmpfs"]), "mount");
+        fs::write(mnt.join("f.lock"), "0\n").unwrap();
+        assert!(mount(&["-o", "remount,ro"]), "remount read-only");
+        let got = remove(&bin, &s, "mnt/f", false);
+        let still = mnt.join("f.lock").exists();
+        let _ = Command::new("umount").arg(&mnt).status();
+        seen.push((got, still));
+    }
+    assert_eq!(seen[0], seen[1], "read-only: lockfile-progs, then ours");
+    assert_eq!(seen[1].0.0, Some(255));
+    assert_eq!(
+        seen[1].0.1,
+        "lockfile removal failed: Read-only file system\n"
+    );
+
+    // Without permission: lockfile-progs says nothing and exits 0.
+    let s = Scratch::new();
+    let dir = crate::util::read_only_dir(&s, "ro");
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(dir.join("f.lock"), "0\n").unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o555)).unwrap();
+    assert_eq!(
+        remove(&real_bin, &s, "ro/f", true),
+        (Some(0), String::new())
+    );
+    assert_eq!(
+        remove(&ours(&s), &s, "ro/f", true),
+        (
+            Some(255),
+            "lockfile removal failed: Permission denied\n".to_string()
+        )
+    );
+    assert!(dir.join("f.lock").exists());
+}
+
+/// `mail-unlock` removes the caller's mailbox lock through the same path:
+/// a directory there is reported as lockfile-progs reports it, and left.
+#[test]
+fn mail_unlock_of_a_directory_is_reported_as_lockfile_progs_does() {
+    let Some(real_bin) = real() else { return };
+    if !crate::util::is_root() {
+        return skip("the mailbox lock of root is in /var/mail");
+    }
+    let lock = Path::new("/var/mail/root.lock");
+    if fs::symlink_metadata(lock).is_ok() {
+        return skip("/var/mail/root.lock exists: not touched");
+    }
+    let mut seen = Vec::new();
+    for bin in [real_bin, ours(&Scratch::new())] {
+        fs::create_dir(lock).unwrap();
+        let out = Command::new(bin.join("mail-unlock")).output().unwrap();
+        let still = lock.is_dir();
+        let _ = fs::remove_dir(lock);
+        seen.push((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            still,
+        ));
+    }
+    assert_eq!(seen[0], seen[1], "lockfile-progs, then ours");
+    assert_eq!(seen[1].0, Some(255));
 }

@@ -269,11 +269,8 @@ fn run(tool: Tool, argv0: &OsStr, args: &[OsString]) -> Outcome {
     };
     match tool {
         Tool::Create | Tool::MailLock => create(&out, &lock, &opts, policy),
-        Tool::Remove | Tool::MailUnlock => {
-            // As lockfile-progs: the lock is removed, whoever holds it.
-            let _ = link::remove(&lock);
-            Outcome::Success
-        }
+        // As lockfile-progs: the lock is removed, whoever holds it.
+        Tool::Remove | Tool::MailUnlock => remove(&out, &lock),
         Tool::Touch | Tool::MailTouchlock => touch(&lock, opts.oneshot),
         Tool::Check => match Holder::of_file(&lock, &policy) {
             Ok(Some(h)) if !h.verdict.is_stale() => Outcome::Success,
@@ -314,6 +311,37 @@ fn lock_path(tool: Tool, opts: &Opts) -> Result<PathBuf, String> {
     let mut name = file;
     name.push(".lock");
     Ok(PathBuf::from(name))
+}
+
+/// `lockfile-remove`, `mail-unlock`: remove the lock, whoever holds it. A
+/// missing lock, or a missing directory, is success (`unlink(2)`'s
+/// `ENOENT`); any other failure is lockfile-progs' line and 255. Unlike
+/// lockfile-progs, "permission denied" is a failure too (it exits 0
+/// having removed nothing), and what is not a lock file (a directory, a
+/// FIFO) is never removed.
+fn remove(out: &Reporter, lock: &LockPath) -> Outcome {
+    let why = match link::remove(lock) {
+        Ok(_) | Err(Error::NoDirectory { .. }) => return Outcome::Success,
+        Err(Error::LockIsDirectory { .. }) => errno_text(nix::libc::EISDIR),
+        Err(Error::NotADirectory { .. }) => errno_text(nix::libc::ENOTDIR),
+        Err(Error::LockNotRegular { .. }) => "Not a regular file, left alone".to_string(),
+        Err(
+            Error::Io { source, .. }
+            | Error::CreateTemp { source, .. }
+            | Error::StaleNotRemoved { source, .. },
+        ) => crate::error::describe(&source),
+        Err(e) => e.to_string(),
+    };
+    // lockfile-progs' words, without the program's name.
+    if !out.quiet {
+        eprintln!("lockfile removal failed: {why}");
+    }
+    Outcome::ActionFailed(Error::BadValue(why))
+}
+
+/// `strerror(errno)`.
+fn errno_text(errno: i32) -> String {
+    nix::errno::Errno::from_raw(errno).desc().to_string()
 }
 
 /// The message of a lock that could not be made, and its outcome.
