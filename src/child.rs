@@ -5,8 +5,8 @@
 //! The command's process is made first and held before its `exec`
 //! ([`start`]); the caller records its pid in the lock, and only then lets
 //! it go ([`Held::go`]). Killed with SIGKILL at any instant, we leave
-//! either a held process that exits without running anything (the pipe it
-//! waits on reads end-of-file) or a record naming the command: never a
+//! either a held process that exits without running anything (the socket
+//! it waits on reads end-of-file) or a record naming the command: never a
 //! running command the lock does not name.
 
 use std::ffi::{CString, OsStr, OsString};
@@ -15,10 +15,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
-use nix::fcntl::OFlag;
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::unistd::{pipe2, read, write};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::unistd::{read, write};
 
 use crate::signals::{Sig, Signals};
 use crate::sys::{self, Reaped};
@@ -40,16 +40,38 @@ impl ChildEnd {
     }
 }
 
+/// The one connection to a command's process before its `exec`: a
+/// socket pair, made before the lock is taken (so that a lock, once
+/// taken, never fails to run its command for want of descriptors). The
+/// child waits on its end for the go byte; on a failed `exec` it writes
+/// the errno back; its end is close-on-exec, so a successful `exec`
+/// reads as end-of-file to us.
+#[derive(Debug)]
+pub struct Channel {
+    ours: OwnedFd,
+    theirs: OwnedFd,
+}
+
+impl Channel {
+    pub fn new() -> io::Result<Channel> {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        Ok(Channel { ours, theirs })
+    }
+}
+
 /// A command's process, made but held before its `exec`: it runs nothing
 /// of the command until [`Held::go`]. Dropped without `go`, it exits
 /// without running anything, and is reaped.
 #[derive(Debug)]
 pub struct Held {
     pid: i32,
-    /// Our end of the pipe the child waits on.
-    go: Option<OwnedFd>,
-    /// Our end of the pipe on which the child reports a failed `exec`.
-    report: OwnedFd,
+    /// Our end of the channel; `None` once the child was let go.
+    ours: Option<OwnedFd>,
 }
 
 /// Make the process of `argv` (run as `execvp(3)` would: a `PATH` search,
@@ -62,7 +84,11 @@ pub struct Held {
 /// they inherited it; a Rust `main` ignores it, so a program using this
 /// library from one should restore the default first if its commands are
 /// to die of a broken pipe.
-pub fn start(argv: &[OsString], extra_env: &[(&str, String)]) -> io::Result<Held> {
+pub fn start(
+    channel: Channel,
+    argv: &[OsString],
+    extra_env: &[(&str, String)],
+) -> io::Result<Held> {
     let cstr = |s: &OsStr| {
         CString::new(s.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
     };
@@ -86,19 +112,16 @@ pub fn start(argv: &[OsString], extra_env: &[(&str, String)]) -> io::Result<Held
             cstr(&kv)
         })
         .collect::<io::Result<Vec<_>>>()?;
-    let (go_read, go_write) = pipe2(OFlag::O_CLOEXEC)?;
-    let (report_read, report_write) = pipe2(OFlag::O_CLOEXEC)?;
+    let Channel { ours, theirs } = channel;
     let pid = sys::fork_held(&sys::HeldExec {
         argv: &args,
         envp: &env,
-        go: &go_read,
-        report: &report_write,
-        ours: [&go_write, &report_read],
+        theirs: &theirs,
+        ours: &ours,
     })?;
     Ok(Held {
         pid,
-        go: Some(go_write),
-        report: report_read,
+        ours: Some(ours),
     })
 }
 
@@ -111,15 +134,15 @@ impl Held {
     /// Let the command run, and wait until it has `exec`ed. `Err`: it could
     /// not be (not found, not executable), and its process is reaped.
     pub fn go(mut self) -> io::Result<u32> {
-        let go = self.go.take().expect("go is taken once");
+        let ours = self.ours.take().expect("go is said once");
         // EPIPE: the child is gone already (killed while held); its end
-        // is seen by the caller's wait.
-        let _ = write(&go, b"g");
-        drop(go);
+        // is seen by the caller's wait. (SIGPIPE is blocked and read, and
+        // ours is not forwarded.)
+        let _ = write(&ours, b"g");
         let mut errno = [0u8; 4];
         let mut got = 0;
         while got < errno.len() {
-            match read(&self.report, &mut errno[got..]) {
+            match read(&ours, &mut errno[got..]) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(nix::errno::Errno::EINTR) => {}
@@ -139,7 +162,7 @@ impl Drop for Held {
     /// Never let go: the child reads end-of-file, exits without running
     /// anything, and is reaped.
     fn drop(&mut self) {
-        if self.go.take().is_some() && self.pid > 0 {
+        if self.ours.take().is_some() && self.pid > 0 {
             let _ = sys::waitpid_raw(self.pid, true);
         }
     }
@@ -170,13 +193,14 @@ pub enum NotRun {
 /// `every` (to keep the lock fresh). `signals` must already catch SIGCHLD
 /// and the forwarded signals: blocked before the spawn, none can be lost.
 pub fn run_child(
+    channel: Channel,
     argv: &[OsString],
     extra_env: &[(&str, String)],
     signals: &Signals,
     every: Duration,
     mut event: impl FnMut(ChildEvent) -> bool,
 ) -> Result<ChildEnd, NotRun> {
-    let held = start(argv, extra_env).map_err(NotRun::Start)?;
+    let held = start(channel, argv, extra_env).map_err(NotRun::Start)?;
     if !event(ChildEvent::Spawned(held.pid())) {
         return Err(NotRun::Refused);
     }

@@ -23,6 +23,7 @@ use nix::libc;
 
 use crate::seam::{self, Fault};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{AtFlags, OFlag, openat};
@@ -102,9 +103,12 @@ impl Meta {
 }
 
 /// An opened directory, with the path it was opened by (for messages).
+/// Clones share the one descriptor: a lock held, its waiter and its gate
+/// cost one descriptor for their directory, not one each (a process near
+/// its `ulimit -n` must still be able to release what it took).
 #[derive(Debug)]
 pub struct Dir {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     path: PathBuf,
 }
 
@@ -164,7 +168,7 @@ impl Dir {
         )
         .map_err(errno)?;
         Ok(Dir {
-            fd,
+            fd: Arc::new(fd),
             path: path.to_path_buf(),
         })
     }
@@ -180,15 +184,15 @@ impl Dir {
         )
         .map_err(errno)?;
         Ok(Dir {
-            fd,
+            fd: Arc::new(fd),
             path: self.path.join(name),
         })
     }
 
-    /// A second descriptor for the same directory.
+    /// The same directory, sharing its descriptor (never fails).
     pub fn try_clone(&self) -> io::Result<Dir> {
         Ok(Dir {
-            fd: self.fd.try_clone()?,
+            fd: Arc::clone(&self.fd),
             path: self.path.clone(),
         })
     }

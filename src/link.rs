@@ -250,20 +250,28 @@ impl Held {
     /// Is the lock at our path still the one we created: same device and
     /// inode, same record?
     pub fn is_ours(&self) -> bool {
-        match observe_at(&self.dir, self.lock.name(), self.lock.path()) {
-            Ok(Some(seen)) => {
-                seen.dev == self.dev
-                    && seen.ino == self.ino
-                    && seen.content.as_deref() == Some(&self.record[..])
-            }
-            _ => false,
-        }
+        self.ours().unwrap_or(false)
+    }
+
+    /// [`Held::is_ours`], with a look that failed (out of descriptors, an
+    /// I/O error) told apart from a lock that is not ours.
+    fn ours(&self) -> Result<bool> {
+        Ok(
+            match observe_at(&self.dir, self.lock.name(), self.lock.path())? {
+                Some(seen) => {
+                    seen.dev == self.dev
+                        && seen.ino == self.ino
+                        && seen.content.as_deref() == Some(&self.record[..])
+                }
+                None => false,
+            },
+        )
     }
 
     /// Refresh the lock's mtime, if it is still ours (inode and record:
     /// a freed inode number is soon another file's).
     pub fn touch(&self) -> Result<bool> {
-        if !self.is_ours() {
+        if !self.ours()? {
             return Ok(false);
         }
         touch_at(&self.dir, self.lock.name(), self.lock.path())
@@ -336,7 +344,7 @@ impl Held {
     }
 
     fn release_inner(&self) -> Result<bool> {
-        if !self.is_ours() {
+        if !self.ours()? {
             return Ok(false);
         }
         let (dir, name) = (&self.dir, self.lock.name());

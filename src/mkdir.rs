@@ -196,11 +196,51 @@ pub fn try_lock_at(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<Try<H
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(_) => Some((0, 0)),
     };
+    // What the lock will need once its directory exists, had first: a
+    // failure after `mkdir` must not leave an empty lock directory.
+    let held_parent = parent.try_clone().map_err(|e| Error::io(lock.dir(), e))?;
     let made = match parent.mkdir(lock.name(), 0o755) {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
         Err(e) => return Err(crate::error::creating(path, e)),
     };
+    // The directory we made, by device and inode (`fstatat(2)`: no
+    // descriptor needed).
+    let fresh = match made {
+        true => again(|| parent.lstat(lock.name()))
+            .ok()
+            .map(|m| (m.dev, m.ino)),
+        false => None,
+    };
+    let finished = finish_attempt(parent, lock, record, made, before);
+    match finished {
+        Ok(Try::Acquired((dev, ino))) => Ok(Try::Acquired(HeldDir {
+            parent: held_parent,
+            lock: lock.clone(),
+            dev,
+            ino,
+            record: record.to_vec(),
+            done: false,
+        })),
+        Ok(Try::Busy(seen)) => Ok(Try::Busy(seen)),
+        Ok(Try::Vanished) => Ok(Try::Vanished),
+        Err(e) => {
+            abandon(parent, lock, fresh);
+            Err(e)
+        }
+    }
+}
+
+/// The rest of an attempt once `mkdir` has answered: look, then place the
+/// owner record. `Acquired` carries the directory's device and inode.
+fn finish_attempt(
+    parent: &Dir,
+    lock: &LockPath,
+    record: &[u8],
+    made: bool,
+    before: Option<(u64, u64)>,
+) -> Result<Try<(u64, u64), SeenDir>> {
+    let path = lock.path();
     let seen = match (made, observe_at(parent, lock.name(), path)?) {
         (_, None) => return Ok(Try::Vanished),
         (false, Some(seen)) if seen.owner.is_some() || before == Some((seen.dev, seen.ino)) => {
@@ -208,26 +248,29 @@ pub fn try_lock_at(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<Try<H
         }
         (_, Some(seen)) => seen,
     };
-    match write_owner(parent, lock, record) {
-        Ok(true) => Ok(Try::Acquired(HeldDir {
-            parent: parent.try_clone().map_err(|e| Error::io(lock.dir(), e))?,
-            lock: lock.clone(),
-            dev: seen.dev,
-            ino: seen.ino,
-            record: record.to_vec(),
-            done: false,
-        })),
+    match write_owner(parent, lock, record)? {
+        true => Ok(Try::Acquired((seen.dev, seen.ino))),
         // Another process's owner record came first: its lock.
-        Ok(false) => match observe_at(parent, lock.name(), path)? {
+        false => match observe_at(parent, lock.name(), path)? {
             Some(seen) => Ok(Try::Busy(seen)),
             None => Ok(Try::Vanished),
         },
-        Err(e) => {
-            if made {
-                let _ = remove_dir(parent, lock, Some((seen.dev, seen.ino)), Sweep::Ours);
-            }
-            Err(e)
-        }
+    }
+}
+
+/// Our own fresh directory (`fresh`: device, inode), left without an
+/// owner by a failure (out of descriptors, a write error), is removed: as
+/// a release removes it, or, where that cannot even open it, by
+/// `rmdir(2)` of the name while it is still that directory — `rmdir`
+/// needs no descriptor, and refuses a directory somebody has since placed
+/// an owner in.
+fn abandon(parent: &Dir, lock: &LockPath, fresh: Option<(u64, u64)>) {
+    let Some((dev, ino)) = fresh else { return };
+    if remove_dir(parent, lock, Some((dev, ino)), Sweep::Ours).is_ok() {
+        return;
+    }
+    if again(|| parent.lstat(lock.name())).is_ok_and(|m| (m.dev, m.ino) == (dev, ino)) {
+        let _ = parent.rmdir(lock.name());
     }
 }
 

@@ -125,18 +125,17 @@ pub struct HeldExec<'a> {
     /// The program, looked up in `PATH` by `execvpe(3)`.
     pub argv: &'a [std::ffi::CString],
     pub envp: &'a [std::ffi::CString],
-    /// The read end of the pipe the child waits on.
-    pub go: &'a OwnedFd,
-    /// The write end of the pipe the child reports a failed exec on.
-    pub report: &'a OwnedFd,
-    /// Our ends of both pipes, closed in the child.
-    pub ours: [&'a OwnedFd; 2],
+    /// The child's end of the channel (close-on-exec): it waits on it for
+    /// the go byte, and reports a failed exec on it.
+    pub theirs: &'a OwnedFd,
+    /// Our end, closed in the child.
+    pub ours: &'a OwnedFd,
 }
 
 /// `fork(2)` a child that waits, with every signal still blocked, for one
-/// byte on `spec.go`: then it clears its signal mask and `execvpe(3)`s
-/// the command (glibc runs a file without a `#!` line under `/bin/sh`);
-/// if that fails it writes the errno to `spec.report` and exits 127. On
+/// byte on `spec.theirs`: then it clears its signal mask and
+/// `execvpe(3)`s the command (glibc runs a file without a `#!` line under
+/// `/bin/sh`); if that fails it writes the errno back and exits 127. On
 /// end-of-file instead (we died before saying go) it exits 127 without
 /// running anything. Returns the child's pid.
 pub fn fork_held(spec: &HeldExec<'_>) -> std::io::Result<i32> {
@@ -144,8 +143,7 @@ pub fn fork_held(spec: &HeldExec<'_>) -> std::io::Result<i32> {
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = spec.envp.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
-    let (go, report) = (spec.go.as_raw_fd(), spec.report.as_raw_fd());
-    let ours = spec.ours.map(|fd| fd.as_raw_fd());
+    let (theirs, ours) = (spec.theirs.as_raw_fd(), spec.ours.as_raw_fd());
     // SAFETY: a zeroed sigset_t emptied by sigemptyset, before the fork.
     let empty = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -160,11 +158,10 @@ pub fn fork_held(spec: &HeldExec<'_>) -> std::io::Result<i32> {
     match unsafe { libc::fork() } {
         -1 => Err(std::io::Error::last_os_error()),
         0 => unsafe {
-            libc::close(ours[0]);
-            libc::close(ours[1]);
+            libc::close(ours);
             let mut byte = 0u8;
             loop {
-                let n = libc::read(go, (&raw mut byte).cast(), 1);
+                let n = libc::read(theirs, (&raw mut byte).cast(), 1);
                 if n == 1 {
                     break;
                 }
@@ -176,7 +173,7 @@ pub fn fork_held(spec: &HeldExec<'_>) -> std::io::Result<i32> {
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
             libc::execvpe(argv[0], argv.as_ptr(), envp.as_ptr());
             let errno = (*libc::__errno_location()).to_ne_bytes();
-            libc::write(report, errno.as_ptr().cast(), errno.len());
+            libc::write(theirs, errno.as_ptr().cast(), errno.len());
             libc::_exit(127)
         },
         pid => Ok(pid),

@@ -77,6 +77,10 @@ mod filelock;
 // The setgid mailbox rules, as root with a test user and a setgid copy.
 mod mailbox;
 
+// Out of file descriptors at every point: the lock taken, or one line and
+// nothing left.
+mod fd_limits;
+
 // Bad input (SPEC §8): one clear line, the documented code, nothing removed.
 mod bad_input;
 

@@ -265,18 +265,22 @@ fn take(
     } else {
         record.clone()
     };
+    let plan = Plan {
+        waiter: waiter.clone(),
+        slots: None,
+        command: args.command.clone(),
+        touch_every: Some(pipeline::touch_interval(stale_after)),
+        on_lost: Some(args.on_lost.unwrap_or_default()),
+    };
+    let channel = match plan.channel() {
+        Ok(c) => c,
+        Err(e) => return out.failed(e),
+    };
     let report = |i: usize, e| report::events(*out, set.locks()[i].path())(e);
     match take_all(set, &waiter, &taking, 0o644, &signals, report) {
         Ok(held) if running => {
-            let plan = Plan {
-                waiter,
-                slots: None,
-                command: args.command.clone(),
-                touch_every: Some(pipeline::touch_interval(stale_after)),
-                on_lost: Some(args.on_lost.unwrap_or_default()),
-            };
             let first = set.locks()[0].path();
-            pipeline::hold_or_run(&plan, first, 1, AllOf(held), signals)
+            pipeline::hold_or_run(&plan, first, 1, AllOf(held), signals, channel)
         }
         Ok(mut held) => {
             // The set is complete: hand every lock over to the shell.

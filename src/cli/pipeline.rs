@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 
 use crate::Error;
 use crate::acquire::{self, Event, Holding, Protocol, Stop};
-use crate::child::{self, ChildEvent, NotRun};
+use crate::child::{self, Channel, ChildEvent, NotRun};
 use crate::cli::args::OnLost;
 use crate::cli::live::{self, LiveLine};
 use crate::cli::report::Holder;
@@ -108,6 +108,20 @@ pub struct Plan {
     pub on_lost: Option<OnLost>,
 }
 
+impl Plan {
+    /// With a command: its channel, made before the lock is taken, so
+    /// that a lock once taken never fails to run it for want of
+    /// descriptors.
+    pub fn channel(&self) -> Result<Option<Channel>, Error> {
+        match self.command.is_empty() {
+            true => Ok(None),
+            false => Channel::new()
+                .map(Some)
+                .map_err(|e| Error::io(&self.command[0], e)),
+        }
+    }
+}
+
 /// How [`run`] ended, before the caller says anything of it.
 pub enum Ended {
     /// The outcome is final (and said).
@@ -127,6 +141,10 @@ where
         Ok(s) => s,
         Err(e) => return Ended::Done(out.failed(e)),
     };
+    let channel = match plan.channel() {
+        Ok(c) => c,
+        Err(e) => return Ended::Done(out.failed(e)),
+    };
     let path = locks.path.clone();
     let taken = plan
         .waiter
@@ -140,7 +158,9 @@ where
         Err(Stop::Error(e)) => return Ended::Done(out.failed(e)),
     };
     announce(&held);
-    Ended::Done(hold_or_run(plan, &path, slot, held, signals))
+    // The waiter's descriptors are not needed any more.
+    drop(locks);
+    Ended::Done(hold_or_run(plan, &path, slot, held, signals, channel))
 }
 
 /// The lock is ours: leave it in place (printing the slot), or run the
@@ -151,12 +171,13 @@ pub fn hold_or_run<H: Holding>(
     slot: usize,
     held: H,
     signals: Signals,
+    channel: Option<Channel>,
 ) -> Outcome {
-    if plan.command.is_empty() {
+    let Some(channel) = channel.filter(|_| !plan.command.is_empty()) else {
         held.keep();
         print_slot(plan.slots, slot);
         return Outcome::Success;
-    }
+    };
     let env = slot_env(plan.slots, slot);
     let run = Run {
         command: &plan.command,
@@ -164,7 +185,7 @@ pub fn hold_or_run<H: Holding>(
         touch_every: plan.touch_every,
         on_lost: plan.on_lost,
     };
-    match run_under(&plan.waiter.out, path, held, signals, &run) {
+    match run_under(&plan.waiter.out, path, held, signals, channel, &run) {
         Ok(end) => Outcome::Command(end),
         Err(Unrun::Refused(e)) => plan.waiter.out.failed(e),
         Err(Unrun::Start(e)) => {
@@ -343,6 +364,7 @@ fn run_under<H: Holding>(
     path: &Path,
     mut held: H,
     mut signals: Signals,
+    channel: Channel,
     run: &Run<'_>,
 ) -> Result<child::ChildEnd, Unrun> {
     let mut forwarded = signals::FORWARDED.to_vec();
@@ -352,44 +374,51 @@ fn run_under<H: Holding>(
     let mut child = None;
     let mut lost = false;
     let mut unnamed = None;
-    let ended = child::run_child(run.command, run.env, &signals, every, |event| match event {
-        // The command may run only once the record names it, so that a
-        // waiter never judges the lock dead while the command lives, even
-        // if we are killed with SIGKILL at any instant. A lock we cannot
-        // name it in, or that is no longer ours, does not run it.
-        ChildEvent::Spawned(pid) => {
-            child = Some(pid);
-            crate::seam::pause("SPAWNED");
-            match held.add_child(pid) {
-                Ok(true) => true,
-                Ok(false) => {
-                    let lost = Error::LockLost { path: path.into() };
-                    unnamed = Some(Error::NotRecorded {
-                        source: Box::new(lost),
-                    });
-                    false
-                }
-                Err(e) => {
-                    unnamed = Some(Error::NotRecorded {
-                        source: Box::new(e),
-                    });
-                    false
+    let ended = child::run_child(
+        channel,
+        run.command,
+        run.env,
+        &signals,
+        every,
+        |event| match event {
+            // The command may run only once the record names it, so that a
+            // waiter never judges the lock dead while the command lives, even
+            // if we are killed with SIGKILL at any instant. A lock we cannot
+            // name it in, or that is no longer ours, does not run it.
+            ChildEvent::Spawned(pid) => {
+                child = Some(pid);
+                crate::seam::pause("SPAWNED");
+                match held.add_child(pid) {
+                    Ok(true) => true,
+                    Ok(false) => {
+                        let lost = Error::LockLost { path: path.into() };
+                        unnamed = Some(Error::NotRecorded {
+                            source: Box::new(lost),
+                        });
+                        false
+                    }
+                    Err(e) => {
+                        unnamed = Some(Error::NotRecorded {
+                            source: Box::new(e),
+                        });
+                        false
+                    }
                 }
             }
-        }
-        ChildEvent::Tick => {
-            if let Some(on_lost) = run.on_lost
-                && !lost
-                && !held.is_ours()
-            {
-                lost = true;
-                lost_lock(out, path, on_lost, child);
-            } else if run.touch_every.is_some() && !lost {
-                let _ = held.touch();
+            ChildEvent::Tick => {
+                if let Some(on_lost) = run.on_lost
+                    && !lost
+                    && !held.is_ours()
+                {
+                    lost = true;
+                    lost_lock(out, path, on_lost, child);
+                } else if run.touch_every.is_some() && !lost {
+                    let _ = held.touch();
+                }
+                true
             }
-            true
-        }
-    });
+        },
+    );
     let released = held.release();
     if let Some(e) = unnamed {
         return Err(Unrun::Refused(e));
