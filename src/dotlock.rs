@@ -100,6 +100,10 @@ impl<'a> DotLock<'a> {
             Try::Busy(seen) if seen.record().shared => self.held_shared(seen, policy),
             Try::Acquired(_) => {
                 self.want.borrow_mut().withdraw();
+                // The lock just made tells the filesystem's "now".
+                if let Ok(made) = self.dir.lstat(self.lock.name()) {
+                    crate::debris::sweep(&self.dir, made.mtime, policy.stale_after);
+                }
                 Ok(attempt)
             }
             other => Ok(other),

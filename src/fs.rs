@@ -265,7 +265,7 @@ impl Drop for TempFile<'_> {
 pub fn temp_name() -> OsString {
     let mut name =
         format!(".lk{:05}{:08x}.", std::process::id(), rand::random::<u32>()).into_bytes();
-    let host = escape_host(&host::short_hostname());
+    let host = temp_label();
     let room = NAME_MAX - name.len();
     let mut cut = host.len().min(room);
     while !host.is_char_boundary(cut) {
@@ -273,6 +273,12 @@ pub fn temp_name() -> OsString {
     }
     name.extend_from_slice(&host.as_bytes()[..cut]);
     OsString::from_vec(name)
+}
+
+/// This host's label in temporary names: the first label of the host
+/// name, escaped (it may be cut to fit `NAME_MAX` in the name itself).
+pub fn temp_label() -> String {
+    escape_host(&host::short_hostname())
 }
 
 /// `/ : \` and control characters become `\ooo` (octal) in file names.

@@ -83,6 +83,15 @@ pub fn started_ago(pid: u32) -> Option<std::time::Duration> {
     std::time::Duration::try_from_secs_f64(ago.max(0.0)).ok()
 }
 
+/// `/proc/sys/kernel/pid_max`: every pid is below it.
+pub fn pid_max() -> Option<u32> {
+    fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// A process's parent (field 4 of `/proc/PID/stat`).
 pub fn parent_of(pid: u32) -> Option<u32> {
     let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;

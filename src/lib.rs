@@ -137,6 +137,7 @@ mod breaking;
 mod child;
 #[doc(hidden)]
 pub mod cli;
+mod debris;
 mod dir;
 pub mod dotlock;
 pub mod error;

@@ -118,9 +118,12 @@ impl Record {
 
     /// This record, naming `pid` as the caller that took the lock.
     pub fn with_caller(self, pid: u32) -> Self {
+        let caller = Some(pid).filter(|&p| p != 0);
         Record {
-            caller: Some(pid).filter(|&p| p != 0),
+            caller,
             caller_start: host::start_time(pid),
+            // A pid means something only in its pid namespace.
+            pidns: self.pidns.or_else(|| caller.and(host::pid_namespace())),
             ..self
         }
     }

@@ -44,6 +44,9 @@ mod signals;
 // Waiting over time: the parent watch of -p, keeping a lock fresh, --timeout.
 mod waiting;
 
+// Temporary files of killed processes, reclaimed by the next taker.
+mod debris;
+
 // Stale locks: proof of death, filesystem-clock age, race-free breaking, --status.
 mod stale;
 
