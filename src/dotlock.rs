@@ -17,7 +17,7 @@ use crate::breaking;
 use crate::error::{Error, Result};
 use crate::fs::{Dir, Observed, observe_at};
 use crate::judge::{self, FsClock, Glance, Policy, Verdict, glance};
-use crate::link::{Attempt, Held, Via, try_lock_at};
+use crate::link::{Attempt, Held, Via, try_lock_full_disk};
 use crate::mailbox;
 use crate::path::LockPath;
 use crate::record::Record;
@@ -59,6 +59,15 @@ pub struct DotLock<'a> {
     policy: Cell<Policy>,
     /// The filesystem's clock, for judging readers' shares.
     shares_clock: shared::Clock,
+    /// A directory at the lock path is a busy lock, judged by its age,
+    /// that cannot be removed (the old tools: liblockfile's `dotlockfile`
+    /// waits for it and gives up, exit 4, or finds it stale and cannot
+    /// remove it, exit 8; procmail's `lockfile` gives up, 73), instead of
+    /// an error at once.
+    directory_is_busy: bool,
+    /// On a full disk, take the lock with an empty record (procmail's
+    /// `lockfile`).
+    empty_if_full: bool,
 }
 
 impl<'a> DotLock<'a> {
@@ -76,7 +85,44 @@ impl<'a> DotLock<'a> {
             want: Default::default(),
             policy: Cell::new(Policy::default()),
             shares_clock: shared::Clock::default(),
+            directory_is_busy: false,
+            empty_if_full: false,
         })
+    }
+
+    /// On a full disk, take the lock with an empty record, as procmail's
+    /// `lockfile` does (its record, `0`, says nothing an empty one does
+    /// not).
+    pub fn empty_if_full(mut self) -> Self {
+        self.empty_if_full = true;
+        self
+    }
+
+    /// Treat a directory at the lock path as the old tools do: a busy lock
+    /// that cannot be removed. It is never removed.
+    pub fn directory_is_busy(mut self) -> Self {
+        self.directory_is_busy = true;
+        self
+    }
+
+    /// The directory at the lock path, seen as a lock without a record.
+    fn directory_seen(&self) -> Result<Attempt> {
+        let (dir, lock) = (&self.dir, self.lock);
+        let meta = match dir.lstat(lock.name()) {
+            Ok(m) if m.is_dir() => m,
+            Ok(_) => return Ok(Try::Vanished),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Try::Vanished),
+            Err(e) => return Err(Error::io(lock.path(), e)),
+        };
+        let fs_now = crate::fs::fs_now_at(dir, lock.path()).ok();
+        Ok(Try::Busy(Observed {
+            dev: meta.dev,
+            ino: meta.ino,
+            size: meta.size,
+            mtime: meta.mtime,
+            content: None,
+            fs_now,
+        }))
     }
 
     /// The lock's path.
@@ -95,7 +141,12 @@ impl<'a> DotLock<'a> {
 
     fn attempt(&self, policy: &Policy) -> Result<Attempt> {
         self.policy.set(*policy);
-        let attempt = self.attempt_once(policy)?;
+        let attempt = match self.attempt_once(policy) {
+            Err(Error::LockIsDirectory { .. }) if self.directory_is_busy => {
+                return self.directory_seen();
+            }
+            other => other?,
+        };
         match attempt {
             Try::Busy(seen) if seen.record().shared => self.held_shared(seen, policy),
             Try::Acquired(_) => {
@@ -154,7 +205,7 @@ impl<'a> DotLock<'a> {
                 return Ok(Try::Busy(seen));
             }
         }
-        let attempt = try_lock_at(dir, lock, self.record, self.mode)?;
+        let attempt = try_lock_full_disk(dir, lock, self.record, self.mode, self.empty_if_full)?;
         match attempt {
             Try::Busy(ref seen) => {
                 if let Some(fs) = seen.fs_now {
@@ -241,6 +292,12 @@ impl Protocol for DotLock<'_> {
     }
 
     fn break_stale(&self, seen: &Observed) -> Result<Broken> {
+        if self.directory_is_busy && self.dir.lstat(self.lock.name()).is_ok_and(|m| m.is_dir()) {
+            return Err(Error::StaleNotRemoved {
+                path: self.lock.path().into(),
+                source: std::io::Error::from_raw_os_error(nix::libc::EISDIR),
+            });
+        }
         if seen.record().shared {
             return shared::break_orphan(&self.dir, self.lock, &self.policy.get(), || {
                 breaking::break_lock(&self.dir, self.lock, seen)

@@ -179,8 +179,9 @@ impl Outcome {
                 Error::NoDirectory { .. }
                 | Error::NotADirectory { .. }
                 | Error::CreateTemp { .. }
-                | Error::ShortWrite { .. },
+                | Error::Io { .. },
             ) => Exit::Status(2),
+            Outcome::Failed(Error::ShortWrite { .. }) => Exit::Status(3),
             Outcome::Failed(_) => Exit::Status(4),
             Outcome::ActionFailed(_) => Exit::Status(255),
             Outcome::Signal(sig) => Exit::Signal(*sig),

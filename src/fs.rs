@@ -211,6 +211,8 @@ pub(crate) struct TempFile<'a> {
     dir: &'a Dir,
     name: OsString,
     path: PathBuf,
+    /// The record is in it (see [`TempFile::create_on_full_disk`]).
+    pub(crate) written: bool,
 }
 
 impl<'a> TempFile<'a> {
@@ -220,17 +222,42 @@ impl<'a> TempFile<'a> {
         record: &[u8],
         mode: u32,
     ) -> Result<TempFile<'a>> {
+        Self::create_on_full_disk(dir, lock, record, mode, false)
+    }
+
+    /// [`TempFile::create`]; with `empty_if_full`, a record that cannot be
+    /// written for want of space (`ENOSPC`, `EDQUOT`) leaves the file empty
+    /// instead of failing (procmail's `lockfile` locks on a full disk).
+    pub(crate) fn create_on_full_disk(
+        dir: &'a Dir,
+        lock: &Path,
+        record: &[u8],
+        mode: u32,
+        empty_if_full: bool,
+    ) -> Result<TempFile<'a>> {
         let mut tries = 0;
         loop {
             let name = temp_name();
             match dir.create_new(&name, mode) {
                 Ok(file) => {
-                    let temp = TempFile {
+                    let mut temp = TempFile {
                         dir,
                         path: dir.path().join(&name),
                         name,
+                        written: true,
                     };
-                    write_record(file, record, lock)?;
+                    match write_record(file, record, lock) {
+                        Err(Error::ShortWrite { source, .. })
+                            if empty_if_full
+                                && matches!(
+                                    source.raw_os_error(),
+                                    Some(libc::ENOSPC | libc::EDQUOT)
+                                ) =>
+                        {
+                            temp.written = false
+                        }
+                        other => other?,
+                    }
                     return Ok(temp);
                 }
                 // The name is ours alone (pid, 32 random bits, host): if it

@@ -53,7 +53,20 @@ pub fn try_lock(lock: &LockPath, record: &[u8], mode: u32) -> Result<Attempt> {
 
 /// One attempt, in the lock's opened directory `dir`.
 pub fn try_lock_at(dir: &Dir, lock: &LockPath, record: &[u8], mode: u32) -> Result<Attempt> {
-    let temp = TempFile::create(dir, lock.path(), record, mode)?;
+    try_lock_full_disk(dir, lock, record, mode, false)
+}
+
+/// [`try_lock_at`]; with `empty_if_full`, on a full disk the lock is
+/// taken with an empty record (procmail's `lockfile` does so).
+pub fn try_lock_full_disk(
+    dir: &Dir,
+    lock: &LockPath,
+    record: &[u8],
+    mode: u32,
+    empty_if_full: bool,
+) -> Result<Attempt> {
+    let temp = TempFile::create_on_full_disk(dir, lock.path(), record, mode, empty_if_full)?;
+    let record = if temp.written { record } else { &[] };
     seam::pause("IN_ATTEMPT");
     let linked = link(dir, temp.name(), lock.name());
     let tmeta = again(|| dir.lstat(temp.name())).map_err(|e| Error::io(temp.path(), e))?;

@@ -114,6 +114,60 @@ fn scenarios() -> Vec<Scenario> {
         s("no arguments", &[&[]], none),
         s("unknown option", &[&["-z", "L"]], none),
         s("-u with a command", &[&["-u", "L", "true"]], none),
+        // Which of -c, -t and -u wins; -l with any of them.
+        s("-u -c of a held lock", &[&["L"], &["-u", "-c", "L"]], none),
+        s("-c -u of a held lock", &[&["L"], &["-c", "-u", "L"]], none),
+        s("-u -c of a missing lock", &[&["-u", "-c", "L"]], none),
+        s("-t -c of a held lock", &[&["L"], &["-t", "-c", "L"]], none),
+        s("-u -t of a held lock", &[&["L"], &["-u", "-t", "L"]], none),
+        s("-l -u", &[&["L"], &["-l", "-u", "L"]], none),
+        s("-u -l", &[&["L"], &["-u", "-l", "L"]], none),
+        s("-l -c", &[&["L"], &["-l", "-c", "L"]], none),
+        // `--` after the lock is the command's name.
+        s(
+            "a command named --",
+            &[&["-r", "0", "L", "--", "true"]],
+            none,
+        ),
+        s(
+            "a command named -- with -P",
+            &[&["-P", "-r", "0", "L", "--", "true"]],
+            none,
+        ),
+        // A directory at the lock path: a busy lock.
+        s(
+            "a directory at the lock path, -r 0",
+            &[&["-r", "0", "L"]],
+            |s| fs::create_dir(s.path("L")).unwrap(),
+        ),
+        s(
+            "a directory at the lock path, -q -r 1 -i 0",
+            &[&["-q", "-r", "1", "-i", "0", "L"]],
+            |s| fs::create_dir(s.path("L")).unwrap(),
+        ),
+        // Numbers as atoi(3) reads them.
+        s("-r 3x", &[&["-r", "3x", "L"]], none),
+        s("-r +1", &[&["-r", "+1", "L"]], none),
+        s("-r 1e30", &[&["-r", "1e30", "L"]], none),
+        s("-r ' 2'", &[&["-r", " 2", "L"]], none),
+        s("-r 00", &[&["-r", "00", "L"]], none),
+        s("-r -0", &[&["-r", "-0", "L"]], none),
+        s("-r 0x10", &[&["-r", "0x10", "L"]], none),
+        s("-r 2147483648", &[&["-r", "2147483648", "L"]], none),
+        s(
+            "-r 2147483647: no attempt",
+            &[&["-r", "2147483647", "L"]],
+            none,
+        ),
+        s("-r 4294967296", &[&["-r", "4294967296", "L"]], none),
+        s(
+            "-r 4297967297 -i 0 on a held lock",
+            &[&["L"], &["-r", "4294967297", "-i", "0", "L"]],
+            none,
+        ),
+        s("-i 3x", &[&["-i", "3x", "-r", "0", "L"]], none),
+        s("-i 00", &[&["-i", "00", "L"]], none),
+        s("-i 4294967296", &[&["-i", "4294967296", "L"]], none),
         Scenario {
             name: "unwritable directory",
             steps: &[&["ro/L"]],
@@ -147,7 +201,10 @@ fn run(scenario: &Scenario, program: &Path, s: &Scratch) -> Outcome {
         }
         code = out.status.code();
     }
-    let lock = ["L", "ro/L"].iter().map(|n| s.path(n)).find(|p| p.exists());
+    let lock = ["L", "ro/L"]
+        .iter()
+        .map(|n| s.path(n))
+        .find(|p| p.is_file());
     Outcome {
         code,
         content: lock.as_ref().map(|p| fs::read(p).unwrap()),

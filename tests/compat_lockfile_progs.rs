@@ -194,6 +194,28 @@ fn the_same_as_lockfile_progs() {
             none,
             &[&["lockfile-remove", "nodir/f"]],
         ),
+        // Retry counts as sscanf("%d") reads them.
+        ("-r 3x", none, &[&["lockfile-create", "-r", "3x", "f"]]),
+        ("-r +5", none, &[&["lockfile-create", "-r", "+5", "f"]]),
+        ("-r 1e30", none, &[&["lockfile-create", "-r", "1e30", "f"]]),
+        (
+            "-r 4294967295: no attempt",
+            none,
+            &[&["lockfile-create", "-r", "4294967295", "f"]],
+        ),
+        (
+            "-r 4294967296 on a held lock: one attempt",
+            none,
+            &[
+                &["lockfile-create", "f"],
+                &["lockfile-create", "-r", "4294967296", "f"],
+            ],
+        ),
+        (
+            "-r 99999999999999999999: no attempt",
+            none,
+            &[&["lockfile-create", "-r", "99999999999999999999", "f"]],
+        ),
         (
             "mail-unlock with an argument",
             none,

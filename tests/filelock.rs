@@ -107,6 +107,15 @@ fn scenarios() -> Vec<Scenario> {
         s("usage: unknown option", &[&["-z", "a"]], none),
         s("usage: lone -", &[&["-"]], none),
         s("usage: -r without a number", &[&["-r"]], none),
+        s("-+nnn sleeptime", &[&["-+0", "-r", "1", "a"]], none),
+        s("a directory at the lock path", &[&["-r", "0", "d"]], |s| {
+            fs::create_dir(s.path("d")).unwrap()
+        }),
+        s(
+            "a directory at the lock path, -r 1 -0",
+            &[&["-r", "1", "-0", "d"]],
+            |s| fs::create_dir(s.path("d")).unwrap(),
+        ),
     ]
 }
 

@@ -22,6 +22,10 @@ mod compat_dotlockfile;
 // Side by side with Debian's lockfile-progs, and the bugs fixed there.
 mod compat_lockfile_progs;
 
+// The personalities at the edges, side by side: a full disk, few
+// descriptors, a dangling symlink at the lock path.
+mod compat_edges;
+
 // NFS faults played on chosen calls: ESTALE, lost replies, EIO.
 mod nfs_faults;
 

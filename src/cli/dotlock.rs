@@ -8,6 +8,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::Result;
 use crate::cli::args::{WaitArgs, Waiting, one_action};
+use crate::cli::dotlockfile;
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
 use crate::cli::report::{self, Holder};
 use crate::cli::status::{self, status_format};
@@ -144,23 +145,16 @@ pub fn main(argv: Vec<OsString>) -> Exit {
         }
         Err(outcome) => {
             if personality == Personality::Dotlockfile {
-                eprint!("{DOTLOCKFILE_USAGE}");
+                dotlockfile::usage();
             }
             outcome.exit(program(false))
         }
     }
 }
 
-/// liblockfile 1.17's usage text.
-const DOTLOCKFILE_USAGE: &str = "\
-Usage:  dotlockfile -l [-r retries] [-i interval] [-p] [-q] <-m|lockfile>
-        dotlockfile -l [-r retries] [-i interval] [-p] [-q] <-m|lockfile> [-P] command args...
-        dotlockfile -u|-t
-";
-
 /// What one invocation is to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
+pub enum Action {
     Lock,
     Unlock,
     Touch,
@@ -181,7 +175,14 @@ struct Invocation {
 }
 
 /// Run a parsed invocation.
-pub fn run(args: Args, personality: Personality) -> Outcome {
+pub fn run(mut args: Args, personality: Personality) -> Outcome {
+    let mut attempts = true;
+    if personality == Personality::Dotlockfile {
+        attempts = match dotlockfile::read_numbers(&mut args) {
+            Ok(any) => any,
+            Err(outcome) => return outcome,
+        };
+    }
     let inv = match check(&args, personality) {
         Ok(inv) => inv,
         Err(outcome) => return outcome,
@@ -215,6 +216,11 @@ pub fn run(args: Args, personality: Personality) -> Outcome {
             |l| Holder::of_file(l, &inv.policy),
             out,
         ),
+        // liblockfile's `-r 2147483647`: no attempt at all, silently.
+        Action::Lock if !attempts => Outcome::Failed(crate::Error::Busy {
+            path: lock.path().into(),
+            attempts: 0,
+        }),
         Action::Lock => take(&inv, &args, personality),
     }
 }
@@ -236,9 +242,12 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
     } else {
         PathBuf::from(rest.remove(0))
     };
-    // `dotlock L -- cmd`: the `--` ends dotlock's options, it is no command.
+    // `dotlock L -- cmd`: the `--` ends dotlock's options, it is no
+    // command. (liblockfile runs a command named `--`.)
     let command = match rest.split_first() {
-        Some((first, tail)) if first == "--" => tail.to_vec(),
+        Some((first, tail)) if first == "--" && personality != Personality::Dotlockfile => {
+            tail.to_vec()
+        }
         _ => rest,
     };
     if lockfile.as_os_str().is_empty() {
@@ -250,8 +259,10 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
         (args.check, Action::Check),
         (args.status, Action::Status),
     ];
-    let Some(action) = one_action(Action::Lock, &chosen) else {
-        return Err(out.usage_error("-u, -t, -c and --status cannot be combined"));
+    let action = match personality {
+        Personality::Dotlockfile => dotlockfile::action(args, &command)?,
+        _ => one_action(Action::Lock, &chosen)
+            .ok_or_else(|| out.usage_error("-u, -t, -c and --status cannot be combined"))?,
     };
     if action != Action::Lock && (args.lock || !command.is_empty()) {
         return Err(
@@ -350,7 +361,13 @@ fn take(inv: &Invocation, args: &Args, personality: Personality) -> Outcome {
     let slots = inv
         .paths
         .iter()
-        .map(|lock| DotLock::new(lock, &record, 0o644))
+        .map(|lock| {
+            let protocol = DotLock::new(lock, &record, 0o644)?;
+            Ok(match personality {
+                Personality::Dotlockfile => protocol.directory_is_busy(),
+                _ => protocol,
+            })
+        })
         .collect::<Result<Vec<_>>>();
     let locks = match slots {
         Ok(slots) => AnyOf {

@@ -133,7 +133,8 @@ fn option(
             }
             Ok(None)
         }
-        [b'0'..=b'9', ..] => {
+        // procmail reads the number with strtol(3): a `+` may lead.
+        [b'0'..=b'9' | b'+', ..] => {
             let n: i128 = std::str::from_utf8(rest)
                 .ok()
                 .and_then(|t| t.parse().ok())
@@ -274,7 +275,9 @@ fn take(plan: &[(OsString, Settings)]) -> Outcome {
                 signals.wait(plan[i].1.suspend);
             }
         };
-        let protocol = crate::dotlock::DotLock::new(lock, b"0", 0o444)?;
+        let protocol = crate::dotlock::DotLock::new(lock, b"0", 0o444)?
+            .directory_is_busy()
+            .empty_if_full();
         waiter.wait_for(&protocol, &signals, forced)
     });
     match taken {

@@ -221,17 +221,13 @@ fn set(tool: Tool, opts: &mut Opts, opt: char, value: Option<String>) -> Result<
         'l' => opts.lock_name = true,
         'o' => opts.oneshot = true,
         _ => {
+            // As lockfile-progs' sscanf("%d"): `3x` is 3, `4294967296`
+            // is 0 and `4294967295` is -1 (no attempt at all).
             let v = value.unwrap_or_default();
-            let digits = v.strip_prefix('-').unwrap_or(&v);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            let Some(n) = crate::cli::legacy_numbers::scan_int(&v) else {
                 return Err(Refusal::BadRetry);
-            }
-            // Out of range counts as very many, as strtol's clamp does.
-            opts.retries = Some(v.parse().unwrap_or(if v.starts_with('-') {
-                i64::MIN
-            } else {
-                i64::MAX
-            }));
+            };
+            opts.retries = Some(i64::from(n));
         }
     }
     Ok(())
@@ -347,10 +343,13 @@ fn errno_text(errno: i32) -> String {
 /// The message of a lock that could not be made, and its outcome.
 fn failed_create(out: &Reporter, e: Error) -> Outcome {
     let why = match &e {
+        // Any failing call (out of descriptors, I/O) is lockfile-progs'
+        // failure to make its temporary file, never "attempts exceeded".
         Error::NoDirectory { .. }
         | Error::NotADirectory { .. }
         | Error::CreateTemp { .. }
-        | Error::ShortWrite { .. } => "cannot create temporary lockfile",
+        | Error::Io { .. } => "cannot create temporary lockfile",
+        Error::ShortWrite { .. } => "cannot write PID lockfile",
         _ => "exceeded maximum number of lock attempts",
     };
     // lockfile-progs' words, without the program's name.

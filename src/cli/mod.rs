@@ -6,7 +6,9 @@
 
 pub mod args;
 pub mod dotlock;
+mod dotlockfile;
 pub mod filelock;
+mod legacy_numbers;
 pub mod live;
 pub mod lockdir;
 pub mod lockfile;
