@@ -38,6 +38,10 @@ mod protocol;
 // Mutual exclusion under real contention between processes.
 mod contention;
 
+// Chaos: random SIGKILLs of the lock tools, never two holders (only when
+// asked for: -- --ignored).
+mod chaos;
+
 // A command never runs before its lock names it: SIGKILL of the tool at the
 // instant its command starts lets nobody in while the command runs.
 mod exclusion;
