@@ -68,6 +68,8 @@ pub struct DotLock<'a> {
     /// On a full disk, take the lock with an empty record (procmail's
     /// `lockfile`).
     empty_if_full: bool,
+    /// The debris of killed attempts was swept in this wait.
+    swept: Cell<bool>,
 }
 
 impl<'a> DotLock<'a> {
@@ -87,6 +89,7 @@ impl<'a> DotLock<'a> {
             shares_clock: shared::Clock::default(),
             directory_is_busy: false,
             empty_if_full: false,
+            swept: Cell::new(false),
         })
     }
 
@@ -151,10 +154,15 @@ impl<'a> DotLock<'a> {
             Try::Busy(seen) if seen.record().shared => self.held_shared(seen, policy),
             Try::Acquired(_) => {
                 self.want.borrow_mut().withdraw();
-                // The lock just made tells the filesystem's "now".
-                if let Ok(made) = self.dir.lstat(self.lock.name()) {
-                    crate::debris::sweep(&self.dir, made.mtime, policy.stale_after);
-                }
+                Ok(attempt)
+            }
+            // The first time a wait finds the lock busy, the debris of
+            // killed attempts is swept (never on an uncontended take: it
+            // costs a directory read). "Now" is at least the busy lock's
+            // mtime: a clock behind keeps more, never removes more.
+            Try::Busy(ref seen) if !self.swept.replace(true) => {
+                let now = seen.fs_now.unwrap_or(seen.mtime).max(seen.mtime);
+                crate::debris::sweep(&self.dir, now, policy.stale_after);
                 Ok(attempt)
             }
             other => Ok(other),
@@ -303,9 +311,16 @@ impl Protocol for DotLock<'_> {
                 breaking::break_lock(&self.dir, self.lock, seen)
             });
         }
-        mailbox::privileged(&self.dir, self.lock.name(), || {
+        let broken = mailbox::privileged(&self.dir, self.lock.name(), || {
             breaking::break_lock(&self.dir, self.lock, seen)
-        })
+        })?;
+        // A holder died: its attempts may have left debris too.
+        if broken == Broken::Removed
+            && let Some(now) = seen.fs_now
+        {
+            crate::debris::sweep(&self.dir, now, self.policy.get().stale_after);
+        }
+        Ok(broken)
     }
 
     fn holder(&self, seen: &Observed) -> (Record, Option<Duration>) {

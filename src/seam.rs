@@ -17,7 +17,9 @@
 //! * `HAND_OVER`: `filelock` has taken a whole set of locks, before it
 //!   hands them to the calling shell;
 //! * `SPAWNED`: command mode has made the command's process (held before
-//!   its `exec`), before the lock's record names it.
+//!   its `exec`), before the lock's record names it;
+//! * `IN_GATE`: a reader holds its shared lock's gate, before it joins or
+//!   leaves.
 //!
 //! `LOCKUTILS_TEST_CLOCK_SKEW=SECONDS` (signed) moves this process's
 //! wall clock ([`local_now`], the only way the library reads it) by that
