@@ -73,7 +73,7 @@ fn a_non_file_at_a_share_or_want_name_jams_nothing_and_is_left_alone() {
                 // A reader holding: a writer is kept out (by the reader,
                 // not the planted name), and --status names the planted
                 // name once.
-                let inside = r#""$TOOL" -r 0 L true; echo $? > w; "$TOOL" --status L >/dev/null 2> status.err"#;
+                let inside = r#""$TOOL" -r 0 L true 2> w.err; echo $? > w; "$TOOL" --status L >/dev/null 2> status.err"#;
                 let out = Command::new(bin)
                     .current_dir(s.dir.path())
                     .env("TOOL", bin)
@@ -82,6 +82,14 @@ fn a_non_file_at_a_share_or_want_name_jams_nothing_and_is_left_alone() {
                     .unwrap();
                 assert_eq!(out.status.code(), Some(0), "{what}: {out:?}");
                 assert_eq!(fs::read_to_string(s.path("w")).unwrap(), "4\n", "{what}");
+                // The writer's give-up line names the planted name once.
+                let gave_up = fs::read_to_string(s.path("w.err")).unwrap();
+                assert_eq!(gave_up.lines().count(), 1, "{what}: {gave_up}");
+                assert!(
+                    gave_up.contains("busy: held shared by 1 reader")
+                        && gave_up.contains(&format!("{name} not a regular file, not counted")),
+                    "{what}: {gave_up}"
+                );
                 let said = fs::read_to_string(s.path("status.err")).unwrap();
                 assert_eq!(said.lines().count(), 1, "{what}: {said}");
                 assert!(
@@ -96,7 +104,7 @@ fn a_non_file_at_a_share_or_want_name_jams_nothing_and_is_left_alone() {
                     .listing()
                     .into_iter()
                     .filter(|n| {
-                        ![name.as_str(), "bait", "w", "status.err"]
+                        ![name.as_str(), "bait", "w", "w.err", "status.err"]
                             .contains(&n.trim_end_matches('/'))
                     })
                     .collect();

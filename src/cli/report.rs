@@ -223,10 +223,37 @@ pub fn held_for(record: &Record, age: Option<Duration>) -> Option<Duration> {
 /// `PROG: PATH: busy: held by pid P (cmd) on HOST for 4m12s`.
 pub fn gave_up(out: &Reporter, path: &Path, holder: Option<Holder>, e: crate::Error) -> Outcome {
     match holder {
-        Some(h) => out.error(format_args!("{}: busy: {}", path.display(), h.held_by())),
+        Some(h) => out.error(format_args!(
+            "{}: busy: {}{}",
+            path.display(),
+            h.held_by(),
+            planted(&h, path)
+        )),
         None => out.error(&e),
     }
     Outcome::Failed(e)
+}
+
+/// For a lock held by readers: the names planted where shares and wants
+/// go, which count for nothing (said once, in the give-up line).
+fn planted(h: &Holder, path: &Path) -> String {
+    if !h.record.shared {
+        return String::new();
+    }
+    let found = crate::path::LockPath::new(path)
+        .and_then(|l| crate::shared::foreign_members(&l))
+        .unwrap_or_default();
+    match found.first() {
+        None => String::new(),
+        Some(first) => format!(
+            "; {}{} not a regular file, not counted",
+            first.path().display(),
+            match found.len() {
+                1 => String::new(),
+                n => format!(" and {} more", n - 1),
+            }
+        ),
+    }
 }
 
 #[cfg(test)]
