@@ -154,6 +154,7 @@ pub mod path;
 pub mod readers;
 pub mod record;
 mod seam;
+mod seen_dir;
 pub mod shared;
 pub mod signals;
 pub mod slots;

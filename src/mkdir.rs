@@ -1,6 +1,6 @@
-//! One `mkdir(2)` attempt at a lock directory, what a waiter sees of one,
-//! and the lock directory it gives: a directory is the lock, `DIR/owner`
-//! its record.
+//! One `mkdir(2)` attempt at a lock directory, and the lock directory it
+//! gives: a directory is the lock, `DIR/owner` its record (what a waiter
+//! sees of one is [`crate::seen_dir`]).
 //!
 //! `mkdir(2)` either creates the directory or fails with `EEXIST`, atomically,
 //! on every filesystem including old NFS — which is why portable shell
@@ -26,141 +26,18 @@
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use nix::libc;
 
 use crate::acquire::Holding;
 use crate::attempt::Try;
 use crate::error::{Error, Result, again, is_stale};
-use crate::fs::{self as rel, Dir, Observed};
+use crate::fs::{self as rel, Dir};
 use crate::path::LockPath;
 use crate::record::Record;
 
-/// The owner record's name inside the lock directory.
-pub const OWNER: &str = "owner";
-
-/// The prefix of the owner record's temporary name inside the directory.
-const OWNER_TEMP: &str = ".owner.";
-
-/// Is `name`, inside a lock directory, something lockdir puts there?
-pub fn is_ours(name: &OsStr) -> bool {
-    name == OWNER || name.as_bytes().starts_with(OWNER_TEMP.as_bytes())
-}
-
-/// What a waiter saw of somebody else's lock directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeenDir {
-    pub dev: u64,
-    pub ino: u64,
-    /// The directory's own mtime.
-    pub mtime: SystemTime,
-    /// The owner file, if there is one.
-    pub owner: Option<Observed>,
-    /// The filesystem's "now" (see [`rel::fs_now`]).
-    pub fs_now: Option<SystemTime>,
-}
-
-impl SeenDir {
-    /// The owner record (empty without an owner file).
-    pub fn record(&self) -> Record {
-        self.owner
-            .as_ref()
-            .map(Observed::record)
-            .unwrap_or_default()
-    }
-
-    /// Age on the filesystem's clock: of the owner file (holders touch
-    /// it), else of the directory.
-    pub fn age(&self) -> Option<Duration> {
-        let now = self.fs_now?;
-        let then = self.owner.as_ref().map_or(self.mtime, |o| o.mtime);
-        Some(now.duration_since(then).unwrap_or(Duration::ZERO))
-    }
-
-    /// Is `other` the very same lock: same directory, same owner file (or
-    /// still none, with the same mtime)?
-    pub fn same(&self, other: &SeenDir) -> bool {
-        self.dev == other.dev
-            && self.ino == other.ino
-            && match (&self.owner, &other.owner) {
-                (Some(a), Some(b)) => a.same_lock(b),
-                (None, None) => self.mtime == other.mtime,
-                _ => false,
-            }
-    }
-}
-
-/// The parent directory of a lock directory, and the lock's name in it.
-fn split(path: &Path) -> (PathBuf, &OsStr) {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    (parent, path.file_name().unwrap_or(path.as_os_str()))
-}
-
-/// Look at the lock directory without following links. `Ok(None)`: none.
-/// A directory holding anything lockdir did not put there is
-/// [`Error::NotALock`].
-pub fn observe(path: &Path) -> Result<Option<SeenDir>> {
-    let (parent, name) = split(path);
-    match Dir::open(&parent) {
-        Ok(dir) => observe_at(&dir, name, path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(&parent, e)),
-    }
-}
-
-/// [`observe`] of `name` in the opened directory `parent`.
-pub fn observe_at(parent: &Dir, name: &OsStr, path: &Path) -> Result<Option<SeenDir>> {
-    let meta = match parent.lstat(name) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    if meta.is_symlink() {
-        return Err(Error::LockIsSymlink { path: path.into() });
-    }
-    if !meta.is_dir() {
-        return Err(Error::NotALockDirectory { path: path.into() });
-    }
-    let inside = match parent.open_child(name) {
-        Ok(d) => d,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    check_contents(&inside, path)?;
-    // An owner that is not a readable regular file is no record at all.
-    let owner_path = path.join(OWNER);
-    let owner = rel::observe_at(&inside, OsStr::new(OWNER), &owner_path)
-        .ok()
-        .flatten();
-    Ok(Some(SeenDir {
-        dev: meta.dev,
-        ino: meta.ino,
-        mtime: meta.mtime,
-        owner,
-        fs_now: None,
-    }))
-}
-
-/// Refuse a directory that holds anything but what lockdir puts there.
-fn check_contents(inside: &Dir, path: &Path) -> Result<()> {
-    let names = match inside.names() {
-        Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    match names.into_iter().find(|n| !is_ours(n)) {
-        Some(entry) => Err(Error::NotALock {
-            path: path.into(),
-            entry: PathBuf::from(entry),
-        }),
-        None => Ok(()),
-    }
-}
+pub use crate::seen_dir::{OWNER, SeenDir, is_ours, observe, observe_at};
+use crate::seen_dir::{OWNER_TEMP, check_contents};
 
 /// One attempt: `mkdir`, then the owner record.
 pub fn try_lock(lock: &LockPath, record: &[u8]) -> Result<Try<HeldDir, SeenDir>> {
@@ -519,86 +396,5 @@ impl Drop for HeldDir {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::fs;
-
-    fn dirlock(dir: &Path) -> LockPath {
-        LockPath::new(dir.join("L.d")).unwrap()
-    }
-
-    #[test]
-    fn take_busy_release() {
-        let tmp = tempfile::tempdir().unwrap();
-        let lock = dirlock(tmp.path());
-        let Try::Acquired(held) = try_lock(&lock, b"1\n").unwrap() else {
-            panic!()
-        };
-        assert_eq!(fs::read(lock.path().join(OWNER)).unwrap(), b"1\n");
-        assert_eq!(
-            fs::read_dir(lock.path()).unwrap().count(),
-            1,
-            "only the owner file"
-        );
-        let Try::Busy(seen) = try_lock(&lock, b"2\n").unwrap() else {
-            panic!()
-        };
-        assert_eq!(seen.record().pid, Some(1));
-        assert!(held.release().unwrap());
-        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn release_refuses_a_directory_something_was_put_in() {
-        let tmp = tempfile::tempdir().unwrap();
-        let lock = dirlock(tmp.path());
-        let Try::Acquired(held) = try_lock(&lock, b"1\n").unwrap() else {
-            panic!()
-        };
-        fs::write(lock.path().join("scratch"), "x").unwrap();
-        let err = held.release().unwrap_err();
-        assert!(matches!(err, Error::NotALock { .. }), "{err:?}");
-        assert_eq!(fs::read(lock.path().join("scratch")).unwrap(), b"x");
-        assert!(lock.path().join(OWNER).exists());
-    }
-
-    /// A release leaves another lockdir's temporary owner alone: that
-    /// process found the directory being emptied without an owner and is
-    /// placing its own (NFS: it made the directory, its MKDIR reply lost).
-    /// The release is done; the directory is the other's lock now.
-    #[test]
-    fn release_leaves_another_lockdirs_owner_placement_alone() {
-        let tmp = tempfile::tempdir().unwrap();
-        let lock = dirlock(tmp.path());
-        let Try::Acquired(held) = try_lock(&lock, b"1\n").unwrap() else {
-            panic!()
-        };
-        let theirs = lock.path().join(".owner.4194304.0badcafe");
-        fs::write(&theirs, "2\n").unwrap();
-        assert!(held.release().unwrap());
-        assert_eq!(fs::read(&theirs).unwrap(), b"2\n");
-        assert!(!lock.path().join(OWNER).exists());
-        // A stale directory's removal sweeps a dead process's names too.
-        assert!(remove_dir(&lock.open_dir().unwrap(), &lock, None, Sweep::All).unwrap());
-        assert!(!lock.path().exists());
-    }
-
-    #[test]
-    fn a_directory_with_anything_else_in_it_is_not_a_lock() {
-        let tmp = tempfile::tempdir().unwrap();
-        let lock = dirlock(tmp.path());
-        fs::create_dir(lock.path()).unwrap();
-        fs::write(lock.path().join("data.txt"), "important").unwrap();
-        for r in [
-            try_lock(&lock, b"1\n").map(|_| ()),
-            observe(lock.path()).map(|_| ()),
-            remove_dir(&lock.open_dir().unwrap(), &lock, None, Sweep::All).map(|_| ()),
-        ] {
-            assert!(matches!(r, Err(Error::NotALock { .. })), "{r:?}");
-        }
-        assert_eq!(
-            fs::read(lock.path().join("data.txt")).unwrap(),
-            b"important"
-        );
-    }
-}
+#[path = "mkdir_tests.rs"]
+mod tests;
