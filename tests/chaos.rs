@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::util::Scratch;
+use crate::util::{Scratch, children};
 
 /// One worker: lock in command mode forever; the command logs `S`, works
 /// a little, logs `E`, each with its pid and whether it reads or writes.
@@ -38,14 +38,6 @@ fn seconds() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(30)
-}
-
-fn children(pid: u32) -> Vec<i32> {
-    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }
 
 /// Replay the log: never a writer with anyone else. Returns how many
@@ -102,7 +94,7 @@ fn chaos(name: &str, tool: PathBuf, wait: &str, sep: &str, modes: &[&str]) {
         std::thread::sleep(Duration::from_millis(30 + rand::random::<u64>() % 40));
         let w = &workers[rand::random::<u64>() as usize % workers.len()];
         for tool in children(w.id()) {
-            if kill(Pid::from_raw(tool), Signal::SIGKILL).is_ok() {
+            if kill(Pid::from_raw(tool as i32), Signal::SIGKILL).is_ok() {
                 kills += 1;
             }
         }

@@ -18,7 +18,7 @@ use lockutils::host::{self, Liveness};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::util::{Scratch, paused_at, wait_until};
+use crate::util::{Scratch, children, paused_at, wait_until};
 
 /// One way of holding a lock in command mode, and the plain lock that
 /// must not be had while its command runs.
@@ -106,15 +106,6 @@ impl Case {
             .code()
             .unwrap_or(-1)
     }
-}
-
-/// The pids of `pid`'s children, as the kernel lists them.
-fn children(pid: u32) -> Vec<u32> {
-    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }
 
 /// After the tool was killed with its command's process `child` just

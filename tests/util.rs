@@ -425,6 +425,15 @@ impl Drop for Holder {
     }
 }
 
+/// The pids of `pid`'s children, as the kernel lists them.
+pub fn children(pid: u32) -> Vec<u32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
 /// A personality link left by an earlier run with our pid, pointing at a
 /// build since removed, is replaced.
 #[test]
