@@ -154,7 +154,7 @@ pub fn main(argv: Vec<OsString>) -> Exit {
 
 /// What one invocation is to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+enum Action {
     Lock,
     Unlock,
     Touch,
@@ -178,7 +178,7 @@ struct Invocation {
 pub fn run(mut args: Args, personality: Personality) -> Outcome {
     let mut attempts = true;
     if personality == Personality::Dotlockfile {
-        attempts = match dotlockfile::read_numbers(&mut args) {
+        attempts = match dotlockfile::read_numbers(&mut args.wait) {
             Ok(any) => any,
             Err(outcome) => return outcome,
         };
@@ -260,7 +260,20 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
         (args.status, Action::Status),
     ];
     let action = match personality {
-        Personality::Dotlockfile => dotlockfile::action(args, &command)?,
+        Personality::Dotlockfile => {
+            let flags = dotlockfile::Flags {
+                lock: args.lock,
+                unlock: args.unlock,
+                touch: args.touch,
+                check: args.check,
+            };
+            match dotlockfile::action(&flags, &command)? {
+                dotlockfile::Chosen::Lock => Action::Lock,
+                dotlockfile::Chosen::Unlock => Action::Unlock,
+                dotlockfile::Chosen::Touch => Action::Touch,
+                dotlockfile::Chosen::Check => Action::Check,
+            }
+        }
         _ => one_action(Action::Lock, &chosen)
             .ok_or_else(|| out.usage_error("-u, -t, -c and --status cannot be combined"))?,
     };
