@@ -55,6 +55,15 @@ pub const WAITING: &[Signal] = &[
     Signal::SIGXFSZ,
     Signal::SIGPWR,
     Signal::SIGSTKFLT,
+    // Sent by another process (`kill -SEGV`); a real fault of ours is
+    // still fatal at once, blocked or not.
+    Signal::SIGABRT,
+    Signal::SIGBUS,
+    Signal::SIGFPE,
+    Signal::SIGILL,
+    Signal::SIGSEGV,
+    Signal::SIGSYS,
+    Signal::SIGTRAP,
 ];
 
 /// Signals passed on to the child in command mode: those of SPEC §5 (INT,
@@ -74,6 +83,13 @@ pub const FORWARDED: &[Signal] = &[
     Signal::SIGXCPU,
     Signal::SIGPWR,
     Signal::SIGSTKFLT,
+    Signal::SIGABRT,
+    Signal::SIGBUS,
+    Signal::SIGFPE,
+    Signal::SIGILL,
+    Signal::SIGSEGV,
+    Signal::SIGSYS,
+    Signal::SIGTRAP,
 ];
 
 /// A signal by number: a named one, or a real-time one (`SIGRTMIN+N`),

@@ -351,3 +351,40 @@ fn sigpipe_from_another_process_is_forwarded_and_our_own_is_not() {
     );
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+/// The fault signals sent by another process (`kill -SEGV`) are passed on
+/// like the others: the command dies of it, then the tool, the same way,
+/// with the lock released and nothing orphaned.
+#[test]
+fn fault_signals_sent_by_kill_are_forwarded_too() {
+    for sig in [
+        Signal::SIGABRT,
+        Signal::SIGBUS,
+        Signal::SIGFPE,
+        Signal::SIGILL,
+        Signal::SIGSEGV,
+        Signal::SIGSYS,
+        Signal::SIGTRAP,
+    ] {
+        let s = Scratch::new();
+        let mut tool = s
+            .dotlock()
+            .args([
+                "L",
+                "sh",
+                "-c",
+                "ulimit -c 0; echo $$ > child.pid; exec sleep 30",
+            ])
+            .spawn()
+            .unwrap();
+        wait_until("the command", Duration::from_secs(10), || {
+            fs::read_to_string(s.path("child.pid")).is_ok_and(|c| c.ends_with('\n'))
+        });
+        let command = child_pid(&s);
+        send(&tool, sig);
+        let status = tool.wait().unwrap();
+        assert_eq!(status.signal(), Some(sig as i32), "{sig}: {status:?}");
+        assert!(gone(command), "{sig}: the command outlived the tool");
+        assert!(!s.path("L").exists(), "{sig}: the lock was left");
+    }
+}
