@@ -360,11 +360,12 @@ fn bad_input() {
         "filelock: ",
         "name too long",
     );
+    // A directory is a busy lock to procmail's lockfile: it gives up (73).
     one_line(
         as_lockfile(&s).args(["-r", "0", "dir"]),
-        69,
+        73,
         "lockfile: ",
-        "Try praying, giving up on \"dir\"",
+        "Sorry, giving up on \"dir\"",
     );
     one_line(
         as_lockfile(&s).args(["-r", "0", "link"]),
