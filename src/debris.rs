@@ -3,8 +3,8 @@
 //! An attempt's temporary file (`.lk` + pid + 8 hex digits + `.` + the
 //! host's first label, [`crate::fs::temp_name`]) lives for a few calls; a
 //! process killed with SIGKILL inside them leaves it behind, and nothing
-//! else ever removes it. A waiter, the first time it finds its dot-lock
-//! busy, and a breaker, once it has removed a stale lock, look at the
+//! else ever removes it. A waiter that finds its dot-lock busy again
+//! after a sleep, and a breaker, once it has removed a stale lock, look at the
 //! `.lk*` regular files in the lock's directory and remove those that are
 //! surely debris (never an uncontended take: a directory read there would
 //! cost every lock in a spool of thousands of files):

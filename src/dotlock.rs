@@ -70,6 +70,8 @@ pub struct DotLock<'a> {
     empty_if_full: bool,
     /// The debris of killed attempts was swept in this wait.
     swept: Cell<bool>,
+    /// Attempts made so far.
+    tries: Cell<u32>,
 }
 
 impl<'a> DotLock<'a> {
@@ -90,6 +92,7 @@ impl<'a> DotLock<'a> {
             directory_is_busy: false,
             empty_if_full: false,
             swept: Cell::new(false),
+            tries: Cell::new(0),
         })
     }
 
@@ -144,6 +147,7 @@ impl<'a> DotLock<'a> {
 
     fn attempt(&self, policy: &Policy) -> Result<Attempt> {
         self.policy.set(*policy);
+        self.tries.set(self.tries.get().saturating_add(1));
         let attempt = match self.attempt_once(policy) {
             Err(Error::LockIsDirectory { .. }) if self.directory_is_busy => {
                 return self.directory_seen();
@@ -156,11 +160,14 @@ impl<'a> DotLock<'a> {
                 self.want.borrow_mut().withdraw();
                 Ok(attempt)
             }
-            // The first time a wait finds the lock busy, the debris of
-            // killed attempts is swept (never on an uncontended take: it
-            // costs a directory read). "Now" is at least the busy lock's
-            // mtime: a clock behind keeps more, never removes more.
-            Try::Busy(ref seen) if !self.swept.replace(true) => {
+            // Once a wait has slept (its release watch is up), its next
+            // busy attempt sweeps the debris of killed attempts, once. Not
+            // sooner: the time between the first busy look and the watch
+            // is a window in which a release is seen only by looking; and
+            // never on an uncontended take, where a directory read would
+            // cost every lock. "Now" is at least the busy lock's mtime: a
+            // clock behind keeps more, never removes more.
+            Try::Busy(ref seen) if self.tries.get() > 1 && !self.swept.replace(true) => {
                 let now = seen.fs_now.unwrap_or(seen.mtime).max(seen.mtime);
                 crate::debris::sweep(&self.dir, now, policy.stale_after);
                 Ok(attempt)

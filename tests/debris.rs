@@ -81,14 +81,17 @@ fn check(s: &Scratch, gone: &[String], kept: &[String], live: std::process::Chil
 }
 
 #[test]
-fn a_waiter_that_finds_the_lock_busy_sweeps_the_debris_and_nothing_else() {
+fn a_waiter_that_finds_the_lock_busy_after_a_sleep_sweeps_the_debris_and_nothing_else() {
     let s = Scratch::new();
     let (holder, _) = crate::util::holding(&s, s.dotlock(), "L");
     let (gone, kept, live) = plant(&s);
     // An uncontended take elsewhere reads no directory and removes nothing.
     s.expect(s.dotlock().args(["-r", "0", "F", "true"]), 0);
     assert!(gone.iter().all(|n| s.listing().contains(n)));
+    // One busy attempt only: no sweep before the wait has slept.
     s.expect(s.dotlock().args(["-r", "0", "L", "true"]), 4);
+    assert!(gone.iter().all(|n| s.listing().contains(n)));
+    s.expect(s.dotlock().args(["-r", "1", "-i", "0", "L", "true"]), 4);
     check(&s, &gone, &kept, live);
     drop(holder);
 }
