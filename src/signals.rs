@@ -9,8 +9,8 @@
 //! * Waiting: every fatal signal of [`WAITING`] ends the wait; the caller
 //!   drops what it holds and calls [`die_by`], which restores the default
 //!   action and re-raises, so the shell sees 128+N.
-//! * Holding, in command mode: [`FORWARDED`] signals are passed on to the
-//!   child (`child`).
+//! * Holding, in command mode: the same signals are passed on to the
+//!   child (`child`, [`Signals::forwards`]).
 //!
 //! * Real-time signals (`SIGRTMIN` to `SIGRTMAX`), which `nix::Signal`
 //!   cannot name, are handled by number ([`Sig`]): they end a wait as the
@@ -57,32 +57,6 @@ pub const WAITING: &[Signal] = &[
     Signal::SIGSTKFLT,
     // Sent by another process (`kill -SEGV`); a real fault of ours is
     // still fatal at once, blocked or not.
-    Signal::SIGABRT,
-    Signal::SIGBUS,
-    Signal::SIGFPE,
-    Signal::SIGILL,
-    Signal::SIGSEGV,
-    Signal::SIGSYS,
-    Signal::SIGTRAP,
-];
-
-/// Signals passed on to the child in command mode: those of SPEC §5 (INT,
-/// TERM, HUP, QUIT, USR1, USR2) and the other fatal ones a process may be
-/// sent, and (by [`Signals::forwards`]) the real-time ones, and SIGPIPE and
-/// SIGXFSZ when another process sent them.
-pub const FORWARDED: &[Signal] = &[
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGALRM,
-    Signal::SIGVTALRM,
-    Signal::SIGPROF,
-    Signal::SIGXCPU,
-    Signal::SIGPWR,
-    Signal::SIGSTKFLT,
     Signal::SIGABRT,
     Signal::SIGBUS,
     Signal::SIGFPE,
@@ -191,15 +165,19 @@ impl Signals {
         self.set.contains(sig)
     }
 
-    /// Is `caught` to be passed on to a command: one of [`FORWARDED`], a
-    /// real-time signal, or SIGPIPE or SIGXFSZ sent by another process
-    /// (ours come from our own failed writes, which concern us only).
+    /// Is `caught` to be passed on to a command? Every signal that ends a
+    /// wait ([`WAITING`], the real-time ones) — those of SPEC §5 (INT,
+    /// TERM, HUP, QUIT, USR1, USR2) and the other fatal ones a process may
+    /// be sent — except SIGPIPE and SIGXFSZ that our own failed writes
+    /// raised (they concern us only); sent by another process, those are
+    /// passed on too.
     pub fn forwards(caught: Caught) -> bool {
         let Caught { sig, from } = caught;
-        let by_another = from != std::process::id();
-        sig.is_realtime()
-            || FORWARDED.iter().any(|&f| sig == f)
-            || ((sig == Signal::SIGPIPE || sig == Signal::SIGXFSZ) && by_another)
+        let ours = matches!(
+            Signal::try_from(sig.number()),
+            Ok(Signal::SIGPIPE | Signal::SIGXFSZ)
+        ) && from == std::process::id();
+        (sig.is_realtime() || WAITING.iter().any(|&w| sig == w)) && !ours
     }
 
     /// Wait up to `d` for a caught signal to be pending, leaving it

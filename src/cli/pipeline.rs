@@ -367,9 +367,8 @@ fn run_under<H: Holding>(
     channel: Channel,
     run: &Run<'_>,
 ) -> Result<child::ChildEnd, Unrun> {
-    let mut forwarded = signals::FORWARDED.to_vec();
-    forwarded.extend([Signal::SIGCHLD, Signal::SIGPIPE, Signal::SIGXFSZ]);
-    signals.add(&forwarded).map_err(Unrun::Start)?;
+    // The waiting signals are caught already, and are what is passed on.
+    signals.add(&[Signal::SIGCHLD]).map_err(Unrun::Start)?;
     let every = run.touch_every.unwrap_or(Duration::from_secs(30));
     let mut child = None;
     let mut lost = false;
