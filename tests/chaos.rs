@@ -110,12 +110,13 @@ fn chaos(name: &str, tool: PathBuf, wait: &str, sep: &str, modes: &[&str]) {
     eprintln!("{name}: {sections} sections, {kills} tools killed, 0 overlaps");
     assert!(sections > 100, "{name}: only {sections} sections ran");
     assert!(kills > 100, "{name}: only {kills} kills");
-    // Whatever the killings left, the lock is taken again at once: every
-    // holder is proven dead on this host.
+    // Whatever the killings left, the lock is taken again: every holder is
+    // proven dead on this host, at once; a lock directory whose maker was
+    // killed before its owner record is reclaimed after its grace (10 s).
     let sep_args: Vec<&str> = sep.split_whitespace().collect();
     let out = Command::new(&tool)
         .current_dir(s.dir.path())
-        .args(["-r", "3", "-i", "0.2", "L"])
+        .args(["-r", "-1", "-i", "0.2", "--timeout", "15", "L"])
         .args(&sep_args)
         .arg("true")
         .output()
