@@ -86,11 +86,6 @@ impl Sig {
     pub fn is_realtime(self) -> bool {
         sys::realtime_range().contains(&self.0)
     }
-
-    /// Every real-time signal.
-    pub fn realtime() -> impl Iterator<Item = Sig> {
-        sys::realtime_range().map(Sig)
-    }
 }
 
 impl From<Signal> for Sig {
@@ -150,7 +145,7 @@ impl Signals {
     pub fn add(&mut self, signals: &[Signal]) -> io::Result<()> {
         let mut more = SigSet::empty();
         for &sig in signals {
-            if !sys::is_ignored(sig) {
+            if !sys::is_ignored_number(sig as i32) {
                 more.add(sig);
                 self.set.add(sig);
             }

@@ -4,7 +4,6 @@
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use nix::libc;
-use nix::sys::signal::Signal;
 
 /// A pidfd for `pid` (`pidfd_open(2)`), where the kernel has them.
 pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
@@ -15,17 +14,6 @@ pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
         // SAFETY: the kernel just returned this descriptor to us alone.
         unsafe { OwnedFd::from_raw_fd(fd as i32) }
     })
-}
-
-/// Is `sig` ignored (`SIG_IGN`) in this process?
-pub fn is_ignored(sig: Signal) -> bool {
-    // SAFETY: a null new action only queries the current one, into a
-    // zeroed `sigaction` that we own.
-    unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(sig as libc::c_int, std::ptr::null(), &mut old) == 0
-            && old.sa_sigaction == libc::SIG_IGN
-    }
 }
 
 /// `fcntl(fd, F_NOTIFY, events)`: dnotify on the directory `fd`.
@@ -66,7 +54,8 @@ pub fn sigset_of(numbers: impl IntoIterator<Item = libc::c_int>) -> nix::sys::si
 
 /// Is the signal numbered `sig` ignored (`SIG_IGN`) in this process?
 pub fn is_ignored_number(sig: libc::c_int) -> bool {
-    // SAFETY: as in `is_ignored`: a query into a zeroed struct we own.
+    // SAFETY: a null new action only queries the current one, into a
+    // zeroed `sigaction` that we own.
     unsafe {
         let mut old: libc::sigaction = std::mem::zeroed();
         libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
