@@ -132,8 +132,38 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Stale, whatever the reason.
     pub fn is_stale(self) -> bool {
         matches!(self, Verdict::Stale(_))
+    }
+
+    /// Stale because its holder is proven gone — dead, its pid reused, or
+    /// written before this host last booted — not merely aged out.
+    pub fn proves_dead(self) -> bool {
+        matches!(
+            self,
+            Verdict::Stale(Reason::Dead { .. } | Reason::PidReused { .. } | Reason::OtherBoot)
+        )
+    }
+}
+
+/// Why a lock is valid or stale, in words: `pid 42 is gone`.
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (Verdict::Valid(reason) | Verdict::Stale(reason)) = self;
+        match *reason {
+            Reason::Alive { pid } => write!(f, "pid {pid} is alive"),
+            Reason::Dead { pid } => write!(f, "pid {pid} is gone"),
+            Reason::PidReused { pid } => write!(f, "pid {pid} now belongs to another process"),
+            Reason::OtherBoot => f.write_str("written before this host last booted"),
+            Reason::Fresh { age } => {
+                write!(f, "{}s old, younger than the stale age", age.as_secs())
+            }
+            Reason::Aged { age } => write!(f, "{}s old, past the stale age", age.as_secs()),
+            Reason::Readers { count: 1 } => f.write_str("held shared by 1 reader"),
+            Reason::Readers { count } => write!(f, "held shared by {count} readers"),
+            Reason::NoReaders => f.write_str("held shared, but no reader is left"),
+        }
     }
 }
 

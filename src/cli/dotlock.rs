@@ -10,11 +10,12 @@ use crate::Result;
 use crate::cli::args::{WaitArgs, Waiting, one_action};
 use crate::cli::dotlockfile;
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
-use crate::cli::report::{self, Holder};
+use crate::cli::report;
 use crate::cli::status::{self, status_format};
 use crate::cli::{Exit, Outcome, Personality, Program, Reporter};
 use crate::dotlock::DotLock;
 use crate::fs;
+use crate::inspect::Holder;
 use crate::judge::Policy;
 use crate::link::{self, Held, Via};
 use crate::mailbox;
@@ -197,7 +198,7 @@ pub fn run(mut args: Args, personality: Personality) -> Outcome {
         Action::Unlock if args.shared => {
             pipeline::unlock_shared(out, lock, FILE, &inv.policy, args.force)
         }
-        Action::Unlock => unlock(out, lock, &inv.policy, args.force),
+        Action::Unlock => pipeline::unlock_file(out, lock, &inv.policy, args.force),
         Action::Touch if args.shared => pipeline::touch_shared(out, lock, FILE, &inv.policy),
         Action::Touch => match fs::touch(lock) {
             Ok(true) => Outcome::Success,
@@ -319,20 +320,6 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
         command,
         policy,
     })
-}
-
-/// `-u`: remove the lock only if the caller may ([`pipeline::may_release`]),
-/// or with `--force`; a missing lock is success, and a symbolic link at
-/// the lock path is removed itself (never its target).
-fn unlock(out: &Reporter, lock: &LockPath, policy: &Policy, force: bool) -> Outcome {
-    match pipeline::release(lock, policy, force) {
-        Ok(_) => Outcome::Success,
-        Err(e @ crate::Error::NotOurs { .. }) => {
-            out.error(&e);
-            Outcome::Refused
-        }
-        Err(e) => action_failed(out, e),
-    }
 }
 
 /// The owner record: the pid of the caller (or ours with a command), and

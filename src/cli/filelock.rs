@@ -11,10 +11,11 @@ use crate::Error;
 use crate::acquire::Stop;
 use crate::cli::args::{OnLost, WaitArgs, one_action};
 use crate::cli::pipeline::{self, Plan, Waiter};
-use crate::cli::report::{self, Holder};
+use crate::cli::report;
 use crate::cli::status;
 use crate::cli::{Exit, Outcome, Program, Reporter};
 use crate::dotlock::DotLock;
+use crate::inspect::Holder;
 use crate::judge::Policy;
 use crate::link::Held;
 use crate::lockset::{AllOf, LockSet};
@@ -308,7 +309,7 @@ fn take(
             let lock = &set.locks()[i];
             let holder = Holder::of_file(lock, &waiter.policy).ok().flatten();
             let by = holder
-                .map(|h| format!(": {}", h.held_by()))
+                .map(|h| format!(": {}", report::held_by_holder(&h)))
                 .unwrap_or_default();
             out.error(format_args!(
                 "Failed: couldn't create {} in time{by}",
@@ -371,7 +372,7 @@ fn check(out: &Reporter, args: &Args) -> Result<(LockSet, Waiter, Duration), Out
     Ok((set, waiter, stale_after))
 }
 /// `-u`: remove each lock that the caller may release
-/// ([`pipeline::may_release`]), or each with `--force`; a missing one is a
+/// ([`crate::release`]), or each with `--force`; a missing one is a
 /// warning, somebody else's is refused.
 fn unlock(out: &Reporter, files: &[OsString], force: bool) -> Outcome {
     let mut outcome = Outcome::Success;
@@ -396,5 +397,5 @@ fn unlock(out: &Reporter, files: &[OsString], force: bool) -> Outcome {
 }
 
 fn unlock_one(file: &OsStr, force: bool) -> crate::Result<bool> {
-    pipeline::release(&LockPath::new(file)?, &Policy::default(), force)
+    crate::release::release_file(&LockPath::new(file)?, &Policy::default(), force)
 }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::acquire::Event;
 use crate::cli::Reporter;
-use crate::cli::report::{held_by, held_for, human};
+use crate::cli::report::{held_by, human};
+use crate::inspect::held_for;
 
 /// How often the line is redrawn while the waiter sleeps.
 pub const TICK: Duration = Duration::from_secs(1);

@@ -9,15 +9,15 @@ use clap::{CommandFactory, Parser};
 
 use crate::cli::args::{WaitArgs, Waiting, one_action, parse_duration};
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
-use crate::cli::report::{self, Holder};
+use crate::cli::report;
 use crate::cli::status;
 use crate::cli::{Exit, Outcome, Program, Reporter, trap};
-use crate::fs;
-use crate::host;
-use crate::judge::{Policy, Reason, Verdict};
-use crate::lockdir::{self, DirLock, SeenDir, Sweep};
+use crate::inspect::Holder;
+use crate::judge::Policy;
+use crate::lockdir::{self, DirLock};
 use crate::path::LockPath;
 use crate::record::Record;
+use crate::release::Caller;
 use crate::slots::AnyOf;
 use crate::{Error, Result};
 
@@ -186,10 +186,10 @@ pub fn run(args: Args) -> Outcome {
             &paths,
             inv.waiting.slots.is_some(),
             status::status_format(args.json),
-            |l| look(l, &policy, grace),
+            |l| Holder::of_dir(l, &policy, grace),
             out,
         ),
-        Action::Check => match look(&lock, &policy, grace) {
+        Action::Check => match Holder::of_dir(&lock, &policy, grace) {
             Ok(Some(h)) if !h.verdict.is_stale() => Outcome::Success,
             Ok(_) => Outcome::NoLock,
             Err(e) => {
@@ -363,38 +363,14 @@ fn plan(inv: &Invocation, args: &Args, paths: &[LockPath], policy: Policy) -> Pl
 
 /// Gave up: say who holds the lock (scripts print this when `eval` fails).
 fn busy(out: &Reporter, lock: &LockPath, policy: &Policy, grace: Duration, e: Error) -> Outcome {
-    let holder = look(lock, policy, grace).ok().flatten();
+    let holder = Holder::of_dir(lock, policy, grace).ok().flatten();
     report::gave_up(out, lock.path(), holder, e)
 }
 
-/// The lock directory as a waiter sees it, judged.
-fn seen(lock: &LockPath) -> Result<Option<SeenDir>> {
-    let Some(mut seen) = lockdir::observe(lock.path())? else {
-        return Ok(None);
-    };
-    seen.fs_now = fs::fs_now(lock)
-        .ok()
-        .or_else(|| Some(crate::seam::local_now()));
-    Ok(Some(seen))
-}
-
-fn look(lock: &LockPath, policy: &Policy, grace: Duration) -> Result<Option<Holder>> {
-    Ok(seen(lock)?.map(|s| {
-        // Readers hold it together: judged by their shares, listed.
-        let readers = s
-            .record()
-            .shared
-            .then(|| Holder::of_readers(lock, s.record(), s.age(), s.fs_now, policy))
-            .flatten();
-        readers
-            .unwrap_or_else(|| Holder::new(s.record(), s.age(), lockdir::judge(&s, grace, policy)))
-    }))
-}
-
-/// `-u`: release the lock if it is ours — recorded for `--pid`, or for the
-/// calling shell or one of its ancestors (so a subshell or a trap may
-/// release it) — or if its owner is proven dead; `--force` releases it
-/// whoever holds it. A missing lock is success.
+/// `-u`: release the lock by the rules of [`crate::release`] — recorded
+/// for `--pid`, or for the calling shell or one of its ancestors (so a
+/// subshell or a trap may release it), or its owner proven dead; or
+/// whoever holds it with `--force`. A missing lock is success.
 fn unlock(
     out: &Reporter,
     lock: &LockPath,
@@ -403,44 +379,9 @@ fn unlock(
     pid: Option<u32>,
     force: bool,
 ) -> Outcome {
-    let s = match seen(lock) {
-        Ok(Some(s)) => s,
-        Ok(None) => return Outcome::Success,
-        Err(e) => return out.failed(e),
-    };
-    let record = s.record();
-    let ours = record.pid.is_some_and(|p| match pid {
-        Some(want) => p == want,
-        None => host::is_caller_or_ancestor(p, record.host.as_deref(), record.start),
-    });
-    let dead = matches!(
-        lockdir::judge(&s, grace, policy),
-        Verdict::Stale(Reason::Dead { .. } | Reason::PidReused { .. } | Reason::OtherBoot)
-    );
-    if !(ours || dead || force) {
-        let holder = if record.shared {
-            "readers (each leaves with -u --shared)".into()
-        } else if s.owner.is_some() {
-            record.describe()
-        } else {
-            "nobody yet (no owner record)".into()
-        };
-        return out.failed(Error::NotOurs {
-            path: lock.path().into(),
-            holder,
-        });
-    }
-    let removed = lock.open_dir().and_then(|parent| {
-        if dead && !ours && !force {
-            // Someone else's dead lock: break it as a waiter would.
-            lockdir::break_dir(&parent, lock, &s).map(|_| ())
-        } else {
-            let sweep = if ours { Sweep::Ours } else { Sweep::All };
-            lockdir::remove_dir(&parent, lock, Some((s.dev, s.ino)), sweep).map(|_| ())
-        }
-    });
-    match removed {
-        Ok(()) => Outcome::Success,
+    let caller = pid.map_or(Caller::Ancestry, Caller::Pid);
+    match crate::release::release_dir(lock, policy, grace, caller, force) {
+        Ok(_) => Outcome::Success,
         Err(e) => out.failed(e),
     }
 }

@@ -17,9 +17,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::cli::pipeline::{self, Waiter};
-use crate::cli::report::Holder;
 use crate::cli::{Exit, Outcome, Program, Reporter, say};
 use crate::dotlock::DotLock;
+use crate::inspect::Holder;
 use crate::judge::Policy;
 use crate::link;
 use crate::path::LockPath;

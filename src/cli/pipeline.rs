@@ -16,12 +16,10 @@ use crate::acquire::{self, Event, Holding, Protocol, Stop};
 use crate::child::{self, Channel, ChildEvent, NotRun};
 use crate::cli::args::OnLost;
 use crate::cli::live::{self, LiveLine};
-use crate::cli::report::Holder;
 use crate::cli::{Outcome, Reporter, report};
 use crate::judge::Policy;
 use crate::path::LockPath;
 use crate::readers::Kind;
-use crate::shared::Member;
 use crate::signals::{self, Signals};
 use crate::slots::AnyOf;
 use crate::wait::{Patience, Sleeper};
@@ -199,71 +197,16 @@ pub fn hold_or_run<H: Holding>(
     }
 }
 
-/// May the caller release this lock (`-u` of `dotlock`, `filelock`)?
-/// When the record names the caller or one of its ancestors (same host,
-/// boot, pid namespace and start time), or the lock is stale (its holder
-/// proven dead, or aged out), or it names nobody (a legacy tool's `0`;
-/// not a lock held by readers together, which is theirs).
-/// Otherwise it is somebody else's — another host's included.
-pub fn may_release(holder: &report::Holder) -> bool {
-    let r = &holder.record;
-    let here = crate::judge::Here::current();
-    let same = |a: &Option<String>, b: &Option<String>| a.is_none() || a == b;
-    let ours = r.taker().is_some_and(|(pid, start)| {
-        same(&r.boot_id, &here.boot_id)
-            && (r.pidns.is_none() || r.pidns == here.pidns)
-            && crate::host::is_caller_or_ancestor(pid, r.host.as_deref(), start)
-    });
-    // A lock held by readers together names nobody, but is theirs.
-    ours || holder.verdict.is_stale() || (r.taker().is_none() && !r.shared)
-}
-
-/// `-u` of a dot-lock (`dotlock`, `filelock`): remove it if the caller
-/// may ([`may_release`]) or with `force` — the very lock judged, looked at
-/// once. A symbolic link at the lock path is removed itself, never its
-/// target. `Ok(false)`: there was none; [`Error::NotOurs`]: refused.
-pub fn release(lock: &LockPath, policy: &Policy, force: bool) -> crate::Result<bool> {
-    let mut seen = match crate::fs::observe(lock.path()) {
-        Ok(Some(seen)) => seen,
-        Ok(None) => return Ok(false),
-        Err(Error::LockIsSymlink { .. }) => return crate::link::remove(lock),
-        Err(e) => return Err(e),
-    };
-    let holder = report::Holder::judged(lock, &mut seen, policy);
-    if !force && !may_release(&holder) {
-        let who = match holder.record.shared {
-            true => format!(
-                "readers ({}; each leaves with -u --shared)",
-                report::why(holder.verdict)
-            ),
-            false => holder.record.describe(),
-        };
-        return Err(Error::NotOurs {
-            path: lock.path().into(),
-            holder: who,
-        });
+/// `-u` of a dot-lock (`dotlock`, `filelock`'s each), said: refused is
+/// [`Outcome::Refused`].
+pub fn unlock_file(out: &Reporter, lock: &LockPath, policy: &Policy, force: bool) -> Outcome {
+    match crate::release::release_file(lock, policy, force) {
+        Ok(_) => Outcome::Success,
+        Err(e) => refused_or_failed(out, e),
     }
-    crate::link::remove_seen(lock, &seen)
 }
 
-/// The caller's live shares of `lock` (`-u --shared`, `-t --shared`),
-/// and every live share.
-pub fn own_shares(lock: &LockPath, policy: &Policy) -> crate::Result<(Vec<Member>, Vec<Member>)> {
-    let all = crate::shared::shares(lock, policy)?;
-    let ours = all
-        .iter()
-        .filter(|m| {
-            let holder = Holder::new(m.seen.record(), m.seen.age(), m.verdict);
-            may_release(&holder)
-        })
-        .cloned()
-        .collect();
-    Ok((ours, all))
-}
-
-/// `-u --shared`: leave the readers — remove the caller's shares, and
-/// `LOCK` if no reader is left. With `--force`, every reader's share. No
-/// share at all is success; only other readers' shares: refused.
+/// `-u --shared`: leave the readers ([`crate::release::leave_shared`]).
 pub fn unlock_shared(
     out: &Reporter,
     lock: &LockPath,
@@ -271,44 +214,33 @@ pub fn unlock_shared(
     policy: &Policy,
     force: bool,
 ) -> Outcome {
-    let (ours, all) = match own_shares(lock, policy) {
-        Ok(found) => found,
-        Err(e) => return failed_action(out, e),
-    };
-    let leaving = match (ours.is_empty(), all.first()) {
-        (false, _) => ours,
-        (true, None) => Vec::new(),
-        (true, Some(_)) if force => all,
-        (true, Some(other)) => {
-            let e = crate::Error::NotOurs {
-                path: lock.path().into(),
-                holder: format!(
-                    "other readers ({} among them)",
-                    other.seen.record().describe()
-                ),
-            };
-            out.error(&e);
-            return Outcome::Refused;
-        }
-    };
-    match crate::readers::leave_shares(lock, kind, &leaving, policy) {
+    match crate::release::leave_shared(lock, kind, policy, force) {
         Ok(()) => Outcome::Success,
-        Err(e) => failed_action(out, e),
+        Err(e) => refused_or_failed(out, e),
     }
 }
 
 /// `-t --shared`: touch the caller's shares and the shared `LOCK`.
 pub fn touch_shared(out: &Reporter, lock: &LockPath, kind: Kind, policy: &Policy) -> Outcome {
-    let touched = own_shares(lock, policy)
-        .and_then(|(ours, _)| crate::readers::touch_shares(lock, kind, &ours));
-    match touched {
+    match crate::release::touch_shared(lock, kind, policy) {
         Ok(true) => Outcome::Success,
         Ok(false) => Outcome::NoLock,
         Err(e) => failed_action(out, e),
     }
 }
 
-fn failed_action(out: &Reporter, e: crate::Error) -> Outcome {
+/// A release said: somebody else's lock is refused (exit 1), any other
+/// failure an action that failed.
+pub fn refused_or_failed(out: &Reporter, e: Error) -> Outcome {
+    out.error(&e);
+    match e {
+        Error::NotOurs { .. } => Outcome::Refused,
+        e => Outcome::ActionFailed(e),
+    }
+}
+
+/// An action (`-u`, `-t`, `-c`) that failed, said.
+pub fn failed_action(out: &Reporter, e: crate::Error) -> Outcome {
     out.error(&e);
     Outcome::ActionFailed(e)
 }

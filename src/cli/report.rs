@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use crate::acquire::Event;
 use crate::cli::Outcome;
-use crate::fs;
-use crate::judge::{self, Policy};
-use crate::judge::{Reason, Verdict};
-use crate::path::LockPath;
+use crate::inspect::{Holder, held_for};
+use crate::judge::Verdict;
 use crate::record::Record;
 
 /// Prints `PROG: message` lines on stderr, unless quiet.
@@ -91,20 +89,7 @@ pub fn events(out: Reporter, path: &Path) -> impl FnMut(Event) + '_ {
 
 /// Why a lock is valid or stale, in words.
 pub fn why(verdict: Verdict) -> String {
-    let reason = match verdict {
-        Verdict::Valid(r) | Verdict::Stale(r) => r,
-    };
-    match reason {
-        Reason::Alive { pid } => format!("pid {pid} is alive"),
-        Reason::Dead { pid } => format!("pid {pid} is gone"),
-        Reason::PidReused { pid } => format!("pid {pid} now belongs to another process"),
-        Reason::OtherBoot => "written before this host last booted".into(),
-        Reason::Fresh { age } => format!("{}s old, younger than the stale age", age.as_secs()),
-        Reason::Aged { age } => format!("{}s old, past the stale age", age.as_secs()),
-        Reason::Readers { count: 1 } => "held shared by 1 reader".into(),
-        Reason::Readers { count } => format!("held shared by {count} readers"),
-        Reason::NoReaders => "held shared, but no reader is left".into(),
-    }
+    verdict.to_string()
 }
 
 /// A duration as people read it: `42s`, `4m12s`, `2h03m`, `3d04h`.
@@ -118,89 +103,17 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-/// What `--status` and the messages know of a lock that is there.
-pub struct Holder {
-    pub record: Record,
-    /// How long ago the lock was last touched (its mtime, on the
-    /// filesystem's clock).
-    pub age: Option<Duration>,
-    /// How long it has been held: since the record's `created=`, else
-    /// (a legacy tool's lock) since its mtime.
-    pub held_for: Option<Duration>,
-    pub verdict: Verdict,
-    /// Held by readers together (`--shared`): each live share's path and
-    /// holder.
-    pub readers: Vec<(std::path::PathBuf, Holder)>,
-}
-
-impl Holder {
-    /// A holder with `record`, last touched `age` ago, judged `verdict`.
-    pub fn new(record: Record, age: Option<Duration>, verdict: Verdict) -> Holder {
-        Holder {
-            held_for: held_for(&record, age),
-            record,
-            age,
-            verdict,
-            readers: Vec::new(),
-        }
+/// `held by pid P (cmd) on HOST for 4m12s`, or for readers together
+/// `held shared by 2 readers for 4m12s`.
+pub fn held_by_holder(h: &Holder) -> String {
+    if h.record.shared {
+        return format!(
+            "{} for {}",
+            h.verdict,
+            human(h.held_for.unwrap_or_default())
+        );
     }
-
-    /// The dot-lock at `lock` as a waiter sees it: observed, with the
-    /// filesystem's "now" (our own clock where nothing can be created,
-    /// e.g. a read-only spool), and judged. `None`: there is none.
-    pub fn of_file(lock: &LockPath, policy: &Policy) -> crate::Result<Option<Holder>> {
-        Ok(fs::observe(lock.path())?.map(|mut seen| Holder::judged(lock, &mut seen, policy)))
-    }
-
-    /// `seen` (of `lock`) judged, with the filesystem's "now" set in it.
-    pub fn judged(lock: &LockPath, seen: &mut fs::Observed, policy: &Policy) -> Holder {
-        seen.fs_now = fs::fs_now(lock)
-            .ok()
-            .or_else(|| Some(crate::seam::local_now()));
-        if seen.record().shared
-            && let Some(holder) =
-                Holder::of_readers(lock, seen.record(), seen.age(), seen.fs_now, policy)
-        {
-            return holder;
-        }
-        let verdict = judge::judge_observed(seen, policy);
-        Holder::new(seen.record(), seen.age(), verdict)
-    }
-
-    /// A lock held by readers together (`record`, last touched `age`
-    /// ago), judged by its shares and listing them; `None` where they
-    /// cannot be listed.
-    pub fn of_readers(
-        lock: &LockPath,
-        record: Record,
-        age: Option<Duration>,
-        fs_now: Option<std::time::SystemTime>,
-        policy: &Policy,
-    ) -> Option<Holder> {
-        let shares = crate::shared::shares(lock, policy).ok()?;
-        let mut holder = Holder::new(record, age, crate::shared::verdict(shares.len()));
-        holder.readers = shares
-            .into_iter()
-            .map(|mut m| {
-                m.seen.fs_now = m.seen.fs_now.or(fs_now);
-                let h = Holder::new(m.seen.record(), m.seen.age(), m.verdict);
-                (m.path.path().to_path_buf(), h)
-            })
-            .collect();
-        Some(holder)
-    }
-
-    /// `held by pid P (cmd) on HOST for 4m12s`.
-    pub fn held_by(&self) -> String {
-        if self.record.shared {
-            return format!(
-                "{} for {}",
-                why(self.verdict),
-                human(self.held_for.unwrap_or_default())
-            );
-        }
-        held_by(&self.record, self.held_for)
-    }
+    held_by(&h.record, h.held_for)
 }
 
 /// `held by pid P (cmd) on HOST for 4m12s`: who holds a lock held `held_for`.
@@ -212,13 +125,6 @@ pub fn held_by(record: &Record, held_for: Option<Duration>) -> String {
     )
 }
 
-/// How long the lock of `record`, last touched `age` ago, has been held:
-/// since its `created=` (the holder's clock, read on ours), else since
-/// its mtime.
-pub fn held_for(record: &Record, age: Option<Duration>) -> Option<Duration> {
-    record.held_for(crate::seam::local_now()).or(age)
-}
-
 /// Say that a wait gave up, naming the holder where it can be seen:
 /// `PROG: PATH: busy: held by pid P (cmd) on HOST for 4m12s`.
 pub fn gave_up(out: &Reporter, path: &Path, holder: Option<Holder>, e: crate::Error) -> Outcome {
@@ -226,7 +132,7 @@ pub fn gave_up(out: &Reporter, path: &Path, holder: Option<Holder>, e: crate::Er
         Some(h) => out.error(format_args!(
             "{}: busy: {}{}",
             path.display(),
-            h.held_by(),
+            held_by_holder(&h),
             planted(&h, path)
         )),
         None => out.error(&e),

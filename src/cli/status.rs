@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cli::report::{Holder, human, why};
+use crate::cli::report::{human, why};
 use crate::cli::{Outcome, Reporter};
+use crate::inspect::Holder;
 use crate::judge::{Reason, Verdict};
 use crate::path::LockPath;
 use crate::record;
@@ -152,18 +153,6 @@ pub fn status_of(
     State::of_all(&states).outcome()
 }
 
-/// What is known of whether the holder lives: `Some(false)` proven dead,
-/// `Some(true)` seen alive, `None` cannot be told from here.
-fn alive(verdict: Verdict) -> Option<bool> {
-    match verdict {
-        Verdict::Valid(Reason::Alive { .. }) => Some(true),
-        Verdict::Stale(Reason::Dead { .. } | Reason::PidReused { .. } | Reason::OtherBoot) => {
-            Some(false)
-        }
-        _ => None,
-    }
-}
-
 /// Seconds, to the millisecond.
 fn seconds(d: Duration) -> Value {
     json!((d.as_millis() as f64) / 1000.0)
@@ -192,7 +181,7 @@ pub fn json(path: &Path, slot: Option<usize>, holder: Option<&Holder>) -> Value 
         "args": args,
         "held_for_s": holder.and_then(|h| h.held_for).map(seconds),
         "touched_s_ago": holder.and_then(|h| h.age).map(seconds),
-        "alive": holder.and_then(|h| alive(h.verdict)),
+        "alive": holder.and_then(Holder::alive),
         "reason": holder.filter(|h| h.verdict.is_stale()).map(|h| why(h.verdict)),
         "slot": slot,
     });
