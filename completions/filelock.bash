@@ -23,20 +23,20 @@ _filelock() {
 
     case "${cmd}" in
         filelock)
-            opts="-l -u -c -r -s -i -q -h -V --force --status --json --timeout --stale-after --on-lost --verbose --help --version"
+            opts="-l -s -q -u -c -r -i -h -V --force --status --json --timeout --stale-after --on-lost --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                -r)
+                -s)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
                     fi
                     return 0
                     ;;
-                -s)
+                -r)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace

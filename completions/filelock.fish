@@ -1,18 +1,18 @@
-complete -c filelock -n 'not __filelock_command >/dev/null' -s r -d 'Retries for each lock after its first attempt [default: 10]; -1 for forever' -r -f
 complete -c filelock -n 'not __filelock_command >/dev/null' -s s -d 'Seconds between attempts [default: 1]' -r -f
+complete -c filelock -n 'not __filelock_command >/dev/null' -s r -d 'Retries for each lock after its first attempt [default: 10]; -1 for forever' -r -f
 complete -c filelock -n 'not __filelock_command >/dev/null' -s i -d 'Seconds between attempts, as dotlock\'s -i (the same as -s)' -r -f
 complete -c filelock -n 'not __filelock_command >/dev/null' -l timeout -d 'Give up after DURATION of waiting for the whole set (seconds; 0.5, 200ms, 2m allowed); without -r, retries are then unbounded' -r -f
 complete -c filelock -n 'not __filelock_command >/dev/null' -l stale-after -d 'A lock whose holder cannot be proven alive or dead is stale after DURATION [default: 300]; with a COMMAND the locks are touched every third of it (at most every 30 s)' -r -f
 complete -c filelock -n 'not __filelock_command >/dev/null' -l on-lost -d 'With a COMMAND: when a lock is found lost at a keep-alive touch, warn (the default), or also send the command SIGTERM (term) or SIGKILL (kill)' -r -f -a "warn\t'Say so on stderr, at once'
 term\t'Say so, and send the command SIGTERM'
 kill\t'Say so, and send the command SIGKILL'"
-complete -c filelock -n 'not __filelock_command >/dev/null' -s l -d 'Lock (the default)'
+complete -c filelock -n 'not __filelock_command >/dev/null' -s l -d 'Lock (the default action)'
+complete -c filelock -n 'not __filelock_command >/dev/null' -s q -d 'Quiet: no error messages'
 complete -c filelock -n 'not __filelock_command >/dev/null' -s u -d 'Unlock: remove the lock files (those of the calling shell, stale ones and nobody\'s)'
 complete -c filelock -n 'not __filelock_command >/dev/null' -l force -d 'With -u: remove the lock files whoever holds them'
 complete -c filelock -n 'not __filelock_command >/dev/null' -s c -d 'Check: exit 0 if every lock file is validly held, else 1'
 complete -c filelock -n 'not __filelock_command >/dev/null' -l status -d 'Status: describe each lock\'s holder (pid, command, host, held for, alive); exit 0 if any is held, else 9 if any is stale, else 1'
 complete -c filelock -n 'not __filelock_command >/dev/null' -l json -d 'With --status: one JSON object per lock, one per line'
-complete -c filelock -n 'not __filelock_command >/dev/null' -s q -d 'Quiet: no error messages'
 complete -c filelock -n 'not __filelock_command >/dev/null' -l verbose -d 'Say when waiting, for which lock and whom, and when a stale lock is broken'
 complete -c filelock -n 'not __filelock_command >/dev/null' -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c filelock -n 'not __filelock_command >/dev/null' -s V -l version -d 'Print version'

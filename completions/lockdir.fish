@@ -8,9 +8,6 @@ complete -c lockdir -n 'not __lockdir_command >/dev/null' -l on-lost -d 'With a 
 term\t'Say so, and send the command SIGTERM'
 kill\t'Say so, and send the command SIGKILL'"
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l slots -d 'Counting semaphore: take any free one of N locks, LOCK.1 ... LOCK.N; the slot is printed, or given to the command as $DOTLOCK_SLOT' -r -f
-complete -c lockdir -n 'not __lockdir_command >/dev/null' -s l -d 'Lock (the default action), as dotlock\'s -l'
-complete -c lockdir -n 'not __lockdir_command >/dev/null' -s u -d 'Release the lock: only if it is ours (or its owner is proven dead)'
-complete -c lockdir -n 'not __lockdir_command >/dev/null' -l force -d 'With -u: release the lock whoever holds it'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -s c -d 'Check: exit 0 if a valid lock exists, else 1'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l status -d 'Status: describe the lock\'s holder (pid, command, host, held for, alive); exit 0 if held, 1 if free, 9 if stale'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l json -d 'With --status: one JSON object per lock or slot, one per line'
@@ -18,6 +15,9 @@ complete -c lockdir -n 'not __lockdir_command >/dev/null' -l trap -d 'Print shel
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l shared -d 'Take a reader\'s share: any number of readers at once, or one writer (a plain lockdir of the same name), never both; with -u: the caller\'s share'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l verbose -d 'Say when waiting, whom for, and when a stale lock is broken'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -s q -d 'Quiet: no error messages'
+complete -c lockdir -n 'not __lockdir_command >/dev/null' -s l -d 'Lock (the default action), as dotlock\'s -l'
+complete -c lockdir -n 'not __lockdir_command >/dev/null' -s u -d 'Release the lock: only if it is ours (or its owner is proven dead)'
+complete -c lockdir -n 'not __lockdir_command >/dev/null' -l force -d 'With -u: release the lock whoever holds it'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -s V -l version -d 'Print version'
 

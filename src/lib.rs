@@ -142,6 +142,7 @@ mod dir;
 pub mod dotlock;
 pub mod error;
 pub mod exit;
+mod exit_table;
 pub mod fs;
 pub mod host;
 pub mod inspect;

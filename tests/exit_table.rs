@@ -298,3 +298,24 @@ fn the_readme_and_every_man_page_show_the_table() {
         );
     }
 }
+
+/// Each program's `--help` ends with its column of the table, whole and
+/// in order: nothing written by hand that could drift from the table.
+#[test]
+fn help_says_each_programs_column_of_the_table() {
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (column, cmd) in COMMANDS.iter().enumerate() {
+        let out = Command::new(bin(cmd)).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{cmd} --help");
+        let help = String::from_utf8(out.stdout).unwrap();
+        let (_, section) = help
+            .split_once("Exit status:")
+            .unwrap_or_else(|| panic!("{cmd} --help has no exit status:\n{help}"));
+        let expected: Vec<String> = TABLE
+            .iter()
+            .filter(|s| s.codes[column] != "-")
+            .map(|s| format!("{} {}", s.codes[column], s.what.replace('`', "")))
+            .collect();
+        assert_eq!(words(section), words(&expected.join(" ")), "{cmd} --help");
+    }
+}

@@ -1,10 +1,46 @@
-//! The options every lock command shares, and the numbers they take.
+//! The options the lock commands share, each defined once — the action
+//! flags ([`ActionArgs`]), the waiting options ([`WaitArgs`]), `--slots`
+//! ([`SlotArgs`]) — and the numbers and durations they take.
 
+use std::ffi::OsString;
 use std::time::Duration;
+
+use clap::parser::ValueSource;
 
 use crate::cli::{Outcome, Reporter};
 use crate::judge::{self, Policy};
 use crate::wait::{Patience, Schedule};
+
+/// The action flags of every program (`dotlock` adds `-t`, `lockdir`
+/// `--trap`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ActionArgs {
+    /// Lock (the default action)
+    #[arg(short = 'l')]
+    pub lock: bool,
+
+    /// Unlock: remove the lock if it is the caller's (or stale, or
+    /// nobody's); a missing lock is success
+    #[arg(short = 'u')]
+    pub unlock: bool,
+
+    /// With -u: remove the lock whoever holds it
+    #[arg(long)]
+    pub force: bool,
+
+    /// Check: exit 0 if a valid lock exists, else 1
+    #[arg(short = 'c')]
+    pub check: bool,
+
+    /// Status: describe the lock's holder (pid, command, host, held for,
+    /// alive); exit 0 if held, 1 if free, 9 if stale
+    #[arg(long)]
+    pub status: bool,
+
+    /// With --status: one JSON object per lock or slot, one per line
+    #[arg(long, requires = "status")]
+    pub json: bool,
+}
 
 /// Options for waiting, shared by the lock commands.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,7 +76,11 @@ pub struct WaitArgs {
     /// SIGKILL (kill); the command then ends by that signal
     #[arg(long, value_name = "ACTION", value_enum)]
     pub on_lost: Option<OnLost>,
+}
 
+/// `--slots N` (`dotlock`, `lockdir`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SlotArgs {
     /// Counting semaphore: take any free one of N locks, LOCK.1 ... LOCK.N;
     /// the slot is printed, or given to the command as $DOTLOCK_SLOT
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
@@ -69,9 +109,9 @@ pub struct Waiting {
 }
 
 impl WaitArgs {
-    /// The reporter for `prog` and the parsed waiting options, or
-    /// [`Outcome::BadValue`] (said in one line on stderr).
-    pub fn checked(&self, prog: &'static str) -> Result<Waiting, Outcome> {
+    /// The reporter for `prog` and the parsed waiting options (with
+    /// `slots`), or [`Outcome::BadValue`] (said in one line on stderr).
+    pub fn checked(&self, prog: &'static str, slots: &SlotArgs) -> Result<Waiting, Outcome> {
         let out = Reporter {
             prog,
             quiet: self.quiet,
@@ -79,7 +119,7 @@ impl WaitArgs {
         };
         let parsed = self
             .parse()
-            .and_then(|(patience, stale_after)| Ok((patience, stale_after, self.slots()?)));
+            .and_then(|(patience, stale_after)| Ok((patience, stale_after, slots.parse()?)));
         match parsed {
             Ok((patience, stale_after, slots)) => Ok(Waiting {
                 out,
@@ -124,9 +164,19 @@ impl WaitArgs {
         Ok((patience, stale_after))
     }
 
+    /// The judging policy, with `-p`'s trust in a bare pid.
+    pub fn policy(stale_after: Duration, trust_bare_pid: bool) -> Policy {
+        Policy {
+            stale_after,
+            trust_bare_pid,
+        }
+    }
+}
+
+impl SlotArgs {
     /// `--slots N`: a whole number from 1 to 10000, or the message for a
     /// bad value (exit 5).
-    pub fn slots(&self) -> Result<Option<usize>, String> {
+    pub fn parse(&self) -> Result<Option<usize>, String> {
         let Some(s) = self.slots.as_deref() else {
             return Ok(None);
         };
@@ -139,14 +189,47 @@ impl WaitArgs {
             )),
         }
     }
+}
 
-    /// The judging policy, with `-p`'s trust in a bare pid.
-    pub fn policy(stale_after: Duration, trust_bare_pid: bool) -> Policy {
-        Policy {
-            stale_after,
-            trust_bare_pid,
+/// The ids of the options of a group (`WaitArgs`, `SlotArgs`): what
+/// [`given`] passes on.
+pub fn ids<A: clap::Args>() -> Vec<String> {
+    A::augment_args(clap::Command::new("group"))
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect()
+}
+
+/// The options among `ids` that were given on the command line, as
+/// arguments again (`--timeout 5`, `-q`), in the order `cmd` defines them:
+/// how `lockdir --trap` passes its waiting options to the `lockdir` its
+/// code runs, from the one definition of each.
+pub fn given(cmd: &clap::Command, matches: &clap::ArgMatches, ids: &[String]) -> Vec<OsString> {
+    let mut out = Vec::new();
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        if !ids.iter().any(|i| i == id)
+            || matches.value_source(id) != Some(ValueSource::CommandLine)
+        {
+            continue;
+        }
+        let flag = match (arg.get_long(), arg.get_short()) {
+            (Some(long), _) => format!("--{long}"),
+            (None, Some(short)) => format!("-{short}"),
+            (None, None) => continue,
+        };
+        let takes_value = arg.get_action().takes_values();
+        match matches.get_raw(id) {
+            Some(values) if takes_value => {
+                for value in values {
+                    out.push(OsString::from(&flag));
+                    out.push(value.to_os_string());
+                }
+            }
+            _ => out.push(OsString::from(&flag)),
         }
     }
+    out
 }
 
 /// `-r N`: a whole number of retries, or `-1` for forever (`None`).

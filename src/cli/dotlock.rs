@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{CommandFactory, Parser};
 
 use crate::Result;
-use crate::cli::args::{WaitArgs, Waiting, one_action};
+use crate::cli::args::{ActionArgs, SlotArgs, WaitArgs, Waiting, one_action};
 use crate::cli::dotlockfile;
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
 use crate::cli::report;
@@ -41,42 +41,15 @@ use crate::slots::AnyOf;
     name = "dotlock",
     version,
     args_override_self = true,
-    after_help = "Exit status: 0 success; 1 usage error, name too long, -c found no valid lock, \
-                  -t/-u failed; 2 cannot create a file in the lock's directory; 3 cannot write \
-                  the lock; 4 retries exhausted or timeout; 5 other error; 7 -p while the parent \
-                  is init; 8 a stale lock could not be removed; with a COMMAND: its status \
-                  (126 not executable, 127 not found)."
+    after_help = crate::cli::help_lines("dotlock")
 )]
 pub struct Args {
-    /// Lock (the default action)
-    #[arg(short = 'l')]
-    pub lock: bool,
-
-    /// Unlock: remove the lock file if it is the caller's (or stale, or
-    /// nobody's); a missing lock is success
-    #[arg(short = 'u')]
-    pub unlock: bool,
-
-    /// With -u: remove the lock whoever holds it
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub action: ActionArgs,
 
     /// Touch: refresh the lock's timestamp
     #[arg(short = 't')]
     pub touch: bool,
-
-    /// Check: exit 0 if a valid lock exists, else 1
-    #[arg(short = 'c')]
-    pub check: bool,
-
-    /// Status: describe the lock's holder (pid, command, host, held for,
-    /// alive); exit 0 if held, 1 if free, 9 if stale
-    #[arg(long)]
-    pub status: bool,
-
-    /// With --status: one JSON object per lock or slot, one per line
-    #[arg(long, requires = "status")]
-    pub json: bool,
 
     /// Record a pid (the parent's; dotlock's own with a COMMAND) and trust a
     /// live pid when checking
@@ -104,6 +77,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub wait: WaitArgs,
+
+    #[command(flatten)]
+    pub slots: SlotArgs,
 
     /// The lock file, then an optional command and its arguments
     #[arg(trailing_var_arg = true, value_name = "LOCKFILE [COMMAND [ARG]...]")]
@@ -196,9 +172,9 @@ pub fn run(mut args: Args, personality: Personality) -> Outcome {
             Err(e) => action_failed(out, e),
         },
         Action::Unlock if args.shared => {
-            pipeline::unlock_shared(out, lock, FILE, &inv.policy, args.force)
+            pipeline::unlock_shared(out, lock, FILE, &inv.policy, args.action.force)
         }
-        Action::Unlock => pipeline::unlock_file(out, lock, &inv.policy, args.force),
+        Action::Unlock => pipeline::unlock_file(out, lock, &inv.policy, args.action.force),
         Action::Touch if args.shared => pipeline::touch_shared(out, lock, FILE, &inv.policy),
         Action::Touch => match fs::touch(lock) {
             Ok(true) => Outcome::Success,
@@ -213,7 +189,7 @@ pub fn run(mut args: Args, personality: Personality) -> Outcome {
         Action::Status => status::status_of(
             &inv.paths,
             inv.waiting.slots.is_some(),
-            status_format(args.json),
+            status_format(args.action.json),
             |l| Holder::of_file(l, &inv.policy),
             out,
         ),
@@ -233,7 +209,7 @@ fn action_failed(out: &Reporter, e: crate::Error) -> Outcome {
 
 /// Check the options and the lock path.
 fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
-    let waiting = args.wait.checked(prog_name(personality))?;
+    let waiting = args.wait.checked(prog_name(personality), &args.slots)?;
     let out = waiting.out;
     let mut rest = args.args.clone();
     let lockfile: PathBuf = if args.mailbox {
@@ -255,18 +231,18 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
         return Err(out.usage_error("the lock file name is empty"));
     }
     let chosen = [
-        (args.unlock, Action::Unlock),
+        (args.action.unlock, Action::Unlock),
         (args.touch, Action::Touch),
-        (args.check, Action::Check),
-        (args.status, Action::Status),
+        (args.action.check, Action::Check),
+        (args.action.status, Action::Status),
     ];
     let action = match personality {
         Personality::Dotlockfile => {
             let flags = dotlockfile::Flags {
-                lock: args.lock,
-                unlock: args.unlock,
+                lock: args.action.lock,
+                unlock: args.action.unlock,
                 touch: args.touch,
-                check: args.check,
+                check: args.action.check,
             };
             match dotlockfile::action(&flags, &command)? {
                 dotlockfile::Chosen::Lock => Action::Lock,
@@ -278,12 +254,12 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
         _ => one_action(Action::Lock, &chosen)
             .ok_or_else(|| out.usage_error("-u, -t, -c and --status cannot be combined"))?,
     };
-    if action != Action::Lock && (args.lock || !command.is_empty()) {
+    if action != Action::Lock && (args.action.lock || !command.is_empty()) {
         return Err(
             out.usage_error("-u, -t, -c and --status take a lock file and no -l or command")
         );
     }
-    if args.force && action != Action::Unlock {
+    if args.action.force && action != Action::Unlock {
         return Err(out.usage_error("--force goes with -u"));
     }
     if args.shared {

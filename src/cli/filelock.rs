@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::Error;
 use crate::acquire::Stop;
-use crate::cli::args::{OnLost, WaitArgs, one_action};
+use crate::cli::args::{ActionArgs, WaitArgs, one_action};
 use crate::cli::pipeline::{self, Plan, Waiter};
 use crate::cli::report;
 use crate::cli::status;
@@ -38,80 +38,18 @@ use crate::wait::Schedule;
     name = "filelock",
     version,
     args_override_self = true,
-    after_help = "Exit status: 0 success; 1 a lock could not be had in time, -u of a missing lock, \
-                  -c found a lock not validly held, any error, usage error; 9 --status: none held \
-                  and one stale; with a COMMAND: its status (126 not executable, 127 not found). \
-                  A signal while waiting releases every lock taken and ends filelock by the same \
-                  signal."
+    after_help = crate::cli::help_lines("filelock")
 )]
 pub struct Args {
-    /// Lock (the default)
-    #[arg(short = 'l')]
-    pub lock: bool,
-
-    /// Unlock: remove the lock files (those of the calling shell, stale ones
-    /// and nobody's)
-    #[arg(short = 'u')]
-    pub unlock: bool,
-
-    /// With -u: remove the lock files whoever holds them
-    #[arg(long)]
-    pub force: bool,
-
-    /// Check: exit 0 if every lock file is validly held, else 1
-    #[arg(short = 'c')]
-    pub check: bool,
-
-    /// Status: describe each lock's holder (pid, command, host, held for,
-    /// alive); exit 0 if any is held, else 9 if any is stale, else 1
-    #[arg(long)]
-    pub status: bool,
-
-    /// With --status: one JSON object per lock, one per line
-    #[arg(long, requires = "status")]
-    pub json: bool,
-
-    /// Retries for each lock after its first attempt [default: 10]; -1 for forever
-    #[arg(short = 'r', value_name = "RETRIES", allow_hyphen_values = true)]
-    pub retries: Option<String>,
+    #[command(flatten)]
+    pub action: ActionArgs,
 
     /// Seconds between attempts [default: 1]
     #[arg(short = 's', value_name = "SECONDS", allow_hyphen_values = true)]
     pub sleep: Option<String>,
 
-    /// Seconds between attempts, as dotlock's -i (the same as -s)
-    #[arg(
-        short = 'i',
-        value_name = "SECONDS",
-        allow_hyphen_values = true,
-        conflicts_with = "sleep"
-    )]
-    pub interval: Option<String>,
-
-    /// Give up after DURATION of waiting for the whole set (seconds; 0.5,
-    /// 200ms, 2m allowed); without -r, retries are then unbounded
-    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
-    pub timeout: Option<String>,
-
-    /// A lock whose holder cannot be proven alive or dead is stale after
-    /// DURATION [default: 300]; with a COMMAND the locks are touched every
-    /// third of it (at most every 30 s)
-    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
-    pub stale_after: Option<String>,
-
-    /// With a COMMAND: when a lock is found lost at a keep-alive touch,
-    /// warn (the default), or also send the command SIGTERM (term) or
-    /// SIGKILL (kill)
-    #[arg(long, value_name = "ACTION", value_enum)]
-    pub on_lost: Option<OnLost>,
-
-    /// Quiet: no error messages
-    #[arg(short = 'q')]
-    pub quiet: bool,
-
-    /// Say when waiting, for which lock and whom, and when a stale lock is broken
-    #[arg(long)]
-    pub verbose: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 
     /// The lock files
     #[arg(value_name = "LOCKFILE", required = true)]
@@ -122,9 +60,60 @@ pub struct Args {
     pub command: Vec<OsString>,
 }
 
-/// The clap command (for man pages, completions and help).
+/// The clap command (for man pages, completions and help): the shared
+/// options, in filelock's words where its defaults or scope differ.
 pub fn command() -> clap::Command {
     Args::command()
+        .mut_arg("unlock", |a| {
+            a.help(
+                "Unlock: remove the lock files (those of the calling shell, stale ones \
+                 and nobody's)",
+            )
+        })
+        .mut_arg("force", |a| {
+            a.help("With -u: remove the lock files whoever holds them")
+        })
+        .mut_arg("check", |a| {
+            a.help("Check: exit 0 if every lock file is validly held, else 1")
+        })
+        .mut_arg("status", |a| {
+            a.help(
+                "Status: describe each lock's holder (pid, command, host, held for, \
+                 alive); exit 0 if any is held, else 9 if any is stale, else 1",
+            )
+        })
+        .mut_arg("json", |a| {
+            a.help("With --status: one JSON object per lock, one per line")
+        })
+        .mut_arg("retries", |a| {
+            a.help("Retries for each lock after its first attempt [default: 10]; -1 for forever")
+        })
+        .mut_arg("interval", |a| {
+            a.help("Seconds between attempts, as dotlock's -i (the same as -s)")
+                .conflicts_with("sleep")
+        })
+        .mut_arg("timeout", |a| {
+            a.help(
+                "Give up after DURATION of waiting for the whole set (seconds; 0.5, \
+                 200ms, 2m allowed); without -r, retries are then unbounded",
+            )
+        })
+        .mut_arg("stale_after", |a| {
+            a.help(
+                "A lock whose holder cannot be proven alive or dead is stale after \
+                 DURATION [default: 300]; with a COMMAND the locks are touched every \
+                 third of it (at most every 30 s)",
+            )
+        })
+        .mut_arg("on_lost", |a| {
+            a.help(
+                "With a COMMAND: when a lock is found lost at a keep-alive touch, warn \
+                 (the default), or also send the command SIGTERM (term) or SIGKILL (kill)",
+            )
+        })
+        .mut_arg("verbose", |a| {
+            a.help("Say when waiting, for which lock and whom, and when a stale lock is broken")
+        })
 }
 
 /// Parse `argv` and run, as `lockfile` if invoked under that name.
@@ -195,25 +184,25 @@ enum Action {
 pub fn run(args: Args) -> Outcome {
     let out = Reporter {
         prog: "filelock",
-        quiet: args.quiet,
-        verbose: args.verbose,
+        quiet: args.wait.quiet,
+        verbose: args.wait.verbose,
     };
     let chosen = [
-        (args.unlock, Action::Unlock),
-        (args.check, Action::Check),
-        (args.status, Action::Status),
+        (args.action.unlock, Action::Unlock),
+        (args.action.check, Action::Check),
+        (args.action.status, Action::Status),
     ];
     let Some(action) = one_action(Action::Lock, &chosen) else {
         return out.usage_error("-u, -c and --status cannot be combined");
     };
-    if action != Action::Lock && (args.lock || !args.command.is_empty()) {
+    if action != Action::Lock && (args.action.lock || !args.command.is_empty()) {
         return out.usage_error("-u, -c and --status take lock files and no -l or command");
     }
-    if args.force && action != Action::Unlock {
+    if args.action.force && action != Action::Unlock {
         return out.usage_error("--force goes with -u");
     }
     if action == Action::Unlock {
-        return unlock(&out, &args.files, args.force);
+        return unlock(&out, &args.files, args.action.force);
     }
     let (set, waiter, stale_after) = match check(&out, &args) {
         Ok(checked) => checked,
@@ -235,7 +224,7 @@ pub fn run(args: Args) -> Outcome {
             Outcome::Success
         }
         Action::Status => {
-            let format = status::status_format(args.json);
+            let format = status::status_format(args.action.json);
             status::status_of(set.locks(), false, format, look, &out)
         }
         _ => take(&out, &args, &set, waiter, stale_after),
@@ -271,7 +260,7 @@ fn take(
         slots: None,
         command: args.command.clone(),
         touch_every: Some(pipeline::touch_interval(stale_after)),
-        on_lost: Some(args.on_lost.unwrap_or_default()),
+        on_lost: Some(args.wait.on_lost.unwrap_or_default()),
     };
     let channel = match plan.channel() {
         Ok(c) => c,
@@ -327,15 +316,10 @@ fn take(
 /// The lock set in canonical order, how to wait for each lock, and the
 /// stale age.
 fn check(out: &Reporter, args: &Args) -> Result<(LockSet, Waiter, Duration), Outcome> {
+    // The seed's -s is -i by another name.
     let wait = WaitArgs {
-        retries: args.retries.clone(),
-        interval: args.interval.clone().or_else(|| args.sleep.clone()),
-        timeout: args.timeout.clone(),
-        stale_after: args.stale_after.clone(),
-        verbose: args.verbose,
-        quiet: args.quiet,
-        on_lost: args.on_lost,
-        slots: None,
+        interval: args.wait.interval.clone().or_else(|| args.sleep.clone()),
+        ..args.wait.clone()
     };
     let (mut patience, stale_after) = wait.parse().map_err(|msg| {
         // The interval may have come as the seed's -s.
@@ -345,7 +329,7 @@ fn check(out: &Reporter, args: &Args) -> Result<(LockSet, Waiter, Duration), Out
         }
     })?;
     // The seed's defaults: 10 retries, 1 s apart.
-    if args.retries.is_none() && args.timeout.is_none() {
+    if wait.retries.is_none() && wait.timeout.is_none() {
         patience.retries = Some(10);
     }
     if wait.interval.is_none() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::args::{WaitArgs, Waiting, one_action, parse_duration};
+use crate::cli::args::{self, ActionArgs, SlotArgs, WaitArgs, Waiting, one_action, parse_duration};
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
 use crate::cli::report;
 use crate::cli::status;
@@ -40,38 +40,11 @@ use crate::{Error, Result};
     name = "lockdir",
     version,
     args_override_self = true,
-    after_help = "Exit status: 0 success; 1 usage error, name too long, -c found no valid lock, \
-                  -u refused (not ours); 2 cannot create the directory (parent missing, not \
-                  writable, read-only); 3 cannot write the owner record; 4 retries exhausted or \
-                  timeout; 5 other error (DIR is a file or a symlink, or holds what lockdir did not put \
-                  there and so is no lock, bad numbers); 8 a stale lock \
-                  could not be removed; with a COMMAND: its status (126 not executable, 127 not found)."
+    after_help = crate::cli::help_lines("lockdir")
 )]
 pub struct Args {
-    /// Lock (the default action), as dotlock's -l
-    #[arg(short = 'l')]
-    pub lock: bool,
-
-    /// Release the lock: only if it is ours (or its owner is proven dead)
-    #[arg(short = 'u')]
-    pub unlock: bool,
-
-    /// With -u: release the lock whoever holds it
-    #[arg(long)]
-    pub force: bool,
-
-    /// Check: exit 0 if a valid lock exists, else 1
-    #[arg(short = 'c')]
-    pub check: bool,
-
-    /// Status: describe the lock's holder (pid, command, host, held for,
-    /// alive); exit 0 if held, 1 if free, 9 if stale
-    #[arg(long)]
-    pub status: bool,
-
-    /// With --status: one JSON object per lock or slot, one per line
-    #[arg(long, requires = "status")]
-    pub json: bool,
+    #[command(flatten)]
+    pub action: ActionArgs,
 
     /// Print shell code for `eval` that takes the lock and sets EXIT, HUP,
     /// INT and TERM traps releasing it
@@ -97,6 +70,9 @@ pub struct Args {
     #[command(flatten)]
     pub wait: WaitArgs,
 
+    #[command(flatten)]
+    pub slots: SlotArgs,
+
     /// The lock directory, then an optional command and its arguments
     #[arg(trailing_var_arg = true, value_name = "DIR [COMMAND [ARG]...]")]
     pub args: Vec<OsString>,
@@ -105,6 +81,24 @@ pub struct Args {
 /// The clap command (for man pages, completions and help).
 pub fn command() -> clap::Command {
     Args::command()
+        .mut_arg("lock", |a| {
+            a.help("Lock (the default action), as dotlock's -l")
+        })
+        .mut_arg("unlock", |a| {
+            a.help("Release the lock: only if it is ours (or its owner is proven dead)")
+        })
+        .mut_arg("force", |a| {
+            a.help("With -u: release the lock whoever holds it")
+        })
+}
+
+/// The options `--trap` passes on to the `lockdir` its code runs: the
+/// waiting options, `--slots` and `--grace`, as they were given.
+fn passed_on(matches: &clap::ArgMatches) -> Vec<OsString> {
+    let mut ids = args::ids::<WaitArgs>();
+    ids.extend(args::ids::<SlotArgs>());
+    ids.push("grace".into());
+    args::given(&command(), matches, &ids)
 }
 
 /// Parse `argv` and run. With `--trap`, any failure — a usage error
@@ -115,8 +109,8 @@ pub fn main(argv: Vec<OsString>) -> Exit {
         .skip(1)
         .take_while(|a| *a != "--")
         .any(|a| a == "--trap");
-    let outcome = match crate::cli::parse(command(), "lockdir", argv) {
-        Ok(args) => run(args),
+    let outcome = match crate::cli::parse_matches(command(), "lockdir", argv) {
+        Ok((args, matches)) => run(args, &passed_on(&matches)),
         Err(outcome) => outcome,
     };
     if trapping && !matches!(outcome, Outcome::Success | Outcome::Shown) {
@@ -146,15 +140,22 @@ struct Invocation {
     command: Vec<OsString>,
 }
 
-/// Run a parsed invocation.
-pub fn run(args: Args) -> Outcome {
+/// Run a parsed invocation; `--trap` passes on `passed` (its waiting
+/// options as given).
+pub fn run(args: Args, passed: &[OsString]) -> Outcome {
     let inv = match check(&args) {
         Ok(inv) => inv,
         Err(outcome) => return outcome,
     };
     let out = &inv.out;
     if inv.action == Action::Trap {
-        return trap::trap(out, &args, &inv.dir, &inv.command);
+        return trap::trap(
+            out,
+            passed,
+            inv.waiting.slots.is_some(),
+            &inv.dir,
+            &inv.command,
+        );
     }
     let failed = |e| out.failed(e);
     let lock = match LockPath::new(without_trailing_slash(&inv.dir)) {
@@ -178,14 +179,14 @@ pub fn run(args: Args) -> Outcome {
     }
     match inv.action {
         Action::Unlock if args.shared => {
-            pipeline::unlock_shared(out, &lock, kind, &policy, args.force)
+            pipeline::unlock_shared(out, &lock, kind, &policy, args.action.force)
         }
         Action::Lock if args.shared => take_shared(&inv, args.pid, &lock, kind, policy, &args),
-        Action::Unlock => unlock(out, &lock, &policy, grace, args.pid, args.force),
+        Action::Unlock => unlock(out, &lock, &policy, grace, args.pid, args.action.force),
         Action::Status => status::status_of(
             &paths,
             inv.waiting.slots.is_some(),
-            status::status_format(args.json),
+            status::status_format(args.action.json),
             |l| Holder::of_dir(l, &policy, grace),
             out,
         ),
@@ -203,7 +204,7 @@ pub fn run(args: Args) -> Outcome {
 
 /// Check the options.
 fn check(args: &Args) -> Result<Invocation, Outcome> {
-    let waiting = args.wait.checked("lockdir")?;
+    let waiting = args.wait.checked("lockdir", &args.slots)?;
     let out = waiting.out;
     let grace = match args.grace.as_deref().map(parse_duration) {
         None => lockdir::DEFAULT_GRACE,
@@ -220,22 +221,22 @@ fn check(args: &Args) -> Result<Invocation, Outcome> {
         return Err(out.usage_error("the lock directory name is empty"));
     }
     let chosen = [
-        (args.unlock, Action::Unlock),
-        (args.check, Action::Check),
-        (args.status, Action::Status),
+        (args.action.unlock, Action::Unlock),
+        (args.action.check, Action::Check),
+        (args.action.status, Action::Status),
         (args.trap, Action::Trap),
     ];
     let Some(action) = one_action(Action::Lock, &chosen) else {
         return Err(out.usage_error("-u, -c, --status and --trap cannot be combined"));
     };
     if matches!(action, Action::Unlock | Action::Check | Action::Status)
-        && (args.lock || !command.is_empty())
+        && (args.action.lock || !command.is_empty())
     {
         return Err(
             out.usage_error("-u, -c and --status take a lock directory and no -l or command")
         );
     }
-    if args.force && action != Action::Unlock {
+    if args.action.force && action != Action::Unlock {
         return Err(out.usage_error("--force goes with -u"));
     }
     if args.shared && (waiting.slots.is_some() || !matches!(action, Action::Lock | Action::Unlock))
@@ -383,5 +384,79 @@ fn unlock(
     match crate::release::release_dir(lock, policy, grace, caller, force) {
         Ok(_) => Outcome::Success,
         Err(e) => out.failed(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passed(argv: &[&str]) -> Vec<String> {
+        let matches = command().try_get_matches_from(argv).unwrap();
+        passed_on(&matches)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn trap_passes_on_every_waiting_option_as_given_and_nothing_else() {
+        let argv = [
+            "lockdir",
+            "--trap",
+            "-r",
+            "0",
+            "-i",
+            "1",
+            "--timeout",
+            "5",
+            "--stale-after",
+            "9",
+            "--verbose",
+            "-q",
+            "--on-lost",
+            "term",
+            "--slots",
+            "2",
+            "--grace",
+            "3",
+            "--pid",
+            "7",
+            "D",
+        ];
+        let got = passed(&argv);
+        for flag in ["--trap", "--pid", "7", "D"] {
+            assert!(!got.iter().any(|a| a == flag), "{flag} passed: {got:?}");
+        }
+        let mut want: Vec<&str> = argv[2..argv.len() - 3].to_vec();
+        want.sort();
+        let mut got_sorted: Vec<&str> = got.iter().map(String::as_str).collect();
+        got_sorted.sort();
+        assert_eq!(got_sorted, want);
+        assert!(passed(&["lockdir", "--trap", "D"]).is_empty());
+    }
+
+    #[test]
+    fn every_option_of_the_waiting_groups_reaches_the_trap() {
+        let cmd = command();
+        let mut ids = args::ids::<WaitArgs>();
+        ids.extend(args::ids::<SlotArgs>());
+        for id in ids {
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_id() == id.as_str())
+                .unwrap();
+            let flag = match arg.get_long() {
+                Some(long) => format!("--{long}"),
+                None => format!("-{}", arg.get_short().unwrap()),
+            };
+            let mut argv = vec!["lockdir".to_string(), "--trap".into(), flag.clone()];
+            if arg.get_action().takes_values() {
+                argv.push(if id == "on_lost" { "warn" } else { "1" }.into());
+            }
+            argv.push("D".into());
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            assert_eq!(passed(&argv)[0], flag, "{id}");
+        }
     }
 }

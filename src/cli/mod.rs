@@ -21,9 +21,9 @@ pub mod trap;
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
-/// The one exit status table of the three commands (for docs and tests).
-pub use crate::exit::{COMMANDS, Situation, TABLE, table_markdown, table_roff};
 pub use crate::exit::{Exit, Outcome, Program};
+/// The one exit status table of the three commands (for docs and tests).
+pub use crate::exit_table::{COMMANDS, Situation, TABLE, help_lines, table_markdown, table_roff};
 pub use report::{Reporter, say};
 
 /// The programs' entry: drop the setgid group before anything else, run
@@ -98,10 +98,19 @@ pub fn parse<A: clap::FromArgMatches>(
     prog: &str,
     argv: Vec<OsString>,
 ) -> Result<A, Outcome> {
+    parse_matches(cmd, prog, argv).map(|(args, _)| args)
+}
+
+/// As [`parse`], with the matches (to pass options on as they were given).
+pub fn parse_matches<A: clap::FromArgMatches>(
+    cmd: clap::Command,
+    prog: &str,
+    argv: Vec<OsString>,
+) -> Result<(A, clap::ArgMatches), Outcome> {
     // A program without --help (dotlockfile) has none to point at.
     let has_help = !cmd.is_disable_help_flag_set();
     cmd.try_get_matches_from(argv)
-        .and_then(|m| A::from_arg_matches(&m))
+        .and_then(|m| Ok((A::from_arg_matches(&m)?, m)))
         .map_err(|e| clap_failure(prog, &e, has_help))
 }
 

@@ -4,7 +4,6 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use crate::cli::lockdir::Args;
 use crate::cli::{Outcome, Reporter};
 
 /// `--trap`: print POSIX sh that takes the lock in the calling shell (its
@@ -21,7 +20,13 @@ use crate::cli::{Outcome, Reporter};
 /// shell; the lock is then left with a dead holder (the shell), which the
 /// next `lockdir` proves and takes over at once. bash says when it
 /// replaces an EXIT trap the script had set.
-pub fn trap(out: &Reporter, args: &Args, dir: &OsStr, command: &[OsString]) -> Outcome {
+pub fn trap(
+    out: &Reporter,
+    passed: &[OsString],
+    slotted: bool,
+    dir: &OsStr,
+    command: &[OsString],
+) -> Outcome {
     if !command.is_empty() {
         return out.usage_error("--trap takes a lock directory and no command");
     }
@@ -39,25 +44,6 @@ pub fn trap(out: &Reporter, args: &Args, dir: &OsStr, command: &[OsString]) -> O
         Ok(p) => p,
         Err(_) => PathBuf::from(dir),
     };
-    let mut take = Vec::new();
-    let mut pass = |flag: &str, value: &Option<String>| {
-        if let Some(v) = value {
-            take.push(flag.to_string());
-            take.push(v.clone());
-        }
-    };
-    pass("-r", &args.wait.retries);
-    pass("-i", &args.wait.interval);
-    pass("--timeout", &args.wait.timeout);
-    pass("--stale-after", &args.wait.stale_after);
-    pass("--grace", &args.grace);
-    pass("--slots", &args.wait.slots);
-    if args.wait.verbose {
-        take.push("--verbose".into());
-    }
-    if args.wait.quiet {
-        take.push("-q".into());
-    }
     let mut code = b"__lockdir_bin=".to_vec();
     code.extend(sh_quote(exe.as_os_str().as_encoded_bytes()));
     code.extend(b"\n__lockdir_dir=");
@@ -67,15 +53,14 @@ pub fn trap(out: &Reporter, args: &Args, dir: &OsStr, command: &[OsString]) -> O
         b"lockdir_release() { \"$__lockdir_bin\" -u -q --pid \"$__lockdir_pid\" -- \"$__lockdir_dir\"; }\n",
     );
     // With --slots the slot taken is printed: the lock is DIR.N.
-    let slotted = args.wait.slots.is_some();
     code.extend(if slotted {
         &b"if __lockdir_slot=$(\"$__lockdir_bin\" --pid \"$__lockdir_pid\""[..]
     } else {
         &b"if \"$__lockdir_bin\" --pid \"$__lockdir_pid\""[..]
     });
-    for t in &take {
+    for t in passed {
         code.push(b' ');
-        code.extend(sh_quote(t.as_bytes()));
+        code.extend(sh_quote(t.as_encoded_bytes()));
     }
     code.extend(if slotted {
         &b" -- \"$__lockdir_dir\"); then\n\t__lockdir_dir=\"$__lockdir_dir.$__lockdir_slot\"\n"[..]
