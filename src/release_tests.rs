@@ -201,6 +201,98 @@ fn on_disk_a_directory_is_released_by_the_rules() {
     assert!(!lock.path().exists());
 }
 
+/// A lock held by readers together: `L` (`shared=1`) and two shares, the
+/// caller's (`.r…001`) and a live stranger's (`.r…002`).
+fn readers(dir: &std::path::Path, stranger: &Stranger) -> LockPath {
+    let lock = LockPath::new(dir.join("L")).unwrap();
+    let together = Record {
+        shared: true,
+        ..Record::for_holder(None, None)
+    };
+    std::fs::write(lock.path(), together.to_bytes()).unwrap();
+    let ppid = nix::unistd::getppid().as_raw() as u32;
+    let caller = Record::for_holder(Some(ppid), None);
+    std::fs::write(dir.join("L.r000000000001"), caller.to_bytes()).unwrap();
+    let other = Record::for_holder(Some(stranger.pid()), None);
+    std::fs::write(dir.join("L.r000000000002"), other.to_bytes()).unwrap();
+    lock
+}
+
+#[test]
+fn a_lock_held_by_readers_is_seen_with_each_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = Stranger::start();
+    let lock = readers(dir.path(), &stranger);
+    let h = Holder::of_file(&lock, &Policy::default()).unwrap().unwrap();
+    assert_eq!(h.verdict, Verdict::Valid(Reason::Readers { count: 2 }));
+    let mut pids: Vec<_> = h.readers.iter().map(|(_, r)| r.record.pid).collect();
+    pids.sort();
+    let ppid = nix::unistd::getppid().as_raw() as u32;
+    let mut want = vec![Some(ppid), Some(stranger.pid())];
+    want.sort();
+    assert_eq!(pids, want);
+    // The same as a lock directory's: its owner record seen and judged.
+    let d = LockPath::new(dir.path().join("D")).unwrap();
+    std::fs::create_dir(d.path()).unwrap();
+    let owner = Record::for_holder(Some(stranger.pid()), Some("sleep".into()));
+    std::fs::write(d.path().join("owner"), owner.to_bytes()).unwrap();
+    let h = Holder::of_dir(&d, &Policy::default(), Duration::ZERO)
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.record.cmd.as_deref(), Some("sleep"));
+    assert_eq!(h.alive(), Some(true));
+}
+
+#[test]
+fn a_reader_leaves_only_its_own_share_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = Stranger::start();
+    let lock = readers(dir.path(), &stranger);
+    let policy = Policy::default();
+    let (ours, all) = own_shares(&lock, &policy).unwrap();
+    assert_eq!((ours.len(), all.len()), (1, 2));
+    assert!(ours[0].path.path().ends_with("L.r000000000001"));
+    leave_shared(&lock, Kind::File, &policy, false).unwrap();
+    let ours_gone = !dir.path().join("L.r000000000001").exists();
+    assert!(ours_gone && dir.path().join("L.r000000000002").exists());
+    assert!(lock.path().exists(), "a reader is left: L stays");
+    // Only a stranger's share left: refused, then forced.
+    let refused = leave_shared(&lock, Kind::File, &policy, false).unwrap_err();
+    assert!(matches!(refused, Error::NotOurs { .. }), "{refused:?}");
+    assert!(dir.path().join("L.r000000000002").exists());
+    leave_shared(&lock, Kind::File, &policy, true).unwrap();
+    assert!(!dir.path().join("L.r000000000002").exists());
+    assert!(!lock.path().exists(), "no reader left: L goes too");
+}
+
+#[test]
+fn a_reader_touches_its_own_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = Stranger::start();
+    let lock = readers(dir.path(), &stranger);
+    let hour_ago = crate::seam::local_now() - Duration::from_secs(3600);
+    let mtime = |name: &str| {
+        let p = dir.path().join(name);
+        std::fs::metadata(p).unwrap().modified().unwrap()
+    };
+    for name in ["L", "L.r000000000001", "L.r000000000002"] {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join(name));
+        f.unwrap().set_modified(hour_ago).unwrap();
+    }
+    assert!(touch_shared(&lock, Kind::File, &Policy::default()).unwrap());
+    assert!(mtime("L.r000000000001") > hour_ago, "ours touched");
+    assert!(mtime("L") > hour_ago, "the shared lock touched");
+    assert_eq!(
+        mtime("L.r000000000002"),
+        hour_ago,
+        "the stranger's left alone"
+    );
+    std::fs::remove_file(dir.path().join("L.r000000000001")).unwrap();
+    assert!(!touch_shared(&lock, Kind::File, &Policy::default()).unwrap());
+}
+
 /// A live process that is no ancestor of ours: a child, killed on drop.
 struct Stranger(std::process::Child);
 

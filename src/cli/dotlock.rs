@@ -1,5 +1,6 @@
-//! `dotlock`: the link(2) dot-lock command, a superset of liblockfile's
-//! `dotlockfile` (which it becomes when invoked under that name).
+//! `dotlock`: the link(2) dot-lock command. Its machinery also runs the
+//! `dotlockfile` personality ([`crate::cli::dotlockfile`]), which says
+//! where it differs in a [`Flavour`].
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -8,11 +9,10 @@ use clap::{CommandFactory, Parser};
 
 use crate::Result;
 use crate::cli::args::{ActionArgs, SlotArgs, WaitArgs, Waiting, one_action};
-use crate::cli::dotlockfile;
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
 use crate::cli::report;
 use crate::cli::status::{self, status_format};
-use crate::cli::{Exit, Outcome, Personality, Program, Reporter};
+use crate::cli::{Exit, Outcome, Program, Reporter};
 use crate::dotlock::DotLock;
 use crate::fs;
 use crate::inspect::Holder;
@@ -91,52 +91,80 @@ pub fn command() -> clap::Command {
     Args::command()
 }
 
-fn prog_name(personality: Personality) -> &'static str {
-    match personality {
-        Personality::Dotlockfile => "dotlockfile",
-        _ => "dotlock",
-    }
+/// What sets a program run on dotlock's machinery apart: native
+/// `dotlock`'s ([`Flavour::NATIVE`]), or the `dotlockfile` personality's.
+#[derive(Debug, Clone, Copy)]
+pub struct Flavour {
+    /// The name in messages.
+    pub prog: &'static str,
+    /// Which action the flags choose.
+    pub choose: fn(&Args, &[OsString], &Reporter) -> Result<Action, Outcome>,
+    /// `L -- cmd`: the `--` ends the options (liblockfile runs a command
+    /// named `--`).
+    pub dash_dash_ends_options: bool,
+    /// `--shared` is taken.
+    pub shared: bool,
+    /// `-u` removes only what the release rules allow; else whatever is
+    /// there (the ancestors' unconditional removal).
+    pub release_rules: bool,
+    /// The lock's owner record, for the caller's `args` and `command`.
+    pub record: fn(&Args, &[OsString]) -> Vec<u8>,
+    /// Waiting as native tools wait — early wake, a live line on a
+    /// terminal, the lock checked at each touch, the holder named on
+    /// giving up, a full directory refused — rather than with liblockfile's
+    /// exact timing and silence.
+    pub native_waiting: bool,
+    /// Touch a `-p` lock while its command runs (liblockfile does not:
+    /// its pid is proof enough).
+    pub touch_trusted_pid: bool,
+    /// No attempt at all: give up at once (liblockfile's `-r 2147483647`).
+    pub no_attempt: bool,
 }
 
-/// Parse `argv` and run, as `dotlockfile` if invoked under that name;
-/// usage errors exit 1 as liblockfile's do.
-pub fn main(argv: Vec<OsString>) -> Exit {
-    let personality = Personality::from_argv0(argv.first().map(OsString::as_os_str));
-    if let Personality::LockfileProgs(tool) = personality {
-        return crate::cli::lockfile_progs::main(tool, &argv[0], &argv[1..]);
-    }
-    let prog = prog_name(personality);
-    let program = |passthrough| match personality {
-        Personality::Dotlockfile => Program::Dotlockfile { passthrough },
-        _ => Program::Native,
+impl Flavour {
+    /// Native `dotlock`.
+    pub const NATIVE: Flavour = Flavour {
+        prog: "dotlock",
+        choose: one_of_the_flags,
+        dash_dash_ends_options: true,
+        shared: true,
+        release_rules: true,
+        record: native_record,
+        native_waiting: true,
+        touch_trusted_pid: true,
+        no_attempt: false,
     };
-    let mut cmd = command().name(prog).bin_name(prog);
-    if personality == Personality::Dotlockfile {
-        // dotlockfile has no -h or --version: a usage error and its usage.
-        cmd = cmd.disable_help_flag(true).disable_version_flag(true);
+}
+
+/// Parse `argv` and run native `dotlock`.
+pub fn main(argv: Vec<OsString>) -> Exit {
+    match crate::cli::parse::<Args>(command(), "dotlock", argv) {
+        Ok(args) => run(args, &Flavour::NATIVE),
+        Err(outcome) => outcome,
     }
-    match crate::cli::parse::<Args>(cmd, prog, argv) {
-        Ok(args) => {
-            let program = program(args.passthrough);
-            run(args, personality).exit(program)
-        }
-        Err(outcome) => {
-            if personality == Personality::Dotlockfile {
-                dotlockfile::usage();
-            }
-            outcome.exit(program(false))
-        }
-    }
+    .exit(Program::Native)
 }
 
 /// What one invocation is to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
+pub enum Action {
     Lock,
     Unlock,
     Touch,
     Check,
     Status,
+}
+
+/// Native `dotlock`'s choice: one action flag at most.
+fn one_of_the_flags(args: &Args, _: &[OsString], out: &Reporter) -> Result<Action, Outcome> {
+    let chosen = [
+        (args.action.unlock, Action::Unlock),
+        (args.touch, Action::Touch),
+        (args.action.check, Action::Check),
+        (args.action.status, Action::Status),
+    ];
+    one_action(Action::Lock, &chosen)
+        .ok_or_else(|| out.usage_error("-u, -t, -c and --status cannot be combined"))
 }
 
 /// A checked invocation.
@@ -151,40 +179,34 @@ struct Invocation {
     policy: Policy,
 }
 
-/// Run a parsed invocation.
-pub fn run(mut args: Args, personality: Personality) -> Outcome {
-    let mut attempts = true;
-    if personality == Personality::Dotlockfile {
-        attempts = match dotlockfile::read_numbers(&mut args.wait) {
-            Ok(any) => any,
-            Err(outcome) => return outcome,
-        };
-    }
-    let inv = match check(&args, personality) {
+/// Run a parsed invocation of `flavour`.
+pub fn run(args: Args, flavour: &Flavour) -> Outcome {
+    let inv = match check(&args, flavour) {
         Ok(inv) => inv,
         Err(outcome) => return outcome,
     };
     let out = &inv.out;
     let lock = &inv.lock;
+    let force = args.action.force;
     match inv.action {
-        Action::Unlock if personality == Personality::Dotlockfile => match link::remove(lock) {
+        Action::Unlock if !flavour.release_rules => match link::remove(lock) {
             Ok(_) => Outcome::Success,
-            Err(e) => action_failed(out, e),
+            Err(e) => pipeline::failed_action(out, e),
         },
         Action::Unlock if args.shared => {
-            pipeline::unlock_shared(out, lock, FILE, &inv.policy, args.action.force)
+            pipeline::unlock_shared(out, lock, FILE, &inv.policy, force)
         }
-        Action::Unlock => pipeline::unlock_file(out, lock, &inv.policy, args.action.force),
+        Action::Unlock => pipeline::unlock_file(out, lock, &inv.policy, force),
         Action::Touch if args.shared => pipeline::touch_shared(out, lock, FILE, &inv.policy),
         Action::Touch => match fs::touch(lock) {
             Ok(true) => Outcome::Success,
             Ok(false) => Outcome::NoLock,
-            Err(e) => action_failed(out, e),
+            Err(e) => pipeline::failed_action(out, e),
         },
         Action::Check => match Holder::of_file(lock, &inv.policy) {
             Ok(Some(h)) if !h.verdict.is_stale() => Outcome::Success,
             Ok(_) => Outcome::NoLock,
-            Err(e) => action_failed(out, e),
+            Err(e) => pipeline::failed_action(out, e),
         },
         Action::Status => status::status_of(
             &inv.paths,
@@ -193,23 +215,17 @@ pub fn run(mut args: Args, personality: Personality) -> Outcome {
             |l| Holder::of_file(l, &inv.policy),
             out,
         ),
-        // liblockfile's `-r 2147483647`: no attempt at all, silently.
-        Action::Lock if !attempts => Outcome::Failed(crate::Error::Busy {
+        Action::Lock if flavour.no_attempt => Outcome::Failed(crate::Error::Busy {
             path: lock.path().into(),
             attempts: 0,
         }),
-        Action::Lock => take(&inv, &args, personality),
+        Action::Lock => take(&inv, &args, flavour),
     }
 }
 
-fn action_failed(out: &Reporter, e: crate::Error) -> Outcome {
-    out.error(&e);
-    Outcome::ActionFailed(e)
-}
-
 /// Check the options and the lock path.
-fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
-    let waiting = args.wait.checked(prog_name(personality), &args.slots)?;
+fn check(args: &Args, flavour: &Flavour) -> Result<Invocation, Outcome> {
+    let waiting = args.wait.checked(flavour.prog, &args.slots)?;
     let out = waiting.out;
     let mut rest = args.args.clone();
     let lockfile: PathBuf = if args.mailbox {
@@ -219,41 +235,14 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
     } else {
         PathBuf::from(rest.remove(0))
     };
-    // `dotlock L -- cmd`: the `--` ends dotlock's options, it is no
-    // command. (liblockfile runs a command named `--`.)
     let command = match rest.split_first() {
-        Some((first, tail)) if first == "--" && personality != Personality::Dotlockfile => {
-            tail.to_vec()
-        }
+        Some((first, tail)) if first == "--" && flavour.dash_dash_ends_options => tail.to_vec(),
         _ => rest,
     };
     if lockfile.as_os_str().is_empty() {
         return Err(out.usage_error("the lock file name is empty"));
     }
-    let chosen = [
-        (args.action.unlock, Action::Unlock),
-        (args.touch, Action::Touch),
-        (args.action.check, Action::Check),
-        (args.action.status, Action::Status),
-    ];
-    let action = match personality {
-        Personality::Dotlockfile => {
-            let flags = dotlockfile::Flags {
-                lock: args.action.lock,
-                unlock: args.action.unlock,
-                touch: args.touch,
-                check: args.action.check,
-            };
-            match dotlockfile::action(&flags, &command)? {
-                dotlockfile::Chosen::Lock => Action::Lock,
-                dotlockfile::Chosen::Unlock => Action::Unlock,
-                dotlockfile::Chosen::Touch => Action::Touch,
-                dotlockfile::Chosen::Check => Action::Check,
-            }
-        }
-        _ => one_action(Action::Lock, &chosen)
-            .ok_or_else(|| out.usage_error("-u, -t, -c and --status cannot be combined"))?,
-    };
+    let action = (flavour.choose)(args, &command, &out)?;
     if action != Action::Lock && (args.action.lock || !command.is_empty()) {
         return Err(
             out.usage_error("-u, -t, -c and --status take a lock file and no -l or command")
@@ -263,8 +252,11 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
         return Err(out.usage_error("--force goes with -u"));
     }
     if args.shared {
-        if personality != Personality::Native {
-            return Err(out.usage_error("--shared is dotlock's, not dotlockfile's"));
+        if !flavour.shared {
+            return Err(out.usage_error(format_args!(
+                "--shared is dotlock's, not {}'s",
+                flavour.prog
+            )));
         }
         if args.mailbox || waiting.slots.is_some() {
             return Err(out.usage_error("--shared does not go with -m or --slots"));
@@ -298,50 +290,39 @@ fn check(args: &Args, personality: Personality) -> Result<Invocation, Outcome> {
     })
 }
 
-/// The owner record: the pid of the caller (or ours with a command), and
-/// in the `dotlockfile` personality liblockfile's bytes.
-fn record(args: &Args, personality: Personality, command: &[OsString]) -> Vec<u8> {
+/// Native `dotlock`'s owner record: the caller (or dotlock itself with a
+/// command), named also without `-p` — but then not trusted: the lock
+/// goes stale by age, as liblockfile's.
+fn native_record(args: &Args, command: &[OsString]) -> Vec<u8> {
     let ppid = nix::unistd::getppid().as_raw() as u32;
-    let holder = match (command.is_empty(), args.pid) {
-        (false, _) => Some(std::process::id()),
-        (true, true) => Some(ppid),
-        (true, false) => None,
+    let record = match (command.is_empty(), args.pid) {
+        (false, _) => Record::naming(Some(std::process::id()), command, ppid),
+        (true, true) => Record::naming(Some(ppid), command, ppid),
+        (true, false) => Record::naming(None, command, ppid).with_caller(ppid),
     };
-    match personality {
-        Personality::Dotlockfile => Record::legacy(holder.filter(|_| args.pid)),
-        _ => {
-            let record = Record::naming(holder, command, ppid);
-            // Without -p the caller is named all the same, but not trusted:
-            // the lock goes stale by age, as liblockfile's.
-            match holder {
-                None => record.with_caller(ppid),
-                Some(_) => record,
-            }
-        }
-    }
-    .to_bytes()
+    record.to_bytes()
 }
 
 /// Take the lock (or a slot); then leave it in place, or run the command
 /// under it.
-fn take(inv: &Invocation, args: &Args, personality: Personality) -> Outcome {
+fn take(inv: &Invocation, args: &Args, flavour: &Flavour) -> Outcome {
     let out = &inv.out;
     let watch_parent = args.pid && inv.command.is_empty();
     if watch_parent && nix::unistd::getppid().as_raw() == 1 {
         return out.failed(crate::Error::Orphaned);
     }
-    let record = record(args, personality, &inv.command);
+    let record = (flavour.record)(args, &inv.command);
     if args.shared {
-        return take_shared(inv, args, &record, watch_parent);
+        return take_shared(inv, args, flavour, &record, watch_parent);
     }
     let slots = inv
         .paths
         .iter()
         .map(|lock| {
             let protocol = DotLock::new(lock, &record, 0o644)?;
-            Ok(match personality {
-                Personality::Dotlockfile => protocol.directory_is_busy(),
-                _ => protocol,
+            Ok(match flavour.native_waiting {
+                true => protocol,
+                false => protocol.directory_is_busy(),
             })
         })
         .collect::<Result<Vec<_>>>();
@@ -353,11 +334,11 @@ fn take(inv: &Invocation, args: &Args, personality: Personality) -> Outcome {
         },
         Err(e) => return out.failed(e),
     };
-    let plan = plan(inv, args, personality, watch_parent);
+    let plan = plan(inv, args, flavour, watch_parent);
     match pipeline::run(&plan, locks, |held: &Held| announce(out, held)) {
         Ended::Done(outcome) => outcome,
-        // dotlockfile gives up silently, as liblockfile does.
-        Ended::GaveUp(e) if personality == Personality::Dotlockfile => out.failed(e),
+        // liblockfile gives up silently.
+        Ended::GaveUp(e) if !flavour.native_waiting => out.failed(e),
         Ended::GaveUp(e) => {
             let holder = inv
                 .paths
@@ -369,37 +350,40 @@ fn take(inv: &Invocation, args: &Args, personality: Personality) -> Outcome {
 }
 
 /// How to wait, and what to do once the lock (or a share) is ours.
-fn plan(inv: &Invocation, args: &Args, personality: Personality, watch_parent: bool) -> Plan {
+fn plan(inv: &Invocation, args: &Args, flavour: &Flavour, watch_parent: bool) -> Plan {
     let waiter = Waiter {
         out: inv.out,
         patience: inv.waiting.patience,
         policy: inv.policy,
         wake_on: None,
         watch_parent,
-        live: personality == Personality::Native,
+        live: flavour.native_waiting,
     };
-    // dotlockfile keeps its exact legacy timing.
-    let waiter = match personality {
-        Personality::Dotlockfile => waiter,
-        _ => waiter.waking_on(&inv.paths),
+    let waiter = match flavour.native_waiting {
+        true => waiter.waking_on(&inv.paths),
+        false => waiter,
     };
-    // dotlockfile touches only locks without a pid (its -p pid is proof enough).
-    let refresh = personality != Personality::Dotlockfile || !args.pid;
+    let touch = flavour.touch_trusted_pid || !args.pid;
     Plan {
         waiter,
         slots: inv.waiting.slots,
         command: inv.command.clone(),
-        touch_every: refresh.then(|| pipeline::touch_interval(inv.policy.stale_after)),
-        on_lost: match personality {
-            Personality::Dotlockfile => None,
-            _ => Some(args.wait.on_lost.unwrap_or_default()),
-        },
+        touch_every: touch.then(|| pipeline::touch_interval(inv.policy.stale_after)),
+        on_lost: flavour
+            .native_waiting
+            .then(|| args.wait.on_lost.unwrap_or_default()),
     }
 }
 
 /// `--shared`: take a reader's share; then leave it in place, or run the
 /// command under it — as for a plain lock.
-fn take_shared(inv: &Invocation, args: &Args, record: &[u8], watch_parent: bool) -> Outcome {
+fn take_shared(
+    inv: &Invocation,
+    args: &Args,
+    flavour: &Flavour,
+    record: &[u8],
+    watch_parent: bool,
+) -> Outcome {
     let out = &inv.out;
     let reader = match crate::readers::Reader::new(&inv.lock, FILE, record) {
         Ok(reader) => reader,
@@ -410,7 +394,7 @@ fn take_shared(inv: &Invocation, args: &Args, record: &[u8], watch_parent: bool)
         slots: vec![reader],
         policy: inv.policy,
     };
-    let plan = plan(inv, args, Personality::Native, watch_parent);
+    let plan = plan(inv, args, flavour, watch_parent);
     match pipeline::run(&plan, locks, |_| {}) {
         Ended::Done(outcome) => outcome,
         Ended::GaveUp(e) => {

@@ -1,12 +1,85 @@
-//! The `dotlockfile` personality's own rules, where liblockfile 1.17's
-//! `dotlockfile` differs from native `dotlock`: its numbers, which of
-//! `-c`, `-t` and `-u` wins, its usage text, and no `--` of its own.
+//! The `dotlockfile` personality: liblockfile 1.17's `dotlockfile`,
+//! without its known bugs, run on native `dotlock`'s machinery. Here is
+//! everything where it differs ([`flavour`]): its numbers, which of `-c`,
+//! `-t` and `-u` wins, its usage text and its exit statuses, no `--` of
+//! its own, no help or version, liblockfile's bare-pid record, its exact
+//! timing and silence, and `-u` removing whatever is there.
 
 use std::ffi::OsString;
 
-use crate::cli::Outcome;
 use crate::cli::args::WaitArgs;
+use crate::cli::dotlock::{self, Action, Args, Flavour};
 use crate::cli::legacy_numbers::{attempts, dotlockfile_interval, dotlockfile_retries};
+use crate::cli::{Exit, Outcome, Program, Reporter};
+use crate::record::Record;
+
+/// Parse `argv` as liblockfile's `dotlockfile` does, and run.
+pub fn main(argv: Vec<OsString>) -> Exit {
+    // dotlockfile has no -h or --version: a usage error and its usage.
+    let cmd = dotlock::command()
+        .name("dotlockfile")
+        .bin_name("dotlockfile")
+        .disable_help_flag(true)
+        .disable_version_flag(true);
+    match crate::cli::parse::<Args>(cmd, "dotlockfile", argv) {
+        Ok(mut args) => {
+            let program = Program::Dotlockfile {
+                passthrough: args.passthrough,
+            };
+            let outcome = match read_numbers(&mut args.wait) {
+                Ok(any) => dotlock::run(args, &flavour(!any)),
+                Err(outcome) => outcome,
+            };
+            outcome.exit(program)
+        }
+        Err(outcome) => {
+            usage();
+            outcome.exit(Program::Dotlockfile { passthrough: false })
+        }
+    }
+}
+
+/// Where the personality differs from native `dotlock`; `no_attempt`:
+/// its retries leave no attempt at all.
+pub fn flavour(no_attempt: bool) -> Flavour {
+    Flavour {
+        prog: "dotlockfile",
+        choose,
+        dash_dash_ends_options: false,
+        shared: false,
+        release_rules: false,
+        record,
+        native_waiting: false,
+        touch_trusted_pid: false,
+        no_attempt,
+    }
+}
+
+/// liblockfile's record: the pid with `-p` (the caller's, or ours with a
+/// command), else `0`.
+fn record(args: &Args, command: &[OsString]) -> Vec<u8> {
+    let pid = match command.is_empty() {
+        false => std::process::id(),
+        true => nix::unistd::getppid().as_raw() as u32,
+    };
+    Record::legacy(args.pid.then_some(pid)).to_bytes()
+}
+
+/// Which action: `-c` before `-t` before `-u` (liblockfile looks in that
+/// order and ignores the rest); any of them with `-l` or a command is a
+/// usage error.
+fn choose(args: &Args, command: &[OsString], _: &Reporter) -> Result<Action, Outcome> {
+    let chosen = match (args.action.check, args.touch, args.action.unlock) {
+        (true, _, _) => Action::Check,
+        (false, true, _) => Action::Touch,
+        (false, false, true) => Action::Unlock,
+        (false, false, false) => return Ok(Action::Lock),
+    };
+    if args.action.lock || !command.is_empty() {
+        return Err(usage());
+    }
+    Ok(chosen)
+}
 
 /// liblockfile 1.17's usage text.
 pub const USAGE: &str = "\
@@ -46,37 +119,4 @@ pub fn read_numbers(wait: &mut WaitArgs) -> Result<bool, Outcome> {
         wait.interval = Some(n.to_string());
     }
     Ok(true)
-}
-
-/// The action flags liblockfile looks at.
-pub struct Flags {
-    pub lock: bool,
-    pub unlock: bool,
-    pub touch: bool,
-    pub check: bool,
-}
-
-/// What `dotlockfile` is to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chosen {
-    Lock,
-    Unlock,
-    Touch,
-    Check,
-}
-
-/// Which action: `-c` before `-t` before `-u` (liblockfile looks in that
-/// order and ignores the rest); any of them with `-l` or a command is a
-/// usage error.
-pub fn action(flags: &Flags, command: &[OsString]) -> Result<Chosen, Outcome> {
-    let chosen = match (flags.check, flags.touch, flags.unlock) {
-        (true, _, _) => Chosen::Check,
-        (false, true, _) => Chosen::Touch,
-        (false, false, true) => Chosen::Unlock,
-        (false, false, false) => return Ok(Chosen::Lock),
-    };
-    if flags.lock || !command.is_empty() {
-        return Err(usage());
-    }
-    Ok(chosen)
 }

@@ -1,5 +1,4 @@
-//! `filelock`: several lock files at once, all or nothing. Invoked as
-//! `lockfile` it is procmail's `lockfile` ([`crate::cli::lockfile`]).
+//! `filelock`: several lock files at once, all or nothing.
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -116,12 +115,8 @@ pub fn command() -> clap::Command {
         })
 }
 
-/// Parse `argv` and run, as `lockfile` if invoked under that name.
+/// Parse `argv` and run native `filelock`.
 pub fn main(argv: Vec<OsString>) -> Exit {
-    let name = argv.first().map(Path::new).and_then(Path::file_name);
-    if name == Some(OsStr::new("lockfile")) {
-        return crate::cli::lockfile::main(&argv[1..]);
-    }
     match crate::cli::parse(command(), "filelock", argv) {
         Ok(args) => run(args),
         Err(outcome) => outcome,

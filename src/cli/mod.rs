@@ -27,10 +27,22 @@ pub use crate::exit_table::{COMMANDS, Situation, TABLE, help_lines, table_markdo
 pub use report::{Reporter, say};
 
 /// The programs' entry: drop the setgid group before anything else, run
-/// `main` on the arguments, and end the process as it says.
-pub fn enter(main: fn(Vec<OsString>) -> Exit) -> ! {
+/// the personality that `argv[0]` names — else `native`, the program's
+/// own `main` — and end the process as it says.
+pub fn enter(native: fn(Vec<OsString>) -> Exit) -> ! {
     crate::mailbox::drop_privileges();
-    finish(main(std::env::args_os().collect()))
+    finish(run_as(native, std::env::args_os().collect()))
+}
+
+/// Run the personality `argv[0]` names, else `native`: the one place a
+/// personality is chosen.
+pub fn run_as(native: fn(Vec<OsString>) -> Exit, argv: Vec<OsString>) -> Exit {
+    match Personality::from_argv0(argv.first().map(OsString::as_os_str)) {
+        Personality::Native => native(argv),
+        Personality::Dotlockfile => dotlockfile::main(argv),
+        Personality::Lockfile => lockfile::main(&argv[1..]),
+        Personality::LockfileProgs(tool) => lockfile_progs::main(tool, &argv[0], &argv[1..]),
+    }
 }
 
 /// Define a program's C `main`, which calls [`enter`] with `$main`. The
@@ -62,7 +74,8 @@ pub fn finish(exit: Exit) -> ! {
 }
 
 /// Which tool we are: chosen by the name we were invoked as (`argv[0]`),
-/// so that `dotlockfile` and `lockfile` symlinks behave as the old tools.
+/// so that `dotlockfile`, `lockfile` and lockfile-progs symlinks behave as
+/// the old tools — whichever of the three programs they point to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Personality {
     /// Our own commands: `dotlock`, `lockdir`, `filelock`.

@@ -39,7 +39,7 @@ impl Reporter {
     }
 
     /// Say a usage error.
-    pub fn usage_error(&self, msg: &str) -> Outcome {
+    pub fn usage_error(&self, msg: impl std::fmt::Display) -> Outcome {
         self.usage(msg);
         Outcome::Usage
     }
