@@ -58,19 +58,15 @@ pub trait Holding {
 }
 
 /// Why acquiring stopped without the lock.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum Stop {
     /// An error; see [`Error::exit_code`].
-    Error(Error),
+    #[error(transparent)]
+    Error(#[from] Error),
     /// A caught signal arrived while waiting. Nothing of ours is left on
     /// disk; the caller should die by it ([`crate::signals::die_by`]).
+    #[error("{0} arrived while waiting")]
     Signal(Sig),
-}
-
-impl From<Error> for Stop {
-    fn from(e: Error) -> Self {
-        Stop::Error(e)
-    }
 }
 
 /// What happened along the way, for `--verbose`.

@@ -131,11 +131,6 @@ impl<'a> DotLock<'a> {
         }))
     }
 
-    /// The lock's path.
-    pub fn lock(&self) -> &LockPath {
-        self.lock
-    }
-
     /// Readers hold the lock seen: judge it by their shares, and post our
     /// want (a want that cannot be made only leaves readers free to join).
     fn held_shared(&self, seen: Observed, policy: &Policy) -> Result<Attempt> {

@@ -32,7 +32,7 @@ pub struct Holder {
 
 impl Holder {
     /// A holder with `record`, last touched `age` ago, judged `verdict`.
-    pub fn new(record: Record, age: Option<Duration>, verdict: Verdict) -> Holder {
+    pub(crate) fn new(record: Record, age: Option<Duration>, verdict: Verdict) -> Holder {
         Holder {
             held_for: held_for(&record, age),
             record,
@@ -43,13 +43,13 @@ impl Holder {
     }
 
     /// The dot-lock at `lock`, observed and judged. `None`: there is none.
-    pub fn of_file(lock: &LockPath, policy: &Policy) -> Result<Option<Holder>> {
+    pub(crate) fn of_file(lock: &LockPath, policy: &Policy) -> Result<Option<Holder>> {
         Ok(fs::observe(lock.path())?.map(|mut seen| Holder::judged(lock, &mut seen, policy)))
     }
 
     /// `seen` (the dot-lock `lock`) judged, with the filesystem's "now"
     /// set in it.
-    pub fn judged(lock: &LockPath, seen: &mut fs::Observed, policy: &Policy) -> Holder {
+    pub(crate) fn judged(lock: &LockPath, seen: &mut fs::Observed, policy: &Policy) -> Holder {
         seen.fs_now = Some(fs_now(lock));
         if seen.record().shared
             && let Some(holder) =
@@ -63,12 +63,21 @@ impl Holder {
 
     /// The lock directory at `lock`, observed and judged (an ownerless
     /// one by `grace`). `None`: there is none.
-    pub fn of_dir(lock: &LockPath, policy: &Policy, grace: Duration) -> Result<Option<Holder>> {
+    pub(crate) fn of_dir(
+        lock: &LockPath,
+        policy: &Policy,
+        grace: Duration,
+    ) -> Result<Option<Holder>> {
         Ok(seen_dir(lock)?.map(|s| Holder::of_seen_dir(lock, &s, policy, grace)))
     }
 
     /// The lock directory `seen` (at `lock`), judged.
-    pub fn of_seen_dir(lock: &LockPath, s: &SeenDir, policy: &Policy, grace: Duration) -> Holder {
+    pub(crate) fn of_seen_dir(
+        lock: &LockPath,
+        s: &SeenDir,
+        policy: &Policy,
+        grace: Duration,
+    ) -> Holder {
         // Readers hold it together: judged by their shares, listed.
         let readers = s
             .record()
@@ -82,7 +91,7 @@ impl Holder {
     /// A lock held by readers together (`record`, last touched `age`
     /// ago), judged by its shares and listing them; `None` where they
     /// cannot be listed.
-    pub fn of_readers(
+    pub(crate) fn of_readers(
         lock: &LockPath,
         record: Record,
         age: Option<Duration>,

@@ -52,6 +52,14 @@ impl Default for Policy {
     }
 }
 
+/// Holders touch their lock every 30 s, or every third of the stale age
+/// if that is shorter: a live holder's lock never ages out.
+pub fn touch_interval(stale_after: Duration) -> Duration {
+    Duration::from_secs(30)
+        .min(stale_after / 3)
+        .max(Duration::from_millis(100))
+}
+
 /// The facts of this host a record is compared with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Here {

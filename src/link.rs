@@ -47,6 +47,7 @@ pub type Attempt = Try<Held, Observed>;
 
 /// One attempt at the lock, with `record` as the owner record and `mode`
 /// (before the umask) for the lock file.
+#[cfg(test)]
 pub fn try_lock(lock: &LockPath, record: &[u8], mode: u32) -> Result<Attempt> {
     try_lock_at(&lock.open_dir()?, lock, record, mode)
 }

@@ -16,7 +16,7 @@ use crate::breaking;
 use crate::error::Result;
 use crate::fs::{self as rel, Dir};
 use crate::judge::{self, FsClock, Glance, Here, Policy, Reason, SystemProbe, Verdict, glance};
-pub use crate::mkdir::{HeldDir, OWNER, SeenDir, Sweep, observe, remove_dir, try_lock};
+pub use crate::mkdir::{HeldDir, SeenDir, Sweep, observe, remove_dir};
 use crate::mkdir::{observe_at, try_lock_at};
 use crate::path::LockPath;
 use crate::record::Record;
@@ -193,6 +193,7 @@ mod tests {
     use super::*;
     use crate::acquire::Holding;
     use crate::error::Error;
+    use crate::mkdir::{OWNER, try_lock};
     use std::fs;
 
     fn dirlock(dir: &Path) -> LockPath {

@@ -40,6 +40,7 @@ pub use crate::seen_dir::{OWNER, SeenDir, is_ours, observe, observe_at};
 use crate::seen_dir::{OWNER_TEMP, check_contents};
 
 /// One attempt: `mkdir`, then the owner record.
+#[cfg(test)]
 pub fn try_lock(lock: &LockPath, record: &[u8]) -> Result<Try<HeldDir, SeenDir>> {
     try_lock_at(&lock.open_dir()?, lock, record)
 }

@@ -34,7 +34,10 @@ pub struct Record {
     pub start: Option<u64>,
     pub pidns: Option<u64>,
     pub cmd: Option<String>,
-    /// The command's arguments, as [`escape_args`] wrote them.
+    /// The command's arguments on one line, separated by spaces; in each a
+    /// backslash is `\\`, a space `\ `, a quote `\'`, a control or
+    /// non-UTF-8 byte `\xHH`, an empty argument `''`; cut after 160 bytes,
+    /// ending ` \...`.
     pub args: Option<String>,
     pub created: Option<i64>,
     /// Command mode: the command's pid (`child=`).

@@ -168,3 +168,25 @@ pub fn fork_held(spec: &HeldExec<'_>) -> std::io::Result<i32> {
         pid => Ok(pid),
     }
 }
+
+/// Tests only: run `child` in a forked child process, which then ends
+/// with `_exit(0)`; its raw wait status, or `None` if fork failed.
+#[cfg(test)]
+pub fn in_forked_child(child: impl FnOnce()) -> Option<i32> {
+    // SAFETY: the child runs only `child` — code that takes no lock another
+    // thread may hold at the fork — and ends with `_exit`, never returning
+    // into the test harness; the parent reaps it.
+    match unsafe { libc::fork() } {
+        0 => {
+            child();
+            unsafe { libc::_exit(0) }
+        }
+        -1 => None,
+        pid => {
+            let mut status = 0;
+            // SAFETY: waits for the child just forked, into a local.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            Some(status)
+        }
+    }
+}

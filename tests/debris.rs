@@ -101,7 +101,7 @@ fn the_breaker_of_a_stale_lock_sweeps_the_debris_and_nothing_else() {
     let s = Scratch::new();
     let (gone, kept, live) = plant(&s);
     // A lock whose holder on this host is proven dead.
-    let dead = lockutils::record::Record::for_holder(Some(2_147_483_646), None).to_bytes();
+    let dead = lockutils::Record::for_holder(Some(2_147_483_646), None).to_bytes();
     fs::write(s.path("L"), dead).unwrap();
     s.expect(s.dotlock().args(["-r", "0", "L", "true"]), 0);
     check(&s, &gone, &kept, live);

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lockutils::host::{self, Liveness};
+use lockutils::cli::testing::{self as host, Liveness};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 

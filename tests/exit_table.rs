@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use lockutils::Record;
 use lockutils::cli::{COMMANDS, TABLE};
-use lockutils::record::Record;
 
 use crate::util::{Scratch, age, as_nobody, is_root, skip, wait_until};
 

@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use lockutils::accounts::{self, Entry};
+use lockutils::cli::testing::{self as accounts, Entry};
 use nix::unistd::{Gid, Uid};
 
 use crate::util::{dotlock_bin, is_root, skip};

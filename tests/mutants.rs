@@ -5,7 +5,7 @@ use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use lockutils::record::Record;
+use lockutils::Record;
 
 use crate::lockdir::lockdir_bin;
 use crate::util::{Scratch, age, paused_at, stderr_lines};

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use lockutils::record::Record;
+use lockutils::Record;
 
 use crate::util::Scratch;
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use lockutils::host;
-use lockutils::record::Record;
+use lockutils::Record;
+use lockutils::cli::testing as host;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lockutils::host;
-use lockutils::record::Record;
+use lockutils::Record;
+use lockutils::cli::testing as host;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 

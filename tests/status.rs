@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use lockutils::cli::status::KEYS;
-use lockutils::host;
+use lockutils::cli::testing as host;
 use serde_json::Value;
 
 use crate::util::{Scratch, holding, wait_until};
@@ -133,7 +133,7 @@ fn json_of_slots_lists_each_slot_and_the_status_is_held_if_any_is() {
     assert_eq!(states, [("held", 1), ("free", 2), ("free", 3)]);
     assert_eq!(all[0]["lock"], "L.1");
     // The holder and its command: no `sleep 600` outlives the test.
-    let child = lockutils::record::Record::parse(&fs::read(s.path("L.1")).unwrap()).child;
+    let child = lockutils::Record::parse(&fs::read(s.path("L.1")).unwrap()).child;
     holder.kill().unwrap();
     holder.wait().unwrap();
     if let Some(child) = child {

@@ -380,7 +380,7 @@ pub fn holding(s: &Scratch, mut prog: Command, lock: &str) -> (Holder, i32) {
         .trim()
         .parse()
         .unwrap();
-    let started = lockutils::host::start_time(child as u32);
+    let started = lockutils::cli::testing::start_time(child as u32);
     (
         Holder {
             process: holder,
@@ -416,7 +416,7 @@ impl Drop for Holder {
         let _ = self.process.wait();
         let (pid, started) = self.command;
         // Only that very process: its pid may be another's by now.
-        if started.is_some() && lockutils::host::start_time(pid as u32) == started {
+        if started.is_some() && lockutils::cli::testing::start_time(pid as u32) == started {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,

@@ -1,5 +1,5 @@
 //! `dotlock`: the link(2) dot-lock command. Its machinery also runs the
-//! `dotlockfile` personality ([`crate::cli::dotlockfile`]), which says
+//! `dotlockfile` personality (`cli/dotlockfile.rs`), which says
 //! where it differs in a [`Flavour`].
 
 use std::ffi::OsString;

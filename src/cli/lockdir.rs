@@ -1,5 +1,5 @@
 //! `lockdir`: the mkdir(2) lock for portable shell scripts, with a
-//! trap-installing helper ([`crate::cli::trap`]).
+//! trap-installing helper (`cli/trap.rs`).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;

@@ -1,27 +1,33 @@
 //! The command-line layer: clap definitions and `main` for each program
-//! and personality, over one lock pipeline ([`pipeline`]). Every program
-//! ends in an [`Outcome`], turned into its status in one place
-//! ([`crate::exit`]). `main` in `src/bin/` only calls into here, so man
+//! and personality, over one lock pipeline (`pipeline.rs`). Every program
+//! ends in an `Outcome`, turned into its status in one place
+//! (`exit.rs`). `main` in `src/bin/` only calls into here, so man
 //! pages, completions and tests all use the same definitions.
 
-pub mod args;
+mod args;
 pub mod dotlock;
 mod dotlockfile;
 pub mod filelock;
 mod legacy_numbers;
-pub mod live;
+mod live;
 pub mod lockdir;
-pub mod lockfile;
-pub mod lockfile_progs;
-pub mod pipeline;
-pub mod report;
+mod lockfile;
+mod lockfile_progs;
+mod pipeline;
+mod report;
 pub mod status;
-pub mod trap;
+mod trap;
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
 pub use crate::exit::{Exit, Outcome, Program};
+/// What the tests use of the library's insides (not its API).
+pub mod testing {
+    pub use crate::accounts::{Entry, group_by_name, user_by_name};
+    pub use crate::host::{Liveness, boot_id, hostname, liveness, pid_namespace, start_time};
+}
+
 /// The one exit status table of the three commands (for docs and tests).
 pub use crate::exit_table::{COMMANDS, Situation, TABLE, help_lines, table_markdown, table_roff};
 pub use report::{Reporter, say};

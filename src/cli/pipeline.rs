@@ -271,13 +271,7 @@ fn slot_env(slots: Option<usize>, slot: usize) -> Vec<(&'static str, String)> {
     }
 }
 
-/// Holders touch their lock every 30 s, or every third of the stale age
-/// if that is shorter.
-pub fn touch_interval(stale_after: Duration) -> Duration {
-    Duration::from_secs(30)
-        .min(stale_after / 3)
-        .max(Duration::from_millis(100))
-}
+pub use crate::judge::touch_interval;
 
 /// A command to run under a lock.
 struct Run<'a> {
