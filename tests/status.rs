@@ -337,3 +337,82 @@ fn the_wait_line_never_reaches_a_pipe_and_q_silences_it() {
     );
     assert!(quiet.contains("rc=4"), "{quiet:?}");
 }
+
+/// The one key rule (README, SPEC §12): the documented keys are in every
+/// object, in order; `args_cut`, `readers`, `reader_of` and `lock_bytes`
+/// only where they apply. Each kind of object's full key set, pinned.
+#[test]
+fn every_kind_of_object_has_its_full_key_set() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Scratch::new();
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let with = |extra: &[&str]| -> Vec<String> {
+        KEYS.iter().chain(extra).map(|k| k.to_string()).collect()
+    };
+    let status = |args: &[&str], code| {
+        objects(
+            &s,
+            s.dotlock().args(["--status", "--json"]).args(args),
+            code,
+        )
+    };
+
+    // Free, for each program.
+    assert_eq!(keys(&status(&["L"], 1)[0]), with(&[]), "dotlock, free");
+    let dir = objects(
+        &s,
+        Command::new(lockdir_bin())
+            .current_dir(s.dir.path())
+            .args(["--status", "--json", "D"]),
+        1,
+    );
+    assert_eq!(keys(&dir[0]), with(&[]), "lockdir, free");
+    let files = objects(
+        &s,
+        Command::new(filelock_bin())
+            .current_dir(s.dir.path())
+            .args(["--status", "--json", "F"]),
+        1,
+    );
+    assert_eq!(keys(&files[0]), with(&[]), "filelock, free");
+
+    // Held, and a slot.
+    let me = Some(std::process::id());
+    fs::write(
+        s.path("L"),
+        lockutils::Record::for_holder(me, None).to_bytes(),
+    )
+    .unwrap();
+    assert_eq!(keys(&status(&["L"], 0)[0]), with(&[]), "held");
+    let slots = status(&["--slots", "2", "L"], 1);
+    assert_eq!(slots.len(), 2);
+    assert!(slots.iter().all(|o| keys(o) == with(&[])), "slots");
+
+    // Arguments cut when the lock was taken.
+    let long = vec!["x".repeat(100); 3];
+    let cut = lockutils::Record::for_holder(me, Some("sh".into())).with_args(&long);
+    fs::write(s.path("C"), cut.to_bytes()).unwrap();
+    assert_eq!(keys(&status(&["C"], 0)[0]), with(&["args_cut"]), "args cut");
+
+    // A path that is not UTF-8.
+    let raw = std::ffi::OsStr::from_bytes(b"caf\xe9.lock");
+    let out = s.expect(s.dotlock().args(["--status", "--json"]).arg(raw), 1);
+    let v: Value = serde_json::from_slice(out.stdout.trim_ascii_end()).unwrap();
+    assert_eq!(keys(&v), with(&["lock_bytes"]), "non-UTF-8 path");
+
+    // Held by readers: the lock's object, then each reader's.
+    let together = lockutils::Record {
+        shared: true,
+        ..lockutils::Record::for_holder(None, None)
+    };
+    fs::write(s.path("R"), together.to_bytes()).unwrap();
+    fs::write(
+        s.path("R.r0123456789ab"),
+        lockutils::Record::for_holder(me, None).to_bytes(),
+    )
+    .unwrap();
+    let shared = status(&["R"], 0);
+    assert_eq!(shared.len(), 2, "{shared:?}");
+    assert_eq!(keys(&shared[0]), with(&["readers"]), "held by readers");
+    assert_eq!(keys(&shared[1]), with(&["reader_of"]), "a reader's share");
+}
