@@ -118,39 +118,18 @@ impl AsFd for Dir {
     }
 }
 
-/// How many times a call that answered `EIO` is made again.
-const EIO_RETRIES: u32 = 2;
-
 /// Make the call `op`, as `LOCKUTILS_TEST_FAULTS` asks ([`seam::fault`]):
 /// not at all (`ESTALE`), or done and then answered with `lost` (the
-/// retransmission's answer) or `EIO`.
-///
-/// A call that answers `EIO` is made again, unless it removes a name: on a
-/// soft NFS mount `EIO` is a call that timed out, which the server may or
-/// may not have done. Made again, a call that creates a name or moves our
-/// own answers as a lost reply's retransmission would (`EEXIST`, `ENOENT`)
-/// if it was done, which every caller decides by looking; or it does it
-/// now. A removal made again blindly could remove what another process put
-/// at the name in between — its lock — so `unlink` and `rmdir` give `EIO`
-/// back, and [`Dir::unlink_this`] and [`Dir::rmdir_this`] look first. A
-/// lasting I/O error answers `EIO` every time and is given back.
+/// retransmission's answer) or `EIO`; `EIO` made again by the rules of
+/// [`crate::retry::eio`].
 fn faulty<T>(op: &str, lost: i32, mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    let again = !matches!(op, "unlink" | "rmdir");
-    let mut tries = 0;
-    loop {
-        let answer = match seam::fault(op) {
-            None => call(),
-            Some(Fault::Stale) => Err(io::Error::from_raw_os_error(libc::ESTALE)),
-            Some(Fault::LostReply) => call().and(Err(io::Error::from_raw_os_error(lost))),
-            Some(Fault::Eio) => call().and(Err(io::Error::from_raw_os_error(libc::EIO))),
-        };
-        match answer {
-            Err(e) if e.raw_os_error() == Some(libc::EIO) && again && tries < EIO_RETRIES => {
-                tries += 1
-            }
-            answer => return answer,
-        }
-    }
+    let removes = matches!(op, "unlink" | "rmdir");
+    crate::retry::eio(removes, || match seam::fault(op) {
+        None => call(),
+        Some(Fault::Stale) => Err(io::Error::from_raw_os_error(libc::ESTALE)),
+        Some(Fault::LostReply) => call().and(Err(io::Error::from_raw_os_error(lost))),
+        Some(Fault::Eio) => call().and(Err(io::Error::from_raw_os_error(libc::EIO))),
+    })
 }
 
 fn errno(e: nix::errno::Errno) -> io::Error {

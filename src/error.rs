@@ -106,7 +106,7 @@ impl Error {
             Error::Io { source, .. }
             | Error::CreateTemp { source, .. }
             | Error::ShortWrite { source, .. }
-            | Error::StaleNotRemoved { source, .. } => is_stale(source),
+            | Error::StaleNotRemoved { source, .. } => crate::retry::is_stale(source),
             _ => false,
         }
     }
@@ -115,28 +115,6 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
-        }
-    }
-}
-
-/// How many times a call that met `ESTALE` is made again (the name looked
-/// up afresh each time) before the caller is told.
-pub(crate) const STALE_RETRIES: u32 = 5;
-
-/// `ESTALE`: the file handle the call used is no longer valid.
-pub(crate) fn is_stale(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(nix::libc::ESTALE)
-}
-
-/// Make `call` again while it meets `ESTALE` (up to [`STALE_RETRIES`]
-/// times): each call names its file afresh, which an NFS client looks up
-/// anew once its handle has gone stale.
-pub(crate) fn again<T>(mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    let mut tries = 0;
-    loop {
-        match call() {
-            Err(e) if is_stale(&e) && tries < STALE_RETRIES => tries += 1,
-            other => return other,
         }
     }
 }

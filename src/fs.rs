@@ -98,7 +98,7 @@ pub fn observe_at(dir: &Dir, name: &OsStr, path: &Path) -> Result<Option<Observe
     let mut tries = 0;
     loop {
         match observe_once(dir, name, path) {
-            Err(e) if e.is_stale_handle() && tries < crate::error::STALE_RETRIES => tries += 1,
+            Err(e) if e.is_stale_handle() && tries < crate::retry::STALE_RETRIES => tries += 1,
             other => return other,
         }
     }
@@ -127,12 +127,12 @@ fn observe_once(dir: &Dir, name: &OsStr, path: &Path) -> Result<Option<Observed>
             }
             match read_prefix(file, MAX_RECORD, meta.size) {
                 Ok(content) => (meta, Some(content)),
-                Err(e) if crate::error::is_stale(&e) => return Err(Error::io(path, e)),
+                Err(e) if crate::retry::is_stale(&e) => return Err(Error::io(path, e)),
                 Err(_) => (meta, None),
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if crate::error::is_stale(&e) => return Err(Error::io(path, e)),
+        Err(e) if crate::retry::is_stale(&e) => return Err(Error::io(path, e)),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(Error::LockIsSymlink { path: path.into() });
         }
@@ -184,7 +184,7 @@ pub fn touch(lock: &LockPath) -> Result<bool> {
 
 /// [`touch`] of `name` in `dir`.
 pub fn touch_at(dir: &Dir, name: &OsStr, path: &Path) -> Result<bool> {
-    use crate::error::again;
+    use crate::retry::again;
     match again(|| dir.lstat(name)) {
         Ok(m) => check_regular(path, &m)?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -263,10 +263,10 @@ impl<'a> TempFile<'a> {
                 // The name is ours alone (pid, 32 random bits, host): if it
                 // exists, our own create happened and its reply was lost.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 10 => {
-                    let _ = crate::error::again(|| dir.unlink_own(&name));
+                    let _ = crate::retry::again(|| dir.unlink_own(&name));
                     tries += 1;
                 }
-                Err(e) if crate::error::is_stale(&e) && tries < 10 => tries += 1,
+                Err(e) if crate::retry::is_stale(&e) && tries < 10 => tries += 1,
                 Err(e) => return Err(crate::error::creating(lock, e)),
             }
         }
@@ -283,7 +283,7 @@ impl<'a> TempFile<'a> {
 
 impl Drop for TempFile<'_> {
     fn drop(&mut self) {
-        let _ = crate::error::again(|| self.dir.unlink_own(&self.name));
+        let _ = crate::retry::again(|| self.dir.unlink_own(&self.name));
     }
 }
 

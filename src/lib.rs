@@ -92,6 +92,7 @@ mod path;
 mod readers;
 mod record;
 mod release;
+mod retry;
 mod seam;
 mod seen_dir;
 mod shared;

@@ -22,11 +22,12 @@ use std::time::SystemTime;
 use nix::libc;
 
 use crate::attempt::Try;
-use crate::error::{Error, Result, again};
+use crate::error::{Error, Result};
 use crate::fs::{Dir, Meta, Observed, TempFile, check_regular, observe_at, touch_at, write_record};
 use crate::mailbox;
 use crate::path::LockPath;
 use crate::record::Record;
+use crate::retry::again;
 use crate::seam;
 
 /// How a lock was obtained (reported under `--verbose`).

@@ -31,10 +31,11 @@ use nix::libc;
 
 use crate::acquire::Holding;
 use crate::attempt::Try;
-use crate::error::{Error, Result, again, is_stale};
+use crate::error::{Error, Result};
 use crate::fs::{self as rel, Dir};
 use crate::path::LockPath;
 use crate::record::Record;
+use crate::retry::{again, is_stale};
 
 pub use crate::seen_dir::{OWNER, SeenDir, is_ours, observe, observe_at};
 use crate::seen_dir::{OWNER_TEMP, check_contents};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::acquire::{Holding, Protocol};
 use crate::attempt::{Broken, Try};
 use crate::breaking;
-use crate::error::{Error, Result, again};
+use crate::error::{Error, Result};
 use crate::fs::{Dir, Observed, observe_at, touch_at};
 use crate::judge::{self, Policy, Reason, Verdict};
 use crate::link::{Held, try_lock_at};
@@ -18,6 +18,7 @@ use crate::lockdir;
 use crate::mkdir::{self, OWNER, SeenDir, Sweep};
 use crate::path::LockPath;
 use crate::record::Record;
+use crate::retry::again;
 use crate::shared::{
     self, Clock, GATE_WAIT_JOINING, GATE_WAIT_LEAVING, Member, SHARE, WANT, enter_gate, gate_seen,
     members, new_member,

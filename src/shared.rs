@@ -45,13 +45,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::attempt::{Broken, Try};
 use crate::breaking;
-use crate::error::{Error, Result, again};
+use crate::error::{Error, Result};
 use crate::fs::{Dir, Observed, fs_now_at, observe_at};
 use crate::host;
 use crate::judge::{self, FsClock, Policy, Reason, Verdict};
 use crate::link::{Held, try_lock_at};
 use crate::path::LockPath;
 use crate::record::Record;
+use crate::retry::again;
 
 /// The gate beside a shared lock: `LOCK.gate`.
 pub const GATE: &str = ".gate";
