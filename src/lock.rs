@@ -217,3 +217,7 @@ pub fn status(path: impl AsRef<Path>) -> Result<Option<Holder>> {
         _ => Holder::of_file(&lock, &policy),
     }
 }
+
+#[cfg(test)]
+#[path = "lock_tests.rs"]
+mod tests;
