@@ -179,11 +179,13 @@ pub enum ChildEvent {
 }
 
 /// Why [`run_child`] did not run the command.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum NotRun {
     /// It could not be started.
+    #[error("the command could not be started: {0}")]
     Start(io::Error),
     /// The caller refused it on [`ChildEvent::Spawned`].
+    #[error("the command was not let run")]
     Refused,
 }
 

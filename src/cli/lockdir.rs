@@ -110,7 +110,7 @@ pub fn main(argv: Vec<OsString>) -> Exit {
         .take_while(|a| *a != "--")
         .any(|a| a == "--trap");
     let outcome = match crate::cli::parse_matches(command(), "lockdir", argv) {
-        Ok((args, matches)) => run(args, &passed_on(&matches)),
+        Ok((args, matches)) => run(args, &matches),
         Err(outcome) => outcome,
     };
     if trapping && !matches!(outcome, Outcome::Success | Outcome::Shown) {
@@ -140,9 +140,9 @@ struct Invocation {
     command: Vec<OsString>,
 }
 
-/// Run a parsed invocation; `--trap` passes on `passed` (its waiting
-/// options as given).
-pub fn run(args: Args, passed: &[OsString]) -> Outcome {
+/// Run a parsed invocation; `--trap` passes on its waiting options as
+/// `matches` has them.
+pub fn run(args: Args, matches: &clap::ArgMatches) -> Outcome {
     let inv = match check(&args) {
         Ok(inv) => inv,
         Err(outcome) => return outcome,
@@ -151,7 +151,7 @@ pub fn run(args: Args, passed: &[OsString]) -> Outcome {
     if inv.action == Action::Trap {
         return trap::trap(
             out,
-            passed,
+            &passed_on(matches),
             inv.waiting.slots.is_some(),
             &inv.dir,
             &inv.command,

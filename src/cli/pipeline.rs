@@ -364,10 +364,13 @@ fn run_under<H: Holding>(
 }
 
 /// Why [`run_under`] did not run the command.
+#[derive(Debug, thiserror::Error)]
 enum Unrun {
     /// It could not be started.
+    #[error("the command could not be started: {0}")]
     Start(io::Error),
     /// The lock could not name it: it was not let run.
+    #[error(transparent)]
     Refused(Error),
 }
 
