@@ -109,5 +109,10 @@ pub use judge::{Reason, Verdict};
 pub use lock::{Lock, status};
 pub use record::Record;
 
+/// The README's Rust examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
 /// This release's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

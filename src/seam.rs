@@ -96,8 +96,10 @@ pub fn counted_attempt() {
     }
 }
 
-/// What `LOCKUTILS_TEST_LINK` asks `link(2)` to pretend.
+/// What `LOCKUTILS_TEST_LINK` asks `link(2)` to pretend (release builds:
+/// always `Real`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
 pub enum Link {
     Real,
     LostReply,
@@ -121,8 +123,9 @@ pub fn link() -> Link {
     Link::Real
 }
 
-/// A fault [`fault`] asks a call to play.
+/// A fault [`fault`] asks a call to play (debug builds only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
 pub enum Fault {
     /// Fail with `ESTALE`, doing nothing.
     Stale,

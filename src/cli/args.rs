@@ -14,6 +14,7 @@ use crate::wait::{Patience, Schedule};
 /// The action flags of every program (`dotlock` adds `-t`, `lockdir`
 /// `--trap`).
 #[derive(Debug, Clone, Default, clap::Args)]
+#[group(skip)]
 pub struct ActionArgs {
     /// Lock (the default action)
     #[arg(short = 'l')]
@@ -44,6 +45,7 @@ pub struct ActionArgs {
 
 /// Options for waiting, shared by the lock commands.
 #[derive(Debug, Clone, clap::Args)]
+#[group(skip)]
 pub struct WaitArgs {
     /// Retries after the first attempt [default: 5]; -1 for forever
     #[arg(short = 'r', value_name = "RETRIES", allow_hyphen_values = true)]
@@ -80,6 +82,7 @@ pub struct WaitArgs {
 
 /// `--slots N` (`dotlock`, `lockdir`).
 #[derive(Debug, Clone, Default, clap::Args)]
+#[group(skip)]
 pub struct SlotArgs {
     /// Counting semaphore: take any free one of N locks, LOCK.1 ... LOCK.N;
     /// the slot is printed, or given to the command as $DOTLOCK_SLOT

@@ -37,12 +37,7 @@ use crate::slots::AnyOf;
 /// the breaker's window, between its last look and unlink(2), can lose it:
 /// microseconds on a local disk, one server round trip on NFS.
 #[derive(Debug, Parser)]
-#[command(
-    name = "dotlock",
-    version,
-    args_override_self = true,
-    after_help = crate::cli::help_lines("dotlock")
-)]
+#[command(name = "dotlock", version, args_override_self = true)]
 pub struct Args {
     #[command(flatten)]
     pub action: ActionArgs,

@@ -33,12 +33,7 @@ use crate::wait::Schedule;
 /// until `filelock -u`. With one (after `--`), they are held while it runs,
 /// kept fresh, and removed when it ends; filelock exits with its status.
 #[derive(Debug, Parser)]
-#[command(
-    name = "filelock",
-    version,
-    args_override_self = true,
-    after_help = crate::cli::help_lines("filelock")
-)]
+#[command(name = "filelock", version, args_override_self = true)]
 pub struct Args {
     #[command(flatten)]
     pub action: ActionArgs,
@@ -62,62 +57,74 @@ pub struct Args {
 /// The clap command (for man pages, completions and help): the shared
 /// options, in filelock's words where its defaults or scope differ.
 pub fn command() -> clap::Command {
-    Args::command()
-        .mut_arg("unlock", |a| {
-            a.help(
-                "Unlock: remove the lock files (those of the calling shell, stale ones \
+    in_its_words(parser())
+}
+
+/// The command as parsing needs it: `-i` and `-s` are one option.
+fn parser() -> clap::Command {
+    Args::command().mut_arg("interval", |a| a.conflicts_with("sleep"))
+}
+
+/// The shared options' help in filelock's words (built only for help).
+fn in_its_words(cmd: clap::Command) -> clap::Command {
+    cmd.mut_arg("unlock", |a| {
+        a.help(
+            "Unlock: remove the lock files (those of the calling shell, stale ones \
                  and nobody's)",
-            )
-        })
-        .mut_arg("force", |a| {
-            a.help("With -u: remove the lock files whoever holds them")
-        })
-        .mut_arg("check", |a| {
-            a.help("Check: exit 0 if every lock file is validly held, else 1")
-        })
-        .mut_arg("status", |a| {
-            a.help(
-                "Status: describe each lock's holder (pid, command, host, held for, \
+        )
+    })
+    .mut_arg("force", |a| {
+        a.help("With -u: remove the lock files whoever holds them")
+    })
+    .mut_arg("check", |a| {
+        a.help("Check: exit 0 if every lock file is validly held, else 1")
+    })
+    .mut_arg("status", |a| {
+        a.help(
+            "Status: describe each lock's holder (pid, command, host, held for, \
                  alive); exit 0 if any is held, else 9 if any is stale, else 1",
-            )
-        })
-        .mut_arg("json", |a| {
-            a.help("With --status: one JSON object per lock, one per line")
-        })
-        .mut_arg("retries", |a| {
-            a.help("Retries for each lock after its first attempt [default: 10]; -1 for forever")
-        })
-        .mut_arg("interval", |a| {
-            a.help("Seconds between attempts, as dotlock's -i (the same as -s)")
-                .conflicts_with("sleep")
-        })
-        .mut_arg("timeout", |a| {
-            a.help(
-                "Give up after DURATION of waiting for the whole set (seconds; 0.5, \
+        )
+    })
+    .mut_arg("json", |a| {
+        a.help("With --status: one JSON object per lock, one per line")
+    })
+    .mut_arg("retries", |a| {
+        a.help("Retries for each lock after its first attempt [default: 10]; -1 for forever")
+    })
+    .mut_arg("interval", |a| {
+        a.help("Seconds between attempts, as dotlock's -i (the same as -s)")
+    })
+    .mut_arg("timeout", |a| {
+        a.help(
+            "Give up after DURATION of waiting for the whole set (seconds; 0.5, \
                  200ms, 2m allowed); without -r, retries are then unbounded",
-            )
-        })
-        .mut_arg("stale_after", |a| {
-            a.help(
-                "A lock whose holder cannot be proven alive or dead is stale after \
+        )
+    })
+    .mut_arg("stale_after", |a| {
+        a.help(
+            "A lock whose holder cannot be proven alive or dead is stale after \
                  DURATION [default: 300]; with a COMMAND the locks are touched every \
                  third of it (at most every 30 s)",
-            )
-        })
-        .mut_arg("on_lost", |a| {
-            a.help(
-                "With a COMMAND: when a lock is found lost at a keep-alive touch, warn \
+        )
+    })
+    .mut_arg("on_lost", |a| {
+        a.help(
+            "With a COMMAND: when a lock is found lost at a keep-alive touch, warn \
                  (the default), or also send the command SIGTERM (term) or SIGKILL (kill)",
-            )
-        })
-        .mut_arg("verbose", |a| {
-            a.help("Say when waiting, for which lock and whom, and when a stale lock is broken")
-        })
+        )
+    })
+    .mut_arg("verbose", |a| {
+        a.help("Say when waiting, for which lock and whom, and when a stale lock is broken")
+    })
 }
 
 /// Parse `argv` and run native `filelock`.
 pub fn main(argv: Vec<OsString>) -> Exit {
-    match crate::cli::parse(command(), "filelock", argv) {
+    let cmd = match crate::cli::asks_help(&argv) {
+        true => command(),
+        false => parser(),
+    };
+    match crate::cli::parse(cmd, "filelock", argv) {
         Ok(args) => run(args),
         Err(outcome) => outcome,
     }

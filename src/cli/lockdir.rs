@@ -36,12 +36,7 @@ use crate::{Error, Result};
 /// instead; a script with cleanup of its own sets its trap after the eval
 /// and calls it: `trap 'rm -f "$tmp"; lockdir_release' EXIT`.
 #[derive(Debug, Parser)]
-#[command(
-    name = "lockdir",
-    version,
-    args_override_self = true,
-    after_help = crate::cli::help_lines("lockdir")
-)]
+#[command(name = "lockdir", version, args_override_self = true)]
 pub struct Args {
     #[command(flatten)]
     pub action: ActionArgs,
@@ -80,16 +75,20 @@ pub struct Args {
 
 /// The clap command (for man pages, completions and help).
 pub fn command() -> clap::Command {
-    Args::command()
-        .mut_arg("lock", |a| {
-            a.help("Lock (the default action), as dotlock's -l")
-        })
-        .mut_arg("unlock", |a| {
-            a.help("Release the lock: only if it is ours (or its owner is proven dead)")
-        })
-        .mut_arg("force", |a| {
-            a.help("With -u: release the lock whoever holds it")
-        })
+    in_its_words(Args::command())
+}
+
+/// The shared options' help in lockdir's words (built only for help).
+fn in_its_words(cmd: clap::Command) -> clap::Command {
+    cmd.mut_arg("lock", |a| {
+        a.help("Lock (the default action), as dotlock's -l")
+    })
+    .mut_arg("unlock", |a| {
+        a.help("Release the lock: only if it is ours (or its owner is proven dead)")
+    })
+    .mut_arg("force", |a| {
+        a.help("With -u: release the lock whoever holds it")
+    })
 }
 
 /// The options `--trap` passes on to the `lockdir` its code runs: the
@@ -109,7 +108,11 @@ pub fn main(argv: Vec<OsString>) -> Exit {
         .skip(1)
         .take_while(|a| *a != "--")
         .any(|a| a == "--trap");
-    let outcome = match crate::cli::parse_matches(command(), "lockdir", argv) {
+    let cmd = match crate::cli::asks_help(&argv) {
+        true => command(),
+        false => Args::command(),
+    };
+    let outcome = match crate::cli::parse_matches(cmd, "lockdir", argv) {
         Ok((args, matches)) => run(args, &matches),
         Err(outcome) => outcome,
     };

@@ -128,9 +128,29 @@ pub fn parse_matches<A: clap::FromArgMatches>(
 ) -> Result<(A, clap::ArgMatches), Outcome> {
     // A program without --help (dotlockfile) has none to point at.
     let has_help = !cmd.is_disable_help_flag_set();
+    let cmd = with_exit_status(cmd, &argv);
     cmd.try_get_matches_from(argv)
         .and_then(|m| Ok((A::from_arg_matches(&m)?, m)))
         .map_err(|e| clap_failure(prog, &e, has_help))
+}
+
+/// With `-h` or `--help` among the arguments, `cmd` with its program's
+/// exit status lines after the help ([`help_lines`], from the exit
+/// table). They are built only then: a lock taken or released never pays
+/// for formatting them.
+pub fn with_exit_status(cmd: clap::Command, argv: &[OsString]) -> clap::Command {
+    match COMMANDS.iter().find(|c| **c == cmd.get_name()) {
+        Some(name) if asks_help(argv) && !cmd.is_disable_help_flag_set() => {
+            cmd.after_help(help_lines(name))
+        }
+        _ => cmd,
+    }
+}
+
+/// Do the arguments ask for help (`-h`, `--help`)? Help's words are built
+/// only then.
+pub fn asks_help(argv: &[OsString]) -> bool {
+    argv.iter().skip(1).any(|a| a == "-h" || a == "--help")
 }
 
 /// A failed parse: help and version go to stdout; errors are one line on
