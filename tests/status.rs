@@ -359,22 +359,16 @@ fn every_kind_of_object_has_its_full_key_set() {
 
     // Free, for each program.
     assert_eq!(keys(&status(&["L"], 1)[0]), with(&[]), "dotlock, free");
-    let dir = objects(
-        &s,
-        Command::new(lockdir_bin())
-            .current_dir(s.dir.path())
-            .args(["--status", "--json", "D"]),
-        1,
-    );
-    assert_eq!(keys(&dir[0]), with(&[]), "lockdir, free");
-    let files = objects(
-        &s,
-        Command::new(filelock_bin())
-            .current_dir(s.dir.path())
-            .args(["--status", "--json", "F"]),
-        1,
-    );
-    assert_eq!(keys(&files[0]), with(&[]), "filelock, free");
+    for (bin, name) in [(lockdir_bin(), "D"), (filelock_bin(), "F")] {
+        let mut cmd = Command::new(&bin);
+        cmd.current_dir(s.dir.path())
+            .args(["--status", "--json", name]);
+        assert_eq!(
+            keys(&objects(&s, &mut cmd, 1)[0]),
+            with(&[]),
+            "{bin:?}, free"
+        );
+    }
 
     // Held, and a slot.
     let me = Some(std::process::id());
