@@ -189,11 +189,9 @@ pub fn release_dir(
     let Some(seen) = inspect::seen_dir(lock)? else {
         return Ok(false);
     };
-    let holder = Holder::new(
-        seen.record(),
-        seen.age(),
-        lockdir::judge(&seen, grace, policy),
-    );
+    // Readers' lock judged by its shares (and said so); any other by its
+    // record.
+    let holder = Holder::of_seen_dir(lock, &seen, policy, grace);
     let claim = Claim::here(&holder, caller);
     let expect = Some((seen.dev, seen.ino));
     match rule(Rules::Dir, &claim, force) {

@@ -293,6 +293,33 @@ fn a_reader_touches_its_own_share() {
     assert!(!touch_shared(&lock, Kind::File, &Policy::default()).unwrap());
 }
 
+#[test]
+fn a_directory_held_by_readers_is_refused_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = Stranger::start();
+    let lock = LockPath::new(dir.path().join("D")).unwrap();
+    std::fs::create_dir(lock.path()).unwrap();
+    let together = Record {
+        shared: true,
+        ..Record::for_holder(None, None)
+    };
+    std::fs::write(lock.path().join("owner"), together.to_bytes()).unwrap();
+    let share = Record::for_holder(Some(stranger.pid()), None);
+    std::fs::write(dir.path().join("D.r000000000001"), share.to_bytes()).unwrap();
+    let grace = Duration::from_secs(10);
+    let refused = release_dir(&lock, &Policy::default(), grace, Caller::Ancestry, false);
+    match refused {
+        Err(Error::NotOurs { holder, .. }) => {
+            assert_eq!(
+                holder,
+                "readers (held shared by 1 reader; each leaves with -u --shared)"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(lock.path().exists());
+}
+
 /// A live process that is no ancestor of ours: a child, killed on drop.
 struct Stranger(std::process::Child);
 
