@@ -44,8 +44,14 @@ pub trait Protocol {
 
 /// A lock we hold, as command mode needs it.
 pub trait Holding {
-    /// Is the lock still the one we created?
-    fn is_ours(&self) -> bool;
+    /// Is the lock still the one we created? `Err`: the look failed (an
+    /// I/O error, no descriptor left), which proves nothing either way.
+    fn still_ours(&self) -> Result<bool>;
+    /// Is the lock still the one we created, as far as can be seen (a
+    /// failed look counts as no: what is not proven ours is not removed)?
+    fn is_ours(&self) -> bool {
+        self.still_ours().unwrap_or(false)
+    }
     /// Refresh its timestamp, if still ours.
     fn touch(&self) -> Result<bool>;
     /// Record the command `pid` run under it (command mode), so that the

@@ -331,8 +331,8 @@ impl Protocol for DotLock<'_> {
 }
 
 impl Holding for Held {
-    fn is_ours(&self) -> bool {
-        Held::is_ours(self)
+    fn still_ours(&self) -> Result<bool> {
+        Held::ours(self)
     }
     fn touch(&self) -> Result<bool> {
         Held::touch(self)

@@ -51,13 +51,13 @@ impl Kept {
 
 /// The part of [`Holding`] a keep-alive thread calls, through `&self`.
 trait HoldingRef {
-    fn still_ours(&self) -> bool;
+    fn still_ours(&self) -> Result<bool>;
     fn refresh(&self) -> Result<bool>;
 }
 
 impl<H: Holding> HoldingRef for H {
-    fn still_ours(&self) -> bool {
-        self.is_ours()
+    fn still_ours(&self) -> Result<bool> {
+        Holding::still_ours(self)
     }
     fn refresh(&self) -> Result<bool> {
         self.touch()
@@ -264,13 +264,20 @@ fn keep_alive(shared: &Shared, every: Duration) {
         let Some(held) = kept.as_ref().map(Kept::holding) else {
             return;
         };
-        if !held.still_ours() {
-            shared.lost.store(true, Ordering::SeqCst);
-            return;
+        match held.still_ours() {
+            Ok(false) => {
+                shared.lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            // A failed touch (a lost reply, ESTALE) is tried again at the
+            // next turn.
+            Ok(true) => {
+                let _ = held.refresh();
+            }
+            // A look that failed (EIO, no descriptor) proves nothing: the
+            // next turn looks again.
+            Err(_) => {}
         }
-        // A failed touch (a lost reply, ESTALE) is tried again at the next
-        // turn; only a lock seen not ours is lost.
-        let _ = held.refresh();
     }
 }
 

@@ -270,7 +270,7 @@ impl Held {
 
     /// [`Held::is_ours`], with a look that failed (out of descriptors, an
     /// I/O error) told apart from a lock that is not ours.
-    fn ours(&self) -> Result<bool> {
+    pub(crate) fn ours(&self) -> Result<bool> {
         Ok(
             match observe_at(&self.dir, self.lock.name(), self.lock.path())? {
                 Some(seen) => {

@@ -79,8 +79,18 @@ impl LockSet {
 pub struct AllOf<H>(pub Vec<H>);
 
 impl<H: Holding> Holding for AllOf<H> {
-    fn is_ours(&self) -> bool {
-        self.0.iter().all(Holding::is_ours)
+    /// Not ours if any one is seen not ours; else unknown if any look
+    /// failed.
+    fn still_ours(&self) -> Result<bool> {
+        let mut failed = None;
+        for held in &self.0 {
+            match held.still_ours() {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        failed.map_or(Ok(true), Err)
     }
     /// Touch every lock, even after one fails (the first error is said).
     fn touch(&self) -> Result<bool> {

@@ -346,14 +346,17 @@ impl HeldDir {
 }
 
 impl Holding for HeldDir {
-    fn is_ours(&self) -> bool {
-        let Ok(inside) = self.inside() else {
-            return false;
+    fn still_ours(&self) -> Result<bool> {
+        let inside = match self.inside() {
+            Ok(inside) => inside,
+            // Gone, or another directory (or a file) at the name now.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                return Ok(false);
+            }
+            Err(e) => return Err(Error::io(self.lock.path(), e)),
         };
-        rel::observe_at(&inside, OsStr::new(OWNER), &self.lock.path().join(OWNER))
-            .ok()
-            .flatten()
-            .is_some_and(|o| o.content.as_deref() == Some(&self.record[..]))
+        let owner = rel::observe_at(&inside, OsStr::new(OWNER), &self.lock.path().join(OWNER))?;
+        Ok(owner.is_some_and(|o| o.content.as_deref() == Some(&self.record[..])))
     }
 
     fn touch(&self) -> Result<bool> {

@@ -374,8 +374,11 @@ fn remove_if_unshared(dir: &Dir, lock: &LockPath, kind: Kind, policy: &Policy) -
 }
 
 impl Holding for Share {
-    fn is_ours(&self) -> bool {
-        self.share.as_ref().is_some_and(Held::is_ours) && self.lock_is_joined()
+    fn still_ours(&self) -> Result<bool> {
+        match &self.share {
+            None => Ok(false),
+            Some(share) => Ok(share.ours()? && self.lock_is_joined()),
+        }
     }
 
     fn touch(&self) -> Result<bool> {

@@ -91,8 +91,8 @@ impl<P: Protocol> Protocol for AnyOf<P> {
 }
 
 impl<H: Holding> Holding for (usize, H) {
-    fn is_ours(&self) -> bool {
-        self.1.is_ours()
+    fn still_ours(&self) -> Result<bool> {
+        self.1.still_ours()
     }
     fn touch(&self) -> Result<bool> {
         self.1.touch()

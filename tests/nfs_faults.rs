@@ -251,3 +251,34 @@ fn eio_after_the_call_was_done_never_fails_a_tool() {
         assert_eq!(s.listing(), Vec::<String>::new(), "{faults}");
     }
 }
+
+#[test]
+fn a_look_that_fails_at_a_touch_is_not_a_lost_lock() {
+    // Before: a keep-alive look that met a lasting EIO read as "not ours":
+    // the command was sent SIGTERM (--on-lost=term) and, the release's look
+    // failing too, the lock was left. A failed look proves nothing: the
+    // next touch looks again.
+    let s = Scratch::new();
+    // Every lstat from the 3rd to the 20th fails (each look past its two
+    // retries): the looks of the first six touches, after the lock is
+    // taken and seconds before the release.
+    let calls: Vec<String> = (3..21).map(|n| n.to_string()).collect();
+    let faults = format!("lstat=eio@{}", calls.join("@"));
+    let out = s.expect(
+        dotlock(&s, &faults).args([
+            "--stale-after",
+            "0.3",
+            "--on-lost=term",
+            "-l",
+            "L",
+            "sh",
+            "-c",
+            "sleep 3; echo done",
+        ]),
+        0,
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+    assert!(!stderr(&out).contains("lost"), "{}", stderr(&out));
+    assert!(!s.path("L").exists(), "released");
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}

@@ -331,13 +331,16 @@ fn run_under<H: Holding>(
                 }
             }
             ChildEvent::Tick => {
-                if let Some(on_lost) = run.on_lost
-                    && !lost
-                    && !held.is_ours()
-                {
+                // A look that failed (EIO, no descriptor) proves nothing:
+                // the next tick looks again.
+                let seen = match run.on_lost {
+                    Some(_) if !lost => held.still_ours().ok(),
+                    _ => Some(true),
+                };
+                if let (Some(on_lost), Some(false)) = (run.on_lost, seen) {
                     lost = true;
                     lost_lock(out, path, on_lost, child);
-                } else if run.touch_every.is_some() && !lost {
+                } else if run.touch_every.is_some() && !lost && seen == Some(true) {
                     let _ = held.touch();
                 }
                 true
