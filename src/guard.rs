@@ -23,12 +23,29 @@ pub(crate) enum Kept {
     Share(Share),
 }
 
-impl Kept {
-    fn holding(&self) -> &dyn HoldingRef {
+/// One lock of any kind, held as its own kind holds it.
+impl Holding for Kept {
+    fn still_ours(&self) -> Result<bool> {
         match self {
-            Kept::File(h) => h,
-            Kept::Dir(h) => h,
-            Kept::Share(h) => h,
+            Kept::File(h) => h.still_ours(),
+            Kept::Dir(h) => h.still_ours(),
+            Kept::Share(h) => h.still_ours(),
+        }
+    }
+
+    fn touch(&self) -> Result<bool> {
+        match self {
+            Kept::File(h) => Holding::touch(h),
+            Kept::Dir(h) => h.touch(),
+            Kept::Share(h) => h.touch(),
+        }
+    }
+
+    fn add_child(&mut self, pid: u32) -> Result<bool> {
+        match self {
+            Kept::File(h) => Holding::add_child(h, pid),
+            Kept::Dir(h) => h.add_child(pid),
+            Kept::Share(h) => h.add_child(pid),
         }
     }
 
@@ -46,21 +63,6 @@ impl Kept {
             Kept::Dir(h) => h.keep(),
             Kept::Share(h) => h.keep(),
         }
-    }
-}
-
-/// The part of [`Holding`] a keep-alive thread calls, through `&self`.
-trait HoldingRef {
-    fn still_ours(&self) -> Result<bool>;
-    fn refresh(&self) -> Result<bool>;
-}
-
-impl<H: Holding> HoldingRef for H {
-    fn still_ours(&self) -> Result<bool> {
-        Holding::still_ours(self)
-    }
-    fn refresh(&self) -> Result<bool> {
-        self.touch()
     }
 }
 
@@ -261,7 +263,7 @@ fn keep_alive(shared: &Shared, every: Duration) {
         }
         drop(stop);
         let kept = shared.kept();
-        let Some(held) = kept.as_ref().map(Kept::holding) else {
+        let Some(held) = kept.as_ref() else {
             return;
         };
         match held.still_ours() {
@@ -272,7 +274,7 @@ fn keep_alive(shared: &Shared, every: Duration) {
             // A failed touch (a lost reply, ESTALE) is tried again at the
             // next turn.
             Ok(true) => {
-                let _ = held.refresh();
+                let _ = held.touch();
             }
             // A look that failed (EIO, no descriptor) proves nothing: the
             // next turn looks again.

@@ -144,16 +144,14 @@ impl Lock {
         };
         let me = std::process::id();
         let record = Record::naming::<&str>(Some(me), &[], me).to_bytes();
-        let paths = match self.slots {
-            None => vec![lock.clone()],
+        match self.slots {
             Some(0) => return Err(Error::BadValue("slots: at least 1".into())),
             Some(_) if self.shared => {
                 return Err(Error::BadValue("a shared lock has no slots".into()));
             }
-            Some(n) => (1..=n)
-                .map(|i| lock.sibling(&format!(".{i}")))
-                .collect::<Result<_>>()?,
-        };
+            _ => {}
+        }
+        let paths = crate::slots::paths(&lock, self.slots)?;
         let every = self
             .keep_fresh
             .then(|| judge::touch_interval(self.stale_after));
@@ -212,7 +210,7 @@ fn wait<P: Protocol>(
 pub fn status(path: impl AsRef<Path>) -> Result<Option<Holder>> {
     let lock = LockPath::new(path.as_ref())?;
     let policy = Policy::default();
-    match std::fs::symlink_metadata(lock.path()) {
+    match crate::retry::again(|| std::fs::symlink_metadata(lock.path())) {
         Ok(meta) if meta.is_dir() => Holder::of_dir(&lock, &policy, DEFAULT_GRACE),
         _ => Holder::of_file(&lock, &policy),
     }

@@ -7,7 +7,17 @@ use crate::acquire::{Holding, Protocol};
 use crate::attempt::{Broken, Try};
 use crate::error::Result;
 use crate::judge::{Policy, Reason, Verdict};
+use crate::path::LockPath;
 use crate::record::Record;
+
+/// The locks of `--slots n`: `LOCK.1` … `LOCK.n` ("name too long" where a
+/// slot's name would not fit); without slots, the lock itself.
+pub fn paths(lock: &LockPath, slots: Option<usize>) -> Result<Vec<LockPath>> {
+    match slots {
+        None => Ok(vec![lock.clone()]),
+        Some(n) => (1..=n).map(|i| lock.sibling(&format!(".{i}"))).collect(),
+    }
+}
 
 /// A counting semaphore: N ordinary locks (`LOCK.1` … `LOCK.N`), any one
 /// of which will do. Each slot is a full lock of its own kind, with an owner

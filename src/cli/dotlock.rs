@@ -272,7 +272,7 @@ fn check(args: &Args, flavour: &Flavour) -> Result<Invocation, Outcome> {
         crate::shared::check_names(&lock).map_err(failed)?;
     }
     lock.check_dir().map_err(failed)?;
-    let paths = pipeline::slot_paths(&lock, waiting.slots).map_err(failed)?;
+    let paths = crate::slots::paths(&lock, waiting.slots).map_err(failed)?;
     let policy = WaitArgs::policy(waiting.stale_after, args.pid);
     Ok(Invocation {
         out,

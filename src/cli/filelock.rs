@@ -217,10 +217,7 @@ pub fn run(args: Args) -> Outcome {
                 match look(lock) {
                     Ok(Some(h)) if !h.verdict.is_stale() => {}
                     Ok(_) => return Outcome::NoLock,
-                    Err(e) => {
-                        out.error(&e);
-                        return Outcome::ActionFailed(e);
-                    }
+                    Err(e) => return pipeline::failed_action(&out, e),
                 }
             }
             Outcome::Success

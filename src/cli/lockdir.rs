@@ -170,7 +170,7 @@ pub fn run(args: Args, matches: &clap::ArgMatches) -> Outcome {
     }
     let policy = WaitArgs::policy(inv.waiting.stale_after, false);
     let grace = inv.grace;
-    let paths = match pipeline::slot_paths(&lock, inv.waiting.slots) {
+    let paths = match crate::slots::paths(&lock, inv.waiting.slots) {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
@@ -196,10 +196,7 @@ pub fn run(args: Args, matches: &clap::ArgMatches) -> Outcome {
         Action::Check => match Holder::of_dir(&lock, &policy, grace) {
             Ok(Some(h)) if !h.verdict.is_stale() => Outcome::Success,
             Ok(_) => Outcome::NoLock,
-            Err(e) => {
-                out.error(&e);
-                Outcome::ActionFailed(e)
-            }
+            Err(e) => pipeline::failed_action(out, e),
         },
         Action::Lock | Action::Trap => take(&inv, &args, &lock, &paths, policy),
     }

@@ -245,15 +245,6 @@ pub fn failed_action(out: &Reporter, e: crate::Error) -> Outcome {
     Outcome::ActionFailed(e)
 }
 
-/// The locks of `--slots N` (`LOCK.1` … `LOCK.N`), or the lock itself;
-/// "name too long" where a slot's name would not fit.
-pub fn slot_paths(lock: &LockPath, slots: Option<usize>) -> crate::Result<Vec<LockPath>> {
-    match slots {
-        None => Ok(vec![lock.clone()]),
-        Some(n) => (1..=n).map(|i| lock.sibling(&format!(".{i}"))).collect(),
-    }
-}
-
 /// After taking slot `slot` without a command: print its number, so that
 /// the script can release it (`dotlock -u LOCK.$slot`).
 fn print_slot(slots: Option<usize>, slot: usize) {

@@ -7,7 +7,6 @@ use std::time::Duration;
 use crate::acquire::Event;
 use crate::cli::Outcome;
 use crate::inspect::{Holder, held_for};
-use crate::judge::Verdict;
 use crate::record::Record;
 
 /// Prints `PROG: message` lines on stderr, unless quiet.
@@ -81,15 +80,10 @@ pub fn events(out: Reporter, path: &Path) -> impl FnMut(Event) + '_ {
             "{}: removing stale lock of {} ({})",
             path.display(),
             holder.describe(),
-            why(verdict)
+            verdict
         )),
         Event::Pausing { .. } => {}
     }
-}
-
-/// Why a lock is valid or stale, in words.
-pub fn why(verdict: Verdict) -> String {
-    verdict.to_string()
 }
 
 /// A duration as people read it: `42s`, `4m12s`, `2h03m`, `3d04h`.

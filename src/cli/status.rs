@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cli::report::{human, why};
+use crate::cli::report::human;
 use crate::cli::{Outcome, Reporter};
 use crate::inspect::Holder;
 use crate::judge::{Reason, Verdict};
@@ -182,7 +182,7 @@ pub fn json(path: &Path, slot: Option<usize>, holder: Option<&Holder>) -> Value 
         "held_for_s": holder.and_then(|h| h.held_for).map(seconds),
         "touched_s_ago": holder.and_then(|h| h.age).map(seconds),
         "alive": holder.and_then(Holder::alive),
-        "reason": holder.filter(|h| h.verdict.is_stale()).map(|h| why(h.verdict)),
+        "reason": holder.filter(|h| h.verdict.is_stale()).map(|h| h.verdict.to_string()),
         "slot": slot,
     });
     if cut {
@@ -228,7 +228,7 @@ pub fn text(path: &Path, holder: Option<&Holder>) -> String {
         h.record.host.clone().unwrap_or_else(unknown),
         h.held_for.map_or_else(unknown, human),
         h.age.map_or_else(unknown, |a| format!("{} ago", human(a))),
-        why(h.verdict),
+        h.verdict,
     )
 }
 
