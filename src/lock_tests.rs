@@ -156,3 +156,25 @@ fn release_says_when_the_lock_was_taken_away_before_any_touch() {
     assert!(matches!(guard.release(), Err(Error::LockLost { .. })));
     assert!(path.exists());
 }
+
+#[test]
+fn a_readers_share_is_kept_fresh_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("R");
+    let guard = Lock::dot(&path)
+        .shared()
+        .stale_after(Duration::from_millis(300))
+        .acquire()
+        .unwrap();
+    let share = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("R.r"))
+        .expect("the reader's share");
+    let long_ago = SystemTime::UNIX_EPOCH + LONG_AGO;
+    set_mtime(&share, long_ago);
+    assert!(until(|| mtime(&share) > long_ago), "the share touched");
+    assert!(!guard.is_lost());
+    guard.release().unwrap();
+    assert!(!share.exists() && !path.exists());
+}
