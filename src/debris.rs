@@ -13,8 +13,8 @@
 //!   and pid namespace are ours) by a process proven dead: its pid is not
 //!   running, is beyond `pid_max`, or runs a process that started after
 //!   the file was last written (the pid was reused);
-//! * or older than the stale age on the filesystem's clock, whoever made
-//!   it (another host's, liblockfile's `.lk…` names): a temporary file
+//! * or older than the stale age (or the lease its record declares, if
+//!   longer) on the filesystem's clock, whoever made it (another host's, liblockfile's `.lk…` names): a temporary file
 //!   lives for microseconds.
 //!
 //! Nothing else is touched: not a live process's file, not a fresh file of
@@ -82,7 +82,7 @@ pub struct Context<'a> {
 /// `record`) debris?
 pub fn is_debris(name: TempName, record: &Record, mtime: SystemTime, cx: &Context<'_>) -> bool {
     let age = cx.fs_now.duration_since(mtime).unwrap_or(Duration::ZERO);
-    if age > cx.stale_after {
+    if age > crate::judge::lease(record, cx.stale_after) {
         return true;
     }
     // Proof needs the name and the record to say it is this very host,
@@ -91,7 +91,7 @@ pub fn is_debris(name: TempName, record: &Record, mtime: SystemTime, cx: &Contex
         return false;
     };
     let here = cx.here;
-    let here_too = record.host.as_deref() == Some(here.host.as_str())
+    let here_too = here.is_named_by(record)
         && record.boot_id.is_some()
         && record.boot_id == here.boot_id
         && record.pidns.is_some()

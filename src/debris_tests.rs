@@ -14,11 +14,15 @@ impl Probe for Fake {
     }
 }
 
+const MACHINE: &str = "0123456789abcdef0123456789abcdef";
+
 fn here() -> Here {
     Here {
         host: "mail.example.org".into(),
+        machine: Some(MACHINE.into()),
         boot_id: Some("boot-a".into()),
         pidns: Some(7),
+        uptime: Some(Duration::from_secs(3600)),
     }
 }
 
@@ -27,6 +31,7 @@ fn ours() -> Record {
     Record {
         pid: Some(12345),
         host: Some("mail.example.org".into()),
+        machine: Some(MACHINE.into()),
         boot_id: Some("boot-a".into()),
         pidns: Some(7),
         ..Record::default()
@@ -153,6 +158,11 @@ fn another_host_boot_or_namespace_proves_nothing_until_it_ages_out() {
             host: Some("twin.example.org".into()),
             ..ours()
         },
+        // Our host name, another machine's identity (a same-named twin).
+        Record {
+            machine: Some("fedcba9876543210fedcba9876543210".into()),
+            ..ours()
+        },
         Record {
             boot_id: Some("boot-b".into()),
             ..ours()
@@ -185,4 +195,21 @@ fn another_host_boot_or_namespace_proves_nothing_until_it_ages_out() {
     };
     assert!(!judge_with(liblockfile, &ours(), t(100 - 300), &dead));
     assert!(judge_with(liblockfile, &ours(), t(100 - 301), &dead));
+}
+
+#[test]
+fn a_temporary_file_lives_as_long_as_its_holders_lease() {
+    let dead = Fake(Liveness::Gone);
+    let other_host = TempName {
+        pid: Some(12345),
+        this_host: false,
+    };
+    let leased = Record {
+        host: Some("relay".into()),
+        stale_after: Some(3600),
+        ..ours()
+    };
+    assert!(!judge_with(other_host, &leased, t(100 - 301), &dead));
+    assert!(!judge_with(other_host, &leased, t(100 - 3600), &dead));
+    assert!(judge_with(other_host, &leased, t(100 - 3601), &dead));
 }

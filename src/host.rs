@@ -33,6 +33,14 @@ pub fn boot_id() -> Option<String> {
     (!id.is_empty()).then(|| id.to_string())
 }
 
+/// How long this host has been up, suspended time included
+/// (`CLOCK_BOOTTIME`): a lock last touched longer ago than this, on the
+/// filesystem's clock, was touched before this host booted.
+pub fn uptime() -> Option<std::time::Duration> {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).ok()?;
+    Some(std::time::Duration::from(t))
+}
+
 /// The inode of our pid namespace (`/proc/self/ns/pid`): two processes
 /// share a pid space exactly when these are equal.
 pub fn pid_namespace() -> Option<u64> {

@@ -2,12 +2,16 @@
 //!
 //! [`judge`] is a pure function of the record, the lock's age on the
 //! filesystem's clock, the facts of this host and a liveness probe. A lock
-//! is stale when it is *proven dead* — its record names this host, this
-//! boot and this pid namespace and the pid is gone or now belongs to a
-//! process with another start time (in command mode: both the holder and
-//! its command), or it names this host and another boot — or when no proof
-//! is possible and it has *aged out*. Content that cannot be understood is
-//! never proof of death.
+//! is stale when it is *proven dead* — its record names this host (its
+//! name, and its machine identity where both sides have one), this boot
+//! and this pid namespace and the pid is gone or now belongs to a process
+//! with another start time (in command mode: both the holder and its
+//! command), or it names this host and another boot *and* was last touched
+//! before this host booted (its age on the filesystem's clock exceeds our
+//! uptime by [`BOOT_MARGIN`]) — or when no proof is possible and it has
+//! *aged out*: it is older than its [`lease`], the larger of the waiter's
+//! stale age and the one its holder declared. Content that cannot be
+//! understood is never proof of death.
 //!
 //! `glance` judges a busy lock before anything is created, on the
 //! filesystem clock carried forward from its last measurement (`FsClock`).
@@ -20,6 +24,16 @@ use crate::record::Record;
 
 /// The default age after which an unprovable lock is stale (liblockfile's).
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(300);
+
+/// The longest lease a record may declare: a larger `stale_after=` counts
+/// as this much.
+pub const MAX_LEASE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How much longer ago than this host's boot a lock must have been last
+/// touched, on the filesystem's clock, to prove it was left by an earlier
+/// boot: timestamp granularity, a filesystem "now" carried forward, and
+/// two clocks' rates over the time since boot.
+pub const BOOT_MARGIN: Duration = Duration::from_secs(30);
 
 /// A break lock older than this was left by a breaker that died.
 pub const BREAK_LOCK_STALE_AFTER: Duration = Duration::from_secs(30);
@@ -64,21 +78,54 @@ pub fn touch_interval(stale_after: Duration) -> Duration {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Here {
     pub host: String,
+    /// This machine's identity ([`crate::machine`]).
+    pub machine: Option<String>,
     pub boot_id: Option<String>,
     pub pidns: Option<u64>,
+    /// How long this host has been up, now.
+    pub uptime: Option<Duration>,
 }
 
 impl Here {
-    /// This host's facts, read once per process: they cannot change while
-    /// it runs, and waiters judge a busy lock on every attempt.
+    /// This host's facts: its names and namespace read once per process
+    /// (they cannot change while it runs, and waiters judge a busy lock on
+    /// every attempt), its uptime now.
     pub fn current() -> Here {
         static HERE: std::sync::OnceLock<Here> = std::sync::OnceLock::new();
-        HERE.get_or_init(|| Here {
+        let here = HERE.get_or_init(|| Here {
             host: host::hostname(),
+            machine: crate::machine::identity(),
             boot_id: host::boot_id(),
             pidns: host::pid_namespace(),
-        })
-        .clone()
+            uptime: None,
+        });
+        Here {
+            uptime: host::uptime(),
+            ..here.clone()
+        }
+    }
+
+    /// Does `record` name this host: its host name, and its machine
+    /// identity unless one side has none? Another machine may share the
+    /// name; only the identity tells them apart.
+    pub fn is_named_by(&self, record: &Record) -> bool {
+        !self.host.is_empty()
+            && record.host.as_deref() == Some(self.host.as_str())
+            && match (&record.machine, &self.machine) {
+                (Some(theirs), Some(ours)) => theirs == ours,
+                _ => true,
+            }
+    }
+}
+
+/// The age after which a lock that cannot be proven dead is stale: the
+/// larger of the waiter's `own` and the lease its holder declared (at
+/// most [`MAX_LEASE`]). A record that declares none (the old tools'), and
+/// a break lock, are judged by `own`.
+pub fn lease(record: &Record, own: Duration) -> Duration {
+    match record.stale_after {
+        Some(secs) if !record.break_lock => own.max(Duration::from_secs(secs).min(MAX_LEASE)),
+        _ => own,
     }
 }
 
@@ -120,7 +167,8 @@ pub enum Reason {
     Dead { pid: u32 },
     /// Its pid runs, but as another process (another start time).
     PidReused { pid: u32 },
-    /// It was written on this host before the last boot.
+    /// It names this host and another boot, and was last touched before
+    /// this host booted.
     OtherBoot,
     /// No proof either way; younger than the stale age.
     Fresh { age: Duration },
@@ -183,13 +231,20 @@ pub fn judge(
     policy: &Policy,
     probe: &dyn Probe,
 ) -> Verdict {
-    let this_host = record.host.as_deref() == Some(here.host.as_str()) && !here.host.is_empty();
-    let same = |a: &Option<String>, b: &Option<String>| match (a, b) {
+    let this_host = here.is_named_by(record);
+    let same_boot = match (&record.boot_id, &here.boot_id) {
         (Some(a), Some(b)) => Some(a == b),
         _ => None,
     };
-    let same_boot = same(&record.boot_id, &here.boot_id);
-    if this_host && same_boot == Some(false) {
+    // Another boot of this host: proven only if the lock was last touched
+    // before this boot began. A same-named machine, or a clone that kept
+    // our machine id, has another boot id too, and touches its lock.
+    if this_host
+        && same_boot == Some(false)
+        && here
+            .uptime
+            .is_some_and(|up| age > up.saturating_add(BOOT_MARGIN))
+    {
         return Verdict::Stale(Reason::OtherBoot);
     }
     if let Some(pid) = record.pid {
@@ -221,7 +276,7 @@ pub fn judge(
             }
         }
     }
-    if age >= policy.stale_after {
+    if age >= lease(record, policy.stale_after) {
         Verdict::Stale(Reason::Aged { age })
     } else {
         Verdict::Valid(Reason::Fresh { age })

@@ -14,11 +14,19 @@ impl Probe for FakeProbe {
     }
 }
 
+const MACHINE: &str = "0123456789abcdef0123456789abcdef";
+const CLONE_OF_NONE: &str = "fedcba9876543210fedcba9876543210";
+
+/// Up for an hour.
+const UPTIME: Duration = Duration::from_secs(3600);
+
 fn here() -> Here {
     Here {
         host: "mail".into(),
+        machine: Some(MACHINE.into()),
         boot_id: Some("boot-a".into()),
         pidns: Some(7),
+        uptime: Some(UPTIME),
     }
 }
 
@@ -26,6 +34,7 @@ fn full(pid: u32, start: u64) -> Record {
     Record {
         pid: Some(pid),
         host: Some("mail".into()),
+        machine: Some(MACHINE.into()),
         boot_id: Some("boot-a".into()),
         start: Some(start),
         pidns: Some(7),
@@ -84,7 +93,8 @@ fn verdict_table() {
         ("live pid, right start, any age", full(100, 555), S(100_000), p, Valid(Alive { pid: 100 })),
         ("live pid, wrong start: reused", full(100, 554), S(0), p, Stale(PidReused { pid: 100 })),
         ("liveness unknown: age decides", full(200, 1), S(10), p, Valid(Fresh { age: S(10) })),
-        ("another boot on this host", other_boot, S(0), p, Stale(OtherBoot)),
+        ("another boot, touched since ours: age", other_boot.clone(), S(0), p, Valid(Fresh { age: S(0) })),
+        ("another boot, touched before ours", other_boot, S(3600 + 31), p, Stale(OtherBoot)),
         ("another host, young", other_host.clone(), S(299), p, Valid(Fresh { age: S(299) })),
         ("another host, old", other_host, S(301), p, Stale(Aged { age: S(301) })),
         ("another pid namespace: never dead by pid", other_ns.clone(), S(10), p, Valid(Fresh { age: S(10) })),
@@ -213,4 +223,163 @@ fn an_unknown_local_host_name_proves_nothing() {
     };
     let v = judge(&record, S(1), &nameless, &Policy::default(), &probe);
     assert_eq!(v, Verdict::Valid(Reason::Fresh { age: S(1) }));
+}
+
+/// A record of this host's name and another boot, last touched `age` ago.
+fn other_boot(machine: Option<&str>) -> Record {
+    Record {
+        machine: machine.map(str::to_string),
+        boot_id: Some("boot-b".into()),
+        ..full(100, 555)
+    }
+}
+
+#[test]
+fn another_boot_is_proven_only_by_a_lock_older_than_this_boot() {
+    let probe = FakeProbe(HashMap::new());
+    // A waiter that would wait forever by age: only proof breaks.
+    let patient = Policy {
+        stale_after: S(3_000_000_000),
+        ..Policy::default()
+    };
+    let boot = |record: &Record, age: Duration, here: &Here| {
+        judge(record, age, here, &patient, &probe) == Verdict::Stale(Reason::OtherBoot)
+    };
+    let ours = other_boot(Some(MACHINE));
+    // Touched before this host booted (by more than the margin): proven.
+    assert!(boot(&ours, UPTIME + BOOT_MARGIN + S(1), &here()));
+    assert!(boot(&ours, S(10_000_000), &here()));
+    // Touched since, or within the margin: a same-named machine, or a
+    // clone with our machine id, may hold it now.
+    for age in [S(0), S(1), UPTIME, UPTIME + BOOT_MARGIN] {
+        assert!(!boot(&ours, age, &here()), "{age:?}");
+    }
+    // Our uptime unknown: nothing is proven.
+    let no_uptime = Here {
+        uptime: None,
+        ..here()
+    };
+    assert!(!boot(&ours, S(10_000_000), &no_uptime));
+    // A record without a machine identity (or a host without one) may
+    // still be ours.
+    assert!(boot(&other_boot(None), S(10_000_000), &here()));
+    let anonymous = Here {
+        machine: None,
+        ..here()
+    };
+    assert!(boot(&ours, S(10_000_000), &anonymous));
+    // Another machine with our host name: never ours, however old.
+    assert!(!boot(
+        &other_boot(Some(CLONE_OF_NONE)),
+        S(10_000_000),
+        &here()
+    ));
+    // The same boot: no proof by boot.
+    assert!(!boot(&full(100, 555), S(10_000_000), &here()));
+    // No boot recorded: no proof.
+    let no_boot = Record {
+        boot_id: None,
+        ..ours.clone()
+    };
+    assert!(!boot(&no_boot, S(10_000_000), &here()));
+}
+
+#[test]
+fn another_machine_of_the_same_name_is_another_host() {
+    // Its pids are not ours to probe, even with our boot and namespace
+    // ids (a clone's): it ages out by its lease.
+    let probe = FakeProbe(HashMap::new());
+    let twin = Record {
+        machine: Some(CLONE_OF_NONE.into()),
+        ..full(999, 1)
+    };
+    let p = Policy::default();
+    assert_eq!(
+        judge(&twin, S(10), &here(), &p, &probe),
+        Verdict::Valid(Reason::Fresh { age: S(10) })
+    );
+    assert_eq!(
+        judge(&twin, S(300), &here(), &p, &probe),
+        Verdict::Stale(Reason::Aged { age: S(300) })
+    );
+    // The same machine: pid 999 is gone.
+    assert!(judge(&full(999, 1), S(10), &here(), &p, &probe).proves_dead());
+}
+
+#[test]
+fn the_holders_lease_is_honoured_up_to_a_day() {
+    let probe = FakeProbe(HashMap::new());
+    let theirs = |lease: Option<u64>| Record {
+        host: Some("relay".into()),
+        stale_after: lease,
+        ..full(999, 1)
+    };
+    let quick = Policy {
+        stale_after: S(1),
+        ..Policy::default()
+    };
+    let aged = |r: &Record, age: u64, p: &Policy| judge(r, S(age), &here(), p, &probe).is_stale();
+    // A holder that declared 6 s is not broken by a waiter's 1 s.
+    assert!(!aged(&theirs(Some(6)), 5, &quick));
+    assert!(aged(&theirs(Some(6)), 6, &quick));
+    // A waiter's longer stale age wins over a shorter lease.
+    assert!(!aged(&theirs(Some(6)), 100, &Policy::default()));
+    // No lease declared (the old tools): the waiter's.
+    assert!(aged(&theirs(None), 1, &quick));
+    // A lease above a day counts as a day: never immortal.
+    let day = MAX_LEASE.as_secs();
+    assert_eq!(day, 86_400);
+    for huge in [day + 1, u64::MAX] {
+        assert!(!aged(&theirs(Some(huge)), day - 1, &quick));
+        assert!(aged(&theirs(Some(huge)), day, &quick));
+    }
+    // A lease of 0 is no shorter than the waiter's.
+    assert!(!aged(&theirs(Some(0)), 0, &quick));
+    // A break lock's lease is the break rule's, whatever it declares.
+    let breaker = Record {
+        break_lock: true,
+        ..theirs(Some(day))
+    };
+    assert!(aged(&breaker, 30, &break_lock_policy()));
+    assert_eq!(lease(&breaker, S(30)), S(30));
+}
+
+#[test]
+fn a_garbage_lease_or_machine_is_none() {
+    let probe = FakeProbe(HashMap::new());
+    let quick = Policy {
+        stale_after: S(1),
+        ..Policy::default()
+    };
+    for line in [
+        "stale_after=-5",
+        "stale_after=1e9",
+        "stale_after=ten",
+        "stale_after=99999999999999999999999",
+        "stale_after=",
+    ] {
+        let r = Record::parse(format!("0\nhost=relay\n{line}\n").as_bytes());
+        assert_eq!(r.stale_after, None, "{line}");
+        assert!(
+            judge(&r, S(1), &here(), &quick, &probe).is_stale(),
+            "{line}"
+        );
+    }
+    // A machine identity that is not one proves no difference: a record
+    // of this host, another boot, left before this boot, is still ours.
+    for line in [
+        "machine=zz",
+        "machine=0123456789ABCDEF0123456789ABCDEF",
+        "machine=",
+    ] {
+        let r = Record::parse(format!("100\nhost=mail\n{line}\nboot_id=boot-b\n").as_bytes());
+        assert_eq!(r.machine, None, "{line}");
+        let v = judge(&r, S(10_000_000), &here(), &Policy::default(), &probe);
+        assert_eq!(v, Verdict::Stale(Reason::OtherBoot), "{line}");
+        // ... and never, young, a proof.
+        assert!(
+            !judge(&r, S(1), &here(), &quick, &probe).proves_dead(),
+            "{line}"
+        );
+    }
 }

@@ -86,6 +86,7 @@ mod link;
 mod lock;
 mod lockdir;
 mod lockset;
+mod machine;
 mod mailbox;
 mod mkdir;
 mod path;

@@ -3,8 +3,10 @@
 //! The first line is the holder's pid in decimal and `\n` (`0\n` when no pid
 //! is recorded), which is all liblockfile reads, so `dotlockfile -p` and
 //! mail clients understand every record. Optional `key=value` lines follow:
-//! `host`, `boot_id`, `start` (field 22 of `/proc/PID/stat`), `pidns`,
-//! `cmd`, `args` (the command's arguments, escaped to one line by
+//! `host`, `machine` (the machine's identity, [`crate::machine`]),
+//! `boot_id`, `start` (field 22 of `/proc/PID/stat`), `pidns`,
+//! `stale_after` (the holder's lease: after how many seconds without a
+//! touch its lock may be broken), `cmd`, `args` (the command's arguments, escaped to one line by
 //! [`escape_args`], at most [`MAX_ARGS`] bytes), `created` (unix seconds);
 //! in command mode `child` and
 //! `child_start`, the command's pid and start time, appended right after
@@ -30,9 +32,17 @@ pub struct Record {
     /// The holder's pid; `None` for `0`, an empty file or garbage.
     pub pid: Option<u32>,
     pub host: Option<String>,
+    /// The machine's identity (`machine=`, 32 hex digits, a keyed hash of
+    /// its machine id); anything else reads as none.
+    pub machine: Option<String>,
     pub boot_id: Option<String>,
     pub start: Option<u64>,
     pub pidns: Option<u64>,
+    /// The holder's lease in seconds (`stale_after=`): it touches its lock
+    /// often enough for this, and waiters wait at least this long for a
+    /// lock they cannot prove dead. Garbage or a negative number reads as
+    /// none.
+    pub stale_after: Option<u64>,
     pub cmd: Option<String>,
     /// The command's arguments on one line, separated by spaces; in each a
     /// backslash is `\\`, a space `\ `, a quote `\'`, a control or
@@ -74,6 +84,7 @@ impl Record {
         Record {
             pid,
             host: Some(host::hostname()).filter(|h| !h.is_empty()),
+            machine: crate::machine::identity(),
             boot_id: host::boot_id(),
             start: pid.and_then(host::start_time),
             pidns: pid.and(host::pid_namespace()),
@@ -99,6 +110,16 @@ impl Record {
             }
             None => Record::for_holder(holder, host::command_name(caller))
                 .with_args(&host::command_args(caller).unwrap_or_default()),
+        }
+    }
+
+    /// This record, declaring the holder's lease: `stale_after` in whole
+    /// seconds, rounded up.
+    pub fn with_lease(self, stale_after: Duration) -> Self {
+        let secs = stale_after.as_secs() + u64::from(stale_after.subsec_nanos() > 0);
+        Record {
+            stale_after: Some(secs.max(1)),
+            ..self
         }
     }
 
@@ -163,6 +184,9 @@ impl Record {
         if let Some(v) = &self.host {
             field("host", v);
         }
+        if let Some(v) = &self.machine {
+            field("machine", v);
+        }
         if let Some(v) = &self.boot_id {
             field("boot_id", v);
         }
@@ -171,6 +195,9 @@ impl Record {
         }
         if let Some(v) = self.pidns {
             field("pidns", &v.to_string());
+        }
+        if let Some(v) = self.stale_after {
+            field("stale_after", &v.to_string());
         }
         if let Some(v) = &self.cmd {
             field("cmd", v);
@@ -227,6 +254,11 @@ impl Record {
             }
             match key.trim() {
                 "host" => record.host = Some(value.to_string()),
+                "machine" => {
+                    record.machine =
+                        Some(value.to_string()).filter(|v| crate::machine::is_identity(v))
+                }
+                "stale_after" => record.stale_after = value.parse().ok(),
                 "boot_id" => record.boot_id = Some(value.to_string()),
                 "start" => record.start = value.parse().ok(),
                 "pidns" => record.pidns = value.parse().ok(),

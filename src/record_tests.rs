@@ -13,9 +13,11 @@ fn full_record_round_trips() {
     let r = Record {
         pid: Some(77),
         host: Some("mail".into()),
+        machine: Some("0123456789abcdef0123456789abcdef".into()),
         boot_id: Some("b-1".into()),
         start: Some(123),
         pidns: Some(4026531836),
+        stale_after: Some(6),
         cmd: Some("fetchmail".into()),
         args: Some("-d\\ 60 x".into()),
         created: Some(1_700_000_000),
@@ -27,7 +29,10 @@ fn full_record_round_trips() {
         caller_start: Some(125),
     };
     let bytes = r.to_bytes();
-    assert!(bytes.starts_with(b"77\nhost=mail\n"));
+    assert!(
+        bytes
+            .starts_with(b"77\nhost=mail\nmachine=0123456789abcdef0123456789abcdef\nboot_id=b-1\n")
+    );
     assert_eq!(Record::parse(&bytes), r);
 }
 

@@ -11,8 +11,10 @@ const OTHER: u32 = 777;
 fn here() -> Here {
     Here {
         host: "h1".into(),
+        machine: None,
         boot_id: Some("boot-a".into()),
         pidns: Some(4_026_531_836),
+        uptime: Some(Duration::from_secs(3600)),
     }
 }
 
