@@ -124,13 +124,15 @@ impl Error {
 /// non-directory parent, a name too long, or no right to create it (no
 /// permission, read-only, full) become the errors with their exit codes;
 /// anything else is [`Error::Io`].
+///
+/// `ENOENT` is "no such directory" only if the directory cannot be opened
+/// now: on NFS a lost reply or a vanished operand answers it too
+/// ([`vanished`]).
 pub(crate) fn creating(lock: &Path, e: io::Error) -> Error {
     use nix::libc;
-    let dir = match lock.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = parent_of(lock);
     match e.raw_os_error() {
+        Some(libc::ENOENT) if crate::dir::Dir::open(&dir).is_ok() => Error::io(lock, e),
         Some(libc::ENOENT) => Error::NoDirectory { dir },
         Some(libc::ENOTDIR) => Error::NotADirectory { dir },
         Some(libc::ENAMETOOLONG) => Error::NameTooLong { path: lock.into() },
@@ -141,6 +143,24 @@ pub(crate) fn creating(lock: &Path, e: io::Error) -> Error {
             }
         }
         _ => Error::io(lock, e),
+    }
+}
+
+/// Did creating a name in `lock`'s directory fail with `ENOENT` while the
+/// directory is there? Then what vanished was the call's other operand —
+/// our temporary file, removed as debris by another process while the
+/// exclusive create's verifier still stood in its mtime (NFS keeps it
+/// there until the times are set) — or a retransmission answered for a
+/// call the server had done: the attempt is made again.
+pub(crate) fn vanished(lock: &Path, e: &io::Error) -> bool {
+    e.raw_os_error() == Some(nix::libc::ENOENT) && crate::dir::Dir::open(&parent_of(lock)).is_ok()
+}
+
+/// The directory a lock path names (`.` for a bare name).
+fn parent_of(lock: &Path) -> PathBuf {
+    match lock.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 

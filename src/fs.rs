@@ -267,6 +267,7 @@ impl<'a> TempFile<'a> {
                     tries += 1;
                 }
                 Err(e) if crate::retry::is_stale(&e) && tries < 10 => tries += 1,
+                Err(e) if crate::error::vanished(lock, &e) && tries < 10 => tries += 1,
                 Err(e) => return Err(crate::error::creating(lock, e)),
             }
         }

@@ -25,6 +25,11 @@ pub struct Holder {
     pub held_for: Option<Duration>,
     /// Valid or stale, and why.
     pub verdict: Verdict,
+    /// After how long without a touch it is stale unless proven alive:
+    /// the larger of the looker's stale age and the lease its holder
+    /// declared (`None` for a lock held by readers together, judged by
+    /// their shares).
+    pub lease: Option<Duration>,
     /// Held by readers together (`--shared`): each live share's path and
     /// holder.
     pub readers: Vec<(PathBuf, Holder)>,
@@ -38,7 +43,16 @@ impl Holder {
             record,
             age,
             verdict,
+            lease: None,
             readers: Vec::new(),
+        }
+    }
+
+    /// This holder, judged by age after `lease`.
+    fn leased(self, lease: Duration) -> Holder {
+        Holder {
+            lease: Some(lease),
+            ..self
         }
     }
 
@@ -58,7 +72,9 @@ impl Holder {
             return holder;
         }
         let verdict = judge::judge_observed(seen, policy);
-        Holder::new(seen.record(), seen.age(), verdict)
+        let record = seen.record();
+        let lease = judge::lease(&record, policy.stale_after);
+        Holder::new(record, seen.age(), verdict).leased(lease)
     }
 
     /// The lock directory at `lock`, observed and judged (an ownerless
@@ -84,8 +100,14 @@ impl Holder {
             .shared
             .then(|| Holder::of_readers(lock, s.record(), s.age(), s.fs_now, policy))
             .flatten();
-        readers
-            .unwrap_or_else(|| Holder::new(s.record(), s.age(), lockdir::judge(s, grace, policy)))
+        readers.unwrap_or_else(|| {
+            let record = s.record();
+            let lease = match s.owner {
+                Some(_) => judge::lease(&record, policy.stale_after),
+                None => grace,
+            };
+            Holder::new(record, s.age(), lockdir::judge(s, grace, policy)).leased(lease)
+        })
     }
 
     /// A lock held by readers together (`record`, last touched `age`
@@ -104,7 +126,9 @@ impl Holder {
             .into_iter()
             .map(|mut m| {
                 m.seen.fs_now = m.seen.fs_now.or(fs_now);
-                let h = Holder::new(m.seen.record(), m.seen.age(), m.verdict);
+                let record = m.seen.record();
+                let lease = judge::lease(&record, policy.stale_after);
+                let h = Holder::new(record, m.seen.age(), m.verdict).leased(lease);
                 (m.path.path().to_path_buf(), h)
             })
             .collect();

@@ -71,7 +71,14 @@ pub fn try_lock_full_disk(
     let record = if temp.written { record } else { &[] };
     seam::pause("IN_ATTEMPT");
     let linked = link(dir, temp.name(), lock.name());
-    let tmeta = again(|| dir.lstat(temp.name())).map_err(|e| Error::io(temp.path(), e))?;
+    let tmeta = match again(|| dir.lstat(temp.name())) {
+        Ok(m) => m,
+        // Swept as debris (see `error::vanished`) around our link.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return temp_swept(dir, lock, record, mode, linked.is_ok());
+        }
+        Err(e) => return Err(Error::io(temp.path(), e)),
+    };
     let fs_now = Some(tmeta.mtime);
     let same_inode = || {
         again(|| dir.lstat(lock.name()))
@@ -101,12 +108,45 @@ pub fn try_lock_full_disk(
             Ok(Try::Busy(seen))
         }
         None => match linked {
+            // Our temporary file is gone (swept as debris), not the
+            // directory: try again.
+            Err(e) if crate::error::vanished(lock.path(), &e) => Ok(Try::Vanished),
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
                 Err(crate::error::creating(lock.path(), e))
             }
             _ => Ok(Try::Vanished),
         },
     }
+}
+
+/// Our temporary file was removed by another process before we could
+/// look at it after `link(2)`. A link that answered success made the lock
+/// ours; otherwise the lock is somebody's (busy) or nobody's (try again).
+/// A link whose reply was lost cannot be told from a failed one any more:
+/// the lock is judged as another's would be, and at worst waits out its age.
+fn temp_swept(
+    dir: &Dir,
+    lock: &LockPath,
+    record: &[u8],
+    mode: u32,
+    linked: bool,
+) -> Result<Attempt> {
+    if linked {
+        let m = again(|| dir.lstat(lock.name())).map_err(|e| Error::io(lock.path(), e))?;
+        let dir = dir.try_clone().map_err(|e| Error::io(lock.dir(), e))?;
+        return Ok(Try::Acquired(Held::new(
+            dir,
+            lock,
+            &m,
+            record,
+            mode,
+            Via::Link,
+        )));
+    }
+    Ok(match observe_at(dir, lock.name(), lock.path())? {
+        Some(seen) => Try::Busy(seen),
+        None => Try::Vanished,
+    })
 }
 
 /// `link(2)`, or what a test seam asks it to pretend.
@@ -163,6 +203,7 @@ fn create_exclusive(
                 None => Ok(Try::Vanished),
             }
         }
+        Err(e) if crate::error::vanished(lock.path(), &e) => Ok(Try::Vanished),
         Err(e) => Err(crate::error::creating(lock.path(), e)),
     }
 }

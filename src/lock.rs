@@ -143,7 +143,9 @@ impl Lock {
             trust_bare_pid: false,
         };
         let me = std::process::id();
-        let record = Record::naming::<&str>(Some(me), &[], me).to_bytes();
+        let record = Record::naming::<&str>(Some(me), &[], me)
+            .with_lease(self.stale_after)
+            .to_bytes();
         match self.slots {
             Some(0) => return Err(Error::BadValue("slots: at least 1".into())),
             Some(_) if self.shared => {

@@ -81,6 +81,7 @@ pub fn try_lock_at(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<Try<H
     let made = match parent.mkdir(lock.name(), 0o755) {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(e) if crate::error::vanished(path, &e) => return Ok(Try::Vanished),
         Err(e) => return Err(crate::error::creating(path, e)),
     };
     // The directory we made, by device and inode (`fstatat(2)`: no

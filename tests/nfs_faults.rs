@@ -282,3 +282,49 @@ fn a_look_that_fails_at_a_touch_is_not_a_lost_lock() {
     assert!(!s.path("L").exists(), "released");
     assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
 }
+
+#[test]
+fn a_temporary_file_swept_before_its_link_is_no_missing_directory() {
+    // On NFS an exclusive create leaves the server's verifier in the new
+    // file's mtime until its times are set: another taker's debris sweep
+    // can judge it old and remove it before its link(2), which then
+    // answers ENOENT. Before: `dotlockfile: .: no such directory`, exit 1,
+    // for a bare lock name in a directory that is there.
+    let dotlock = crate::util::dotlock_bin();
+    for (name, target, args, lock) in [
+        ("dotlock", dotlock.clone(), vec!["-r", "0", "L"], "L"),
+        ("dotlockfile", dotlock.clone(), vec!["-r", "0", "L"], "L"),
+        (
+            "lockfile-create",
+            dotlock.clone(),
+            vec!["--retry", "0", "L"],
+            "L.lock",
+        ),
+        ("lockfile", filelock_bin(), vec!["-r", "0", "L"], "L"),
+        ("filelock", filelock_bin(), vec!["-r", "0", "L"], "L"),
+    ] {
+        let s = Scratch::new();
+        let mut cmd = Command::new(s.personality_link_to(name, &target));
+        cmd.current_dir(s.dir.path()).args(&args);
+        let (child, gate) = crate::util::paused_at(&s, cmd, "IN_ATTEMPT", "gate");
+        // The sweep, at the instant between the create and the link.
+        let temps: Vec<_> = fs::read_dir(s.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".lk"))
+            .collect();
+        assert_eq!(temps.len(), 1, "{name}: {temps:?}");
+        fs::remove_file(s.path(&temps[0])).unwrap();
+        fs::write(&gate, "").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{name}: {}", stderr(&out));
+        assert!(s.path(lock).is_file(), "{name}: the lock is taken");
+        let temps: Vec<_> = s
+            .leftovers()
+            .into_iter()
+            .filter(|n| n.starts_with(".lk"))
+            .collect();
+        assert!(temps.is_empty(), "{name}: {temps:?}");
+    }
+}

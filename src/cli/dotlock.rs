@@ -4,6 +4,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
@@ -102,8 +103,9 @@ pub struct Flavour {
     /// `-u` removes only what the release rules allow; else whatever is
     /// there (the ancestors' unconditional removal).
     pub release_rules: bool,
-    /// The lock's owner record, for the caller's `args` and `command`.
-    pub record: fn(&Args, &[OsString]) -> Vec<u8>,
+    /// The lock's owner record, for the caller's `args` and `command`,
+    /// with the holder's lease (its stale age) where the record has room.
+    pub record: fn(&Args, &[OsString], Duration) -> Vec<u8>,
     /// Waiting as native tools wait — early wake, a live line on a
     /// terminal, the lock checked at each touch, the holder named on
     /// giving up, a full directory refused — rather than with liblockfile's
@@ -288,14 +290,14 @@ fn check(args: &Args, flavour: &Flavour) -> Result<Invocation, Outcome> {
 /// Native `dotlock`'s owner record: the caller (or dotlock itself with a
 /// command), named also without `-p` — but then not trusted: the lock
 /// goes stale by age, as liblockfile's.
-fn native_record(args: &Args, command: &[OsString]) -> Vec<u8> {
+fn native_record(args: &Args, command: &[OsString], lease: Duration) -> Vec<u8> {
     let ppid = nix::unistd::getppid().as_raw() as u32;
     let record = match (command.is_empty(), args.pid) {
         (false, _) => Record::naming(Some(std::process::id()), command, ppid),
         (true, true) => Record::naming(Some(ppid), command, ppid),
         (true, false) => Record::naming(None, command, ppid).with_caller(ppid),
     };
-    record.to_bytes()
+    record.with_lease(lease).to_bytes()
 }
 
 /// Take the lock (or a slot); then leave it in place, or run the command
@@ -306,7 +308,7 @@ fn take(inv: &Invocation, args: &Args, flavour: &Flavour) -> Outcome {
     if watch_parent && nix::unistd::getppid().as_raw() == 1 {
         return out.failed(crate::Error::Orphaned);
     }
-    let record = (flavour.record)(args, &inv.command);
+    let record = (flavour.record)(args, &inv.command, inv.waiting.stale_after);
     if args.shared {
         return take_shared(inv, args, flavour, &record, watch_parent);
     }

@@ -6,6 +6,7 @@
 //! timing and silence, and `-u` removing whatever is there.
 
 use std::ffi::OsString;
+use std::time::Duration;
 
 use crate::cli::args::WaitArgs;
 use crate::cli::dotlock::{self, Action, Args, Flavour};
@@ -56,8 +57,8 @@ pub fn flavour(no_attempt: bool) -> Flavour {
 }
 
 /// liblockfile's record: the pid with `-p` (the caller's, or ours with a
-/// command), else `0`.
-fn record(args: &Args, command: &[OsString]) -> Vec<u8> {
+/// command), else `0`; no lease (a waiter judges it by its own).
+fn record(args: &Args, command: &[OsString], _lease: Duration) -> Vec<u8> {
     let pid = match command.is_empty() {
         false => std::process::id(),
         true => nix::unistd::getppid().as_raw() as u32,

@@ -132,18 +132,22 @@ pub fn main(argv: Vec<OsString>) -> Exit {
 }
 
 /// The record of a lock held for the calling shell.
-fn shell_record() -> Vec<u8> {
+fn shell_record(lease: Duration) -> Vec<u8> {
     let ppid = nix::unistd::getppid().as_raw() as u32;
-    Record::naming::<&OsStr>(Some(ppid), &[], ppid).to_bytes()
+    Record::naming::<&OsStr>(Some(ppid), &[], ppid)
+        .with_lease(lease)
+        .to_bytes()
 }
 
 /// The record of a lock held by this process itself: while a set of locks
 /// is being taken, its members name us, so that if we are killed half-way
 /// the locks already taken are proven dead at once, and block nobody —
 /// not even the calling shell.
-fn own_record() -> Vec<u8> {
+fn own_record(lease: Duration) -> Vec<u8> {
     let me = std::process::id();
-    Record::naming::<&OsStr>(Some(me), &[], me).to_bytes()
+    Record::naming::<&OsStr>(Some(me), &[], me)
+        .with_lease(lease)
+        .to_bytes()
 }
 
 /// Take every lock of `set` with `waiter`, each with early wake on its own
@@ -244,13 +248,15 @@ fn take(
         Err(e) => return out.failed(e),
     };
     let running = !args.command.is_empty();
-    let record = shell_record();
+    let record = shell_record(stale_after);
     let several = set.locks().len() > 1;
     let taking = if running {
         // Held by filelock itself, which names the command.
-        Record::naming(Some(std::process::id()), &args.command, std::process::id()).to_bytes()
+        Record::naming(Some(std::process::id()), &args.command, std::process::id())
+            .with_lease(stale_after)
+            .to_bytes()
     } else if several {
-        own_record()
+        own_record(stale_after)
     } else {
         record.clone()
     };

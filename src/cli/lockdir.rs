@@ -339,7 +339,9 @@ fn record(inv: &Invocation, pid: Option<u32>) -> Vec<u8> {
     } else {
         std::process::id()
     };
-    Record::naming(Some(holder), &inv.command, holder).to_bytes()
+    Record::naming(Some(holder), &inv.command, holder)
+        .with_lease(inv.waiting.stale_after)
+        .to_bytes()
 }
 
 /// How to wait, and what to do once the lock is ours.

@@ -26,7 +26,7 @@ use crate::path::LockPath;
 use crate::record;
 
 /// The keys of every JSON object, in order (SPEC §6).
-pub const KEYS: [&str; 11] = [
+pub const KEYS: [&str; 12] = [
     "lock",
     "state",
     "pid",
@@ -38,6 +38,7 @@ pub const KEYS: [&str; 11] = [
     "alive",
     "reason",
     "slot",
+    "lease_s",
 ];
 
 /// A lock's state.
@@ -184,6 +185,7 @@ pub fn json(path: &Path, slot: Option<usize>, holder: Option<&Holder>) -> Value 
         "alive": holder.and_then(Holder::alive),
         "reason": holder.filter(|h| h.verdict.is_stale()).map(|h| h.verdict.to_string()),
         "slot": slot,
+        "lease_s": holder.and_then(|h| h.lease).map(seconds),
     });
     if cut {
         object["args_cut"] = json!(true);
@@ -218,8 +220,15 @@ pub fn text(path: &Path, holder: Option<&Holder>) -> String {
         (Some(cmd), None) => cmd.clone(),
         (None, _) => unknown(),
     };
+    let lease = match h.lease {
+        Some(lease) if h.record.stale_after == Some(lease.as_secs()) => {
+            format!("{} (its holder's)", human(lease))
+        }
+        Some(lease) => human(lease),
+        None => unknown(),
+    };
     format!(
-        "lock:    {}\nstate:   {}\npid:     {}\ncommand: {command}\nhost:    {}\nheld:    {}\ntouched: {}\nalive:   {alive}\nreason:  {}",
+        "lock:    {}\nstate:   {}\npid:     {}\ncommand: {command}\nhost:    {}\nheld:    {}\ntouched: {}\nlease:   {lease}\nalive:   {alive}\nreason:  {}",
         path.display(),
         State::of(holder).word(),
         h.record
