@@ -55,6 +55,11 @@ mod waiting;
 // Temporary files of killed processes, reclaimed by the next taker.
 mod debris;
 
+// Two machines played on this one (namespaces): a host name or a boot id
+// proves nothing alone, a lock of this host's previous boot is proven by its
+// age against our uptime, the holder's lease is honoured.
+mod machines;
+
 // Stale locks: proof of death, filesystem-clock age, race-free breaking, --status.
 mod stale;
 

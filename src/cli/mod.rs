@@ -25,7 +25,10 @@ pub use crate::exit::{Exit, Outcome, Program};
 /// What the tests use of the library's insides (not its API).
 pub mod testing {
     pub use crate::accounts::{Entry, group_by_name, user_by_name};
-    pub use crate::host::{Liveness, boot_id, hostname, liveness, pid_namespace, start_time};
+    pub use crate::host::{
+        Liveness, boot_id, hostname, liveness, pid_namespace, start_time, uptime,
+    };
+    pub use crate::machine::{APP_ID, identity as machine_identity};
 }
 
 /// The one exit status table of the three commands (for docs and tests).
