@@ -9,8 +9,9 @@
 //! Faults and clock skew are switched while it runs through `--control
 //! FILE`, read every 100 ms: words `lost=FRACTION`, `eio=FRACTION`,
 //! `skew=SECONDS`, `ops=link,create,mkdir,remove,rmdir,rename` (the kinds
-//! of call faults are played on; default all) (a missing file means no
-//! faults). Counts are written to
+//! of call faults are played on; default all); or a rate per kind of call,
+//! `link=FRACTION` ... `rename=FRACTION`, played as lost replies, or as
+//! `EIO` with `mode=eio` (a missing file means no faults). Counts are written to
 //! `--stats FILE` every 100 ms (one line of `key=value`).
 
 mod attr;
@@ -114,8 +115,19 @@ fn watch(knobs: Arc<rpc::Knobs>, control: Option<PathBuf>, stats: Option<PathBuf
 
 fn apply(knobs: &rpc::Knobs, text: &str) {
     let (mut lost, mut eio, mut skew, mut ops) = (0.0, 0.0, 0, 0);
+    let (mut per_op, mut per_op_eio) = (0u64, false);
+    let ppm = |f: f64| (f.clamp(0.0, 1.0) * 1e6) as u64;
     for word in text.split_whitespace() {
+        let kind = word
+            .split_once('=')
+            .and_then(|(k, v)| Some((rpc::Op::ALL.iter().position(|o| o.name() == k)?, v)));
+        if let Some((i, v)) = kind {
+            per_op |= 1 << i;
+            knobs.per_op_ppm[i].store(ppm(v.parse().unwrap_or(0.0)), Ordering::Relaxed);
+            continue;
+        }
         match word.split_once('=') {
+            Some(("mode", v)) => per_op_eio = v == "eio",
             Some(("lost", v)) => lost = v.parse().unwrap_or(0.0),
             Some(("eio", v)) => eio = v.parse().unwrap_or(0.0),
             Some(("skew", v)) => skew = v.parse().unwrap_or(0),
@@ -129,7 +141,8 @@ fn apply(knobs: &rpc::Knobs, text: &str) {
             _ => {}
         }
     }
-    let ppm = |f: f64| (f.clamp(0.0, 1.0) * 1e6) as u64;
+    knobs.per_op.store(per_op, Ordering::Relaxed);
+    knobs.per_op_eio.store(per_op_eio, Ordering::Relaxed);
     knobs.lost_ppm.store(ppm(lost), Ordering::Relaxed);
     knobs.eio_ppm.store(ppm(eio), Ordering::Relaxed);
     knobs.skew_s.store(skew, Ordering::Relaxed);
@@ -163,5 +176,23 @@ mod tests {
         assert_eq!(knobs.draw(rpc::Op::Rename), rpc::Fault::Eio);
         assert!(knobs.report().contains("lost_remove=1 eio_remove=0"));
         assert!(knobs.report().contains(" lost=1 eio=1\n"));
+    }
+
+    #[test]
+    fn a_rate_per_kind_of_call_replaces_the_common_one() {
+        let knobs = rpc::Knobs::default();
+        apply(&knobs, "link=1 remove=0 lost=1");
+        assert_eq!(knobs.draw(rpc::Op::Link), rpc::Fault::Lost);
+        assert_eq!(knobs.draw(rpc::Op::Remove), rpc::Fault::None);
+        assert_eq!(
+            knobs.draw(rpc::Op::Mkdir),
+            rpc::Fault::Lost,
+            "the common rate"
+        );
+        apply(&knobs, "link=1 mode=eio");
+        assert_eq!(knobs.draw(rpc::Op::Link), rpc::Fault::Eio);
+        assert_eq!(knobs.draw(rpc::Op::Mkdir), rpc::Fault::None);
+        apply(&knobs, "");
+        assert_eq!(knobs.draw(rpc::Op::Link), rpc::Fault::None);
     }
 }

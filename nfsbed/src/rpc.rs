@@ -83,6 +83,15 @@ pub struct Knobs {
     /// The kinds of call faults are played on, one bit each (`Op::ALL`'s
     /// order); 0 means every kind.
     pub ops: AtomicU64,
+    /// Per kind of call (`Op::ALL`'s order): the fraction of its calls
+    /// faulted, in millionths, where set (`link=0.08`); it replaces
+    /// `lost` and `eio` for that kind.
+    pub per_op_ppm: [AtomicU64; 6],
+    /// Which kinds have a rate of their own, one bit each.
+    pub per_op: AtomicU64,
+    /// Rates of their own are played as `EIO` (`mode=eio`), else as lost
+    /// replies.
+    pub per_op_eio: std::sync::atomic::AtomicBool,
     /// Every call sent to the NFS server.
     pub calls: AtomicU64,
     /// Reconnections after a call went unanswered.
@@ -95,6 +104,22 @@ impl Knobs {
     /// The fault to play on one call of kind `op`.
     pub fn draw(&self, op: Op) -> Fault {
         let i = Op::ALL.iter().position(|o| *o == op).unwrap_or(0);
+        if self.per_op.load(Ordering::Relaxed) & (1 << i) != 0 {
+            let rate = self.per_op_ppm[i].load(Ordering::Relaxed) as f64 / 1e6;
+            if rand::random::<f64>() >= rate {
+                return Fault::None;
+            }
+            return match self.per_op_eio.load(Ordering::Relaxed) {
+                true => {
+                    self.eio[i].fetch_add(1, Ordering::Relaxed);
+                    Fault::Eio
+                }
+                false => {
+                    self.lost[i].fetch_add(1, Ordering::Relaxed);
+                    Fault::Lost
+                }
+            };
+        }
         let ops = self.ops.load(Ordering::Relaxed);
         if ops != 0 && ops & (1 << i) == 0 {
             return Fault::None;
