@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # The NFS test bed: nfs-ganesha serving NFSv3 inside a network namespace
 # whose only interface is loopback, and two user-space clients of its export
-# (nfsbed-client, through FUSE), playing two machines.
+# (nfsbed-client, through FUSE), playing two machines: host A is this host;
+# host B is another machine (nfsbed/machine.sh: its own UTS, pid and mount
+# namespaces, host name, boot id and machine id), and every process of
+# client B runs on it (`bed.sh on-b`).
 #
-#   nfsbed/bed.sh start            server and both clients (idempotent)
+#   nfsbed/bed.sh start            server, both clients, machine B (idempotent)
 #   nfsbed/bed.sh stop             stop what start started, by pid
 #   nfsbed/bed.sh status           what is running
 #   nfsbed/bed.sh restart-server [SECONDS]
 #                                  stop ganesha, wait, start it again
+#   nfsbed/bed.sh on-b COMMAND ARGS...
+#                                  run COMMAND on machine B, in client B's mount
+#   nfsbed/bed.sh identity-b distinct|same-name|clone
+#                                  machine B as another machine named host-b
+#                                  (the default); named as this host; or
+#                                  named as this host with its machine id too
 #
 # Environment: BED_DIR (default target/nfsbed), BED_NETNS (lockutils-bed),
 # BED_ACTIMEO (attribute cache seconds, default 3), NFSBED_CLIENT (the
@@ -31,6 +40,8 @@ state=$bed/state
 log=$bed/log
 rpcsock=/run/rpcbind.sock
 clients=(a b)
+machine=$state/machine-b
+here=$(cd "$(dirname "$0")" && pwd)
 
 say() { printf 'bed: %s\n' "$*" >&2; }
 die() {
@@ -72,7 +83,7 @@ stop_pid() {
 
 need() {
   local missing=()
-  for c in ip ss ganesha.nfsd rpcbind mountpoint umount; do
+  for c in ip ss ganesha.nfsd rpcbind mountpoint umount unshare nsenter; do
     command -v "$c" >/dev/null 2>&1 || missing+=("$c")
   done
   [ -e /usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so ] || [ -n "$(ganesha_plugins)" ] ||
@@ -185,6 +196,36 @@ stop_client() {
   stop_pid "client-$c" nfsbed-client
 }
 
+# Machine B sees client B's mount as it was when B started: a client
+# mounted again needs machine B started again.
+start_machine() {
+  local restarted=$1
+  if [ "$restarted" = 1 ] || ! "$here/machine.sh" run "$machine" true 2>/dev/null; then
+    "$here/machine.sh" stop "$machine"
+    "$here/machine.sh" start "$machine" host-b new
+  fi
+}
+
+identity_b() {
+  case ${1:-} in
+    distinct)
+      "$here/machine.sh" set "$machine" hostname host-b
+      "$here/machine.sh" set "$machine" machine-id new
+      ;;
+    same-name)
+      "$here/machine.sh" set "$machine" hostname "$(hostname)"
+      "$here/machine.sh" set "$machine" machine-id new
+      ;;
+    clone)
+      "$here/machine.sh" set "$machine" hostname "$(hostname)"
+      "$here/machine.sh" set "$machine" machine-id host
+      ;;
+    *) die "identity-b: distinct, same-name or clone" ;;
+  esac
+  # Every boot of B is a boot of its own.
+  "$here/machine.sh" set "$machine" boot-id new
+}
+
 stop_server() {
   stop_pid ganesha ganesha.nfsd
 }
@@ -198,12 +239,16 @@ start() {
   start_netns
   start_rpcbind
   start_ganesha
+  local restarted=0
+  alive client-b nfsbed-client >/dev/null && mountpoint -q "$bed/b" || restarted=1
   for c in "${clients[@]}"; do start_client "$c" "$bin"; done
-  say "up: clients at $bed/a and $bed/b (export $bed/export, netns $ns)"
+  start_machine "$restarted"
+  say "up: clients at $bed/a and $bed/b (export $bed/export, netns $ns), machine B"
 }
 
 stop() {
   [ -d "$state" ] || return 0
+  "$here/machine.sh" stop "$machine"
   for c in "${clients[@]}"; do stop_client "$c"; done
   stop_server
   stop_pid rpcbind rpcbind
@@ -227,6 +272,12 @@ status() {
       up=1
     fi
   done
+  if "$here/machine.sh" run "$machine" true 2>/dev/null; then
+    say "machine-b: running ($("$here/machine.sh" run "$machine" hostname))"
+  else
+    say "machine-b: not running"
+    up=1
+  fi
   return $up
 }
 
@@ -241,8 +292,13 @@ case "${1:-}" in
     start_ganesha
     say "server restarted"
     ;;
+  on-b)
+    shift
+    exec "$here/machine.sh" run "$machine" -C "$bed/b" "$@"
+    ;;
+  identity-b) identity_b "${2:-}" ;;
   *)
-    sed -n '2,15p' "$0" >&2
+    sed -n '2,26p' "$0" >&2
     exit 2
     ;;
 esac

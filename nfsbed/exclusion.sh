@@ -4,7 +4,8 @@
 #   nfsbed/exclusion.sh BIN KIND FAULT CYCLES
 #
 # 2 clients x 2 processes x CYCLES lock/unlock cycles of KIND (see
-# worker.sh; "filelock" runs A B on client a and B A on client b), with
+# worker.sh; "filelock" runs A B on client a and B A on client b; client
+# b's workers run on machine B, `bed.sh on-b`), with
 # FAULT set on both clients ("none", "lost=0.07", "eio=0.07", any control
 # words). Prints one line of figures:
 #
@@ -45,7 +46,9 @@ for c in a a b b; do
   if [ "$kind" = filelock ]; then
     if [ "$c" = a ]; then k=filelock-ab; else k=filelock-ba; fi
   fi
-  BIN=$bin sh "$here/worker.sh" "$k" "$bed/$c" "$cycles" "$work/count" "$limit" \
+  on=()
+  [ "$c" = b ] && on=("$here/bed.sh" on-b)
+  BIN=$bin BED_DIR=$bed "${on[@]}" sh "$here/worker.sh" "$k" "$bed/$c" "$cycles" "$work/count" "$limit" \
     2>>"$work/errors" &
   pids+=($!)
 done
