@@ -19,7 +19,7 @@ const MACHINE: &str = "0123456789abcdef0123456789abcdef";
 fn here() -> Here {
     Here {
         host: "mail.example.org".into(),
-        machine: Some(MACHINE.into()),
+        machine_id: Some(MACHINE.into()),
         boot_id: Some("boot-a".into()),
         pidns: Some(7),
         uptime: Some(Duration::from_secs(3600)),
@@ -31,7 +31,7 @@ fn ours() -> Record {
     Record {
         pid: Some(12345),
         host: Some("mail.example.org".into()),
-        machine: Some(MACHINE.into()),
+        machine_id: Some(MACHINE.into()),
         boot_id: Some("boot-a".into()),
         pidns: Some(7),
         ..Record::default()
@@ -160,7 +160,7 @@ fn another_host_boot_or_namespace_proves_nothing_until_it_ages_out() {
         },
         // Our host name, another machine's identity (a same-named twin).
         Record {
-            machine: Some("fedcba9876543210fedcba9876543210".into()),
+            machine_id: Some("fedcba9876543210fedcba9876543210".into()),
             ..ours()
         },
         Record {

@@ -49,7 +49,7 @@ impl Holder {
     }
 
     /// This holder, judged by age after `lease`.
-    fn leased(self, lease: Duration) -> Holder {
+    pub(crate) fn leased(self, lease: Duration) -> Holder {
         Holder {
             lease: Some(lease),
             ..self

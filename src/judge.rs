@@ -79,7 +79,7 @@ pub fn touch_interval(stale_after: Duration) -> Duration {
 pub struct Here {
     pub host: String,
     /// This machine's identity ([`crate::machine`]).
-    pub machine: Option<String>,
+    pub machine_id: Option<String>,
     pub boot_id: Option<String>,
     pub pidns: Option<u64>,
     /// How long this host has been up, now.
@@ -94,7 +94,7 @@ impl Here {
         static HERE: std::sync::OnceLock<Here> = std::sync::OnceLock::new();
         let here = HERE.get_or_init(|| Here {
             host: host::hostname(),
-            machine: crate::machine::identity(),
+            machine_id: crate::machine::identity(),
             boot_id: host::boot_id(),
             pidns: host::pid_namespace(),
             uptime: None,
@@ -111,7 +111,7 @@ impl Here {
     pub fn is_named_by(&self, record: &Record) -> bool {
         !self.host.is_empty()
             && record.host.as_deref() == Some(self.host.as_str())
-            && match (&record.machine, &self.machine) {
+            && match (&record.machine_id, &self.machine_id) {
                 (Some(theirs), Some(ours)) => theirs == ours,
                 _ => true,
             }

@@ -23,7 +23,7 @@ const UPTIME: Duration = Duration::from_secs(3600);
 fn here() -> Here {
     Here {
         host: "mail".into(),
-        machine: Some(MACHINE.into()),
+        machine_id: Some(MACHINE.into()),
         boot_id: Some("boot-a".into()),
         pidns: Some(7),
         uptime: Some(UPTIME),
@@ -34,7 +34,7 @@ fn full(pid: u32, start: u64) -> Record {
     Record {
         pid: Some(pid),
         host: Some("mail".into()),
-        machine: Some(MACHINE.into()),
+        machine_id: Some(MACHINE.into()),
         boot_id: Some("boot-a".into()),
         start: Some(start),
         pidns: Some(7),
@@ -228,7 +228,7 @@ fn an_unknown_local_host_name_proves_nothing() {
 /// A record of this host's name and another boot, last touched `age` ago.
 fn other_boot(machine: Option<&str>) -> Record {
     Record {
-        machine: machine.map(str::to_string),
+        machine_id: machine.map(str::to_string),
         boot_id: Some("boot-b".into()),
         ..full(100, 555)
     }
@@ -264,7 +264,7 @@ fn another_boot_is_proven_only_by_a_lock_older_than_this_boot() {
     // still be ours.
     assert!(boot(&other_boot(None), S(10_000_000), &here()));
     let anonymous = Here {
-        machine: None,
+        machine_id: None,
         ..here()
     };
     assert!(boot(&ours, S(10_000_000), &anonymous));
@@ -290,7 +290,7 @@ fn another_machine_of_the_same_name_is_another_host() {
     // ids (a clone's): it ages out by its lease.
     let probe = FakeProbe(HashMap::new());
     let twin = Record {
-        machine: Some(CLONE_OF_NONE.into()),
+        machine_id: Some(CLONE_OF_NONE.into()),
         ..full(999, 1)
     };
     let p = Policy::default();
@@ -368,12 +368,12 @@ fn a_garbage_lease_or_machine_is_none() {
     // A machine identity that is not one proves no difference: a record
     // of this host, another boot, left before this boot, is still ours.
     for line in [
-        "machine=zz",
-        "machine=0123456789ABCDEF0123456789ABCDEF",
-        "machine=",
+        "machine_id=zz",
+        "machine_id=0123456789ABCDEF0123456789ABCDEF",
+        "machine_id=",
     ] {
         let r = Record::parse(format!("100\nhost=mail\n{line}\nboot_id=boot-b\n").as_bytes());
-        assert_eq!(r.machine, None, "{line}");
+        assert_eq!(r.machine_id, None, "{line}");
         let v = judge(&r, S(10_000_000), &here(), &Policy::default(), &probe);
         assert_eq!(v, Verdict::Stale(Reason::OtherBoot), "{line}");
         // ... and never, young, a proof.

@@ -3,11 +3,12 @@
 //! The first line is the holder's pid in decimal and `\n` (`0\n` when no pid
 //! is recorded), which is all liblockfile reads, so `dotlockfile -p` and
 //! mail clients understand every record. Optional `key=value` lines follow:
-//! `host`, `machine` (the machine's identity, [`crate::machine`]),
+//! `host`, `machine_id` (the machine's identity, [`crate::machine`]),
 //! `boot_id`, `start` (field 22 of `/proc/PID/stat`), `pidns`,
 //! `stale_after` (the holder's lease: after how many seconds without a
-//! touch its lock may be broken), `cmd`, `args` (the command's arguments, escaped to one line by
-//! [`escape_args`], at most [`MAX_ARGS`] bytes), `created` (unix seconds);
+//! touch its lock may be broken), `cmd`, `args` (the command's arguments,
+//! escaped to one line by [`escape_args`], at most [`MAX_ARGS`] bytes),
+//! `created` (unix seconds);
 //! in command mode `child` and
 //! `child_start`, the command's pid and start time, appended right after
 //! it is spawned; `break=1` in the record of a break lock (`LOCK.break`);
@@ -32,9 +33,9 @@ pub struct Record {
     /// The holder's pid; `None` for `0`, an empty file or garbage.
     pub pid: Option<u32>,
     pub host: Option<String>,
-    /// The machine's identity (`machine=`, 32 hex digits, a keyed hash of
+    /// The machine's identity (`machine_id=`, 32 hex digits, a keyed hash of
     /// its machine id); anything else reads as none.
-    pub machine: Option<String>,
+    pub machine_id: Option<String>,
     pub boot_id: Option<String>,
     pub start: Option<u64>,
     pub pidns: Option<u64>,
@@ -84,7 +85,7 @@ impl Record {
         Record {
             pid,
             host: Some(host::hostname()).filter(|h| !h.is_empty()),
-            machine: crate::machine::identity(),
+            machine_id: crate::machine::identity(),
             boot_id: host::boot_id(),
             start: pid.and_then(host::start_time),
             pidns: pid.and(host::pid_namespace()),
@@ -184,8 +185,8 @@ impl Record {
         if let Some(v) = &self.host {
             field("host", v);
         }
-        if let Some(v) = &self.machine {
-            field("machine", v);
+        if let Some(v) = &self.machine_id {
+            field("machine_id", v);
         }
         if let Some(v) = &self.boot_id {
             field("boot_id", v);
@@ -254,8 +255,8 @@ impl Record {
             }
             match key.trim() {
                 "host" => record.host = Some(value.to_string()),
-                "machine" => {
-                    record.machine =
+                "machine_id" => {
+                    record.machine_id =
                         Some(value.to_string()).filter(|v| crate::machine::is_identity(v))
                 }
                 "stale_after" => record.stale_after = value.parse().ok(),

@@ -13,7 +13,7 @@ fn full_record_round_trips() {
     let r = Record {
         pid: Some(77),
         host: Some("mail".into()),
-        machine: Some("0123456789abcdef0123456789abcdef".into()),
+        machine_id: Some("0123456789abcdef0123456789abcdef".into()),
         boot_id: Some("b-1".into()),
         start: Some(123),
         pidns: Some(4026531836),
@@ -30,8 +30,9 @@ fn full_record_round_trips() {
     };
     let bytes = r.to_bytes();
     assert!(
-        bytes
-            .starts_with(b"77\nhost=mail\nmachine=0123456789abcdef0123456789abcdef\nboot_id=b-1\n")
+        bytes.starts_with(
+            b"77\nhost=mail\nmachine_id=0123456789abcdef0123456789abcdef\nboot_id=b-1\n"
+        )
     );
     assert_eq!(Record::parse(&bytes), r);
 }

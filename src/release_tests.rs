@@ -11,7 +11,7 @@ const OTHER: u32 = 777;
 fn here() -> Here {
     Here {
         host: "h1".into(),
-        machine: None,
+        machine_id: None,
         boot_id: Some("boot-a".into()),
         pidns: Some(4_026_531_836),
         uptime: Some(Duration::from_secs(3600)),

@@ -307,4 +307,24 @@ mod tests {
         assert!(t.contains("\ncommand: sh backup.sh --full\n"), "{t}");
         assert!(t.contains("\ntouched: 1s ago\n"), "{t}");
     }
+
+    #[test]
+    fn the_lease_judged_by_is_shown_and_named_when_it_is_the_holders() {
+        let record = Record {
+            pid: Some(42),
+            stale_after: Some(6),
+            ..Record::default()
+        };
+        let fresh = Verdict::Valid(Reason::Fresh {
+            age: Duration::from_secs(1),
+        });
+        let theirs = Holder::new(record.clone(), None, fresh).leased(Duration::from_secs(6));
+        assert_eq!(json(Path::new("L"), None, Some(&theirs))["lease_s"], 6.0);
+        let t = text(Path::new("L"), Some(&theirs));
+        assert!(t.contains("\nlease:   6s (its holder's)\n"), "{t}");
+        let ours = Holder::new(record, None, fresh).leased(Duration::from_secs(300));
+        let t = text(Path::new("L"), Some(&ours));
+        assert!(t.contains("\nlease:   5m00s\n"), "{t}");
+        assert!(json(Path::new("L"), None, None)["lease_s"].is_null());
+    }
 }
