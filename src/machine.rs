@@ -116,6 +116,25 @@ mod tests {
     }
 
     #[test]
+    fn the_identity_is_what_systemd_id128_prints() {
+        // `systemd-id128 machine-id --app-specific=a8df692d211743a9882babe1633611e0`
+        // on a machine whose /etc/machine-id is ID.
+        let id = parse_machine_id(ID).unwrap();
+        assert_eq!(app_specific(&id), "8c59c04023c7440099d4efac81aa21c1");
+        let zeros_but_one = parse_machine_id(b"00000000000000000000000000000001").unwrap();
+        assert_eq!(app_specific(&zeros_but_one).len(), 32);
+    }
+
+    #[test]
+    fn this_machines_identity_is_read_from_etc_machine_id() {
+        let expected = std::fs::read(MACHINE_ID)
+            .ok()
+            .and_then(|text| parse_machine_id(&text))
+            .map(|id| app_specific(&id));
+        assert_eq!(identity(), expected);
+    }
+
+    #[test]
     fn only_32_lowercase_hex_digits_are_an_identity() {
         assert!(is_identity("0123456789abcdef0123456789abcdef"));
         for bad in [
