@@ -145,6 +145,8 @@ fn a_process_younger_than_its_lock_is_no_holder() {
     assert!(!started_after(S(60), fs_now, t(50)));
     // Within the margin.
     assert!(!started_after(S(49), fs_now, t(50)));
+    // Exactly at the margin: still possibly the holder.
+    assert!(!started_after(S(48), fs_now, t(50)));
     assert!(started_after(S(47), fs_now, t(50)));
 }
 
@@ -382,4 +384,24 @@ fn a_garbage_lease_or_machine_is_none() {
             "{line}"
         );
     }
+}
+
+#[test]
+fn holders_touch_every_third_of_their_stale_age_at_most_every_30_seconds() {
+    assert_eq!(touch_interval(S(300)), S(30));
+    assert_eq!(touch_interval(S(6)), S(2));
+    assert_eq!(touch_interval(S(90)), S(30));
+    assert_eq!(
+        touch_interval(Duration::from_millis(30)),
+        Duration::from_millis(100)
+    );
+}
+
+#[test]
+fn this_hosts_facts_carry_its_uptime_now() {
+    let here = Here::current();
+    let up = host::uptime().expect("CLOCK_BOOTTIME");
+    let seen = here.uptime.expect("uptime in Here");
+    assert!(seen <= up && up - seen < S(5), "{seen:?} vs {up:?}");
+    assert_eq!(here.machine_id, crate::machine::identity());
 }

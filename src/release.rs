@@ -121,8 +121,8 @@ impl Claim {
 }
 
 /// Does `r` name `caller`? With `--pid`, that very pid; else the caller's
-/// parent or an ancestor — on this host, this boot and this pid namespace
-/// (where recorded), with the recorded start time.
+/// parent or an ancestor — on this host, this machine, this boot and this
+/// pid namespace (where recorded), with the recorded start time.
 fn is_ours(
     r: &Record,
     caller: Caller,
@@ -137,6 +137,7 @@ fn is_ours(
         Caller::Pid(want) => pid == want,
         Caller::Ancestry => {
             same(&r.boot_id, &here.boot_id)
+                && (here.machine_id.is_none() || same(&r.machine_id, &here.machine_id))
                 && (r.pidns.is_none() || r.pidns == here.pidns)
                 && ancestry(pid, r.host.as_deref(), start)
         }

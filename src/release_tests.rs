@@ -8,10 +8,12 @@ use crate::judge::Reason;
 const ME: u32 = 4242;
 const OTHER: u32 = 777;
 
+const MACHINE: &str = "0123456789abcdef0123456789abcdef";
+
 fn here() -> Here {
     Here {
         host: "h1".into(),
-        machine_id: None,
+        machine_id: Some(MACHINE.into()),
         boot_id: Some("boot-a".into()),
         pidns: Some(4_026_531_836),
         uptime: Some(Duration::from_secs(3600)),
@@ -65,6 +67,17 @@ fn an_ancestor_is_matched_on_this_boot_and_pid_namespace_only() {
         ..record(ME)
     };
     assert!(!claim(other_boot, valid(), Caller::Ancestry).ours);
+    // A same-named machine's pid is not our ancestor's, whatever it is.
+    let other_machine = Record {
+        machine_id: Some("fedcba9876543210fedcba9876543210".into()),
+        ..record(ME)
+    };
+    assert!(!claim(other_machine, valid(), Caller::Ancestry).ours);
+    let same_machine = Record {
+        machine_id: Some(MACHINE.into()),
+        ..record(ME)
+    };
+    assert!(claim(same_machine, valid(), Caller::Ancestry).ours);
     let other_ns = Record {
         pidns: Some(1),
         ..record(ME)
