@@ -199,3 +199,33 @@ fn describe_names_what_is_known() {
     };
     assert_eq!(r.describe(), "pid 9 (make) on h");
 }
+
+#[test]
+fn a_lease_is_declared_in_whole_seconds_rounded_up() {
+    let lease = |d: Duration| Record::default().with_lease(d).stale_after;
+    assert_eq!(lease(Duration::from_secs(6)), Some(6));
+    assert_eq!(lease(Duration::from_millis(1500)), Some(2));
+    assert_eq!(lease(Duration::from_millis(300)), Some(1));
+    assert_eq!(lease(Duration::from_nanos(1)), Some(1));
+    assert_eq!(lease(Duration::ZERO), Some(1));
+    assert_eq!(lease(Duration::from_secs(300)), Some(300));
+    let bytes = Record::legacy(Some(7))
+        .with_lease(Duration::from_secs(6))
+        .to_bytes();
+    assert_eq!(bytes, b"7\nstale_after=6\n");
+}
+
+#[test]
+fn a_holders_record_names_this_machine_and_its_caller() {
+    let me = std::process::id();
+    let r = Record::for_holder(Some(me), None);
+    assert_eq!(r.machine_id, crate::machine::identity());
+    let taken = Record::legacy(None).with_caller(me);
+    assert_eq!(taken.caller, Some(me));
+    assert_eq!(taken.caller_start, host::start_time(me));
+    assert_eq!(taken.pidns, host::pid_namespace());
+    assert_eq!(Record::legacy(None).with_caller(0).caller, None);
+    let with = Record::default().with_args(&["a b", "c"]);
+    assert_eq!(with.args.as_deref(), Some("a\\ b c"));
+    assert_eq!(Record::default().with_args::<&str>(&[]).args, None);
+}
