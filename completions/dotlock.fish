@@ -12,7 +12,7 @@ complete -c dotlock -n 'not __dotlock_command >/dev/null' -l force -d 'With -u: 
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s c -d 'Check: exit 0 if a valid lock exists, else 1'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l status -d 'Status: describe the lock\'s holder (pid, command, host, held for, alive); exit 0 if held, 1 if free, 9 if stale'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l json -d 'With --status: one JSON object per lock or slot, one per line'
-complete -c dotlock -n 'not __dotlock_command >/dev/null' -s t -d 'Touch: refresh the lock\'s timestamp'
+complete -c dotlock -n 'not __dotlock_command >/dev/null' -s t -d 'Touch: refresh the lock\'s timestamp (with --shared: the caller\'s share)'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s p -d 'Record a pid (the parent\'s; dotlock\'s own with a COMMAND) and trust a live pid when checking'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s m -d 'Lock the user\'s mailbox: $MAIL.lock, else /var/mail/USER.lock'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s P -d 'With a COMMAND, exit with its status (always so in dotlock; only with -P as dotlockfile)'

@@ -11,6 +11,7 @@ complete -c lockdir -n 'not __lockdir_command >/dev/null' -l slots -d 'Counting 
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -s c -d 'Check: exit 0 if a valid lock exists, else 1'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l status -d 'Status: describe the lock\'s holder (pid, command, host, held for, alive); exit 0 if held, 1 if free, 9 if stale'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l json -d 'With --status: one JSON object per lock or slot, one per line'
+complete -c lockdir -n 'not __lockdir_command >/dev/null' -s t -d 'Touch: refresh the lock\'s timestamp (with --shared: the caller\'s share)'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l trap -d 'Print shell code for `eval` that takes the lock and sets EXIT, HUP, INT and TERM traps releasing it'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l shared -d 'Take a reader\'s share: any number of readers at once, or one writer (a plain lockdir of the same name), never both; with -u: the caller\'s share'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l verbose -d 'Say when waiting, whom for, and when a stale lock is broken'

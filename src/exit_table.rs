@@ -132,8 +132,8 @@ pub const TABLE: &[Situation] = &[
     Situation {
         id: "touch-missing",
         what: "`-t` of a lock that is not there",
-        codes: ["1", "-", "-"],
-        note: "only dotlock has `-t`",
+        codes: ["1", "1", "-"],
+        note: "filelock has no `-t`",
     },
     Situation {
         id: "command",

@@ -86,6 +86,35 @@ pub fn observe(path: &Path) -> Result<Option<SeenDir>> {
     }
 }
 
+/// `-t`: refresh the lock directory at `path` — its owner file, whose
+/// mtime is the lock's age, else (no owner yet, or a legacy `mkdir` lock)
+/// the directory itself. `Ok(false)`: there is none. What is not a lock
+/// directory is refused as [`observe`] refuses it, and left alone.
+pub fn touch(path: &Path) -> Result<bool> {
+    let (parent, name) = split(path);
+    let parent = match Dir::open(&parent) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(&parent, e)),
+    };
+    let Some(seen) = observe_at(&parent, name, path)? else {
+        return Ok(false);
+    };
+    if seen.owner.is_some() {
+        let inside = match crate::retry::again(|| parent.open_child(name)) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        return rel::touch_at(&inside, OsStr::new(OWNER), &path.join(OWNER));
+    }
+    match crate::retry::again(|| parent.touch(name)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
 /// [`observe`] of `name` in the opened directory `parent`.
 pub fn observe_at(parent: &Dir, name: &OsStr, path: &Path) -> Result<Option<SeenDir>> {
     let meta = match parent.lstat(name) {

@@ -443,3 +443,63 @@ fn bad_input() {
         ["lockdir: ro/L.d: cannot create a file in the lock's directory: Permission denied"]
     );
 }
+
+/// The mtime of `path`, seconds ago.
+fn secs_ago(path: &Path) -> u64 {
+    let m = fs::metadata(path).unwrap().modified().unwrap();
+    std::time::SystemTime::now()
+        .duration_since(m)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+#[test]
+fn touch_refreshes_the_owner_else_the_directory_and_nothing_that_is_no_lock() {
+    let s = Scratch::new();
+    // Held (for this test's process): the owner file is what ages.
+    s.expect(
+        lockdir(&s).args(["--pid", &std::process::id().to_string(), "D"]),
+        0,
+    );
+    age(&s.path("D/owner"), 200);
+    assert!(secs_ago(&s.path("D/owner")) >= 199);
+    s.expect(lockdir(&s).args(["-t", "D"]), 0);
+    assert!(secs_ago(&s.path("D/owner")) < 5, "the owner was touched");
+    // Without an owner (a legacy mkdir lock): the directory.
+    fs::create_dir(s.path("M")).unwrap();
+    age(&s.path("M"), 200);
+    s.expect(lockdir(&s).args(["-t", "M"]), 0);
+    assert!(secs_ago(&s.path("M")) < 5, "the directory was touched");
+    // None there: 1, and nothing made.
+    s.expect(lockdir(&s).args(["-t", "N"]), 1);
+    assert!(!s.path("N").exists());
+    // Not a lock directory: refused in one line (an action that failed,
+    // 1, as dotlock -t says it), left as it was.
+    fs::create_dir(s.path("X")).unwrap();
+    fs::write(s.path("X/data"), "keep").unwrap();
+    age(&s.path("X/data"), 200);
+    age(&s.path("X"), 200);
+    let out = s.expect(lockdir(&s).args(["-t", "X"]), 1);
+    assert!(secs_ago(&s.path("X/data")) >= 199 && secs_ago(&s.path("X")) >= 199);
+    assert_eq!(stderr_lines(&out).len(), 1, "{out:?}");
+    assert!(
+        stderr_lines(&out)[0].contains("not a lock directory"),
+        "{out:?}"
+    );
+    fs::write(s.path("F"), "").unwrap();
+    let out = s.expect(lockdir(&s).args(["-t", "F"]), 1);
+    assert_eq!(stderr_lines(&out).len(), 1, "{out:?}");
+    // -t takes a directory and nothing else: a usage error.
+    for args in [
+        &["-t", "D", "true"][..],
+        &["-t", "-u", "D"],
+        &["-t", "-l", "D"],
+    ] {
+        let out = s.expect(lockdir(&s).args(args), 1);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("-t"),
+            "{args:?}: {out:?}"
+        );
+    }
+    assert!(s.path("D/owner").exists(), "the lock is still there");
+}

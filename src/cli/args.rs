@@ -11,8 +11,8 @@ use crate::cli::{Outcome, Reporter};
 use crate::judge::{self, Policy};
 use crate::wait::{Patience, Schedule};
 
-/// The action flags of every program (`dotlock` adds `-t`, `lockdir`
-/// `--trap`).
+/// The action flags of every program (`dotlock` and `lockdir` add `-t`,
+/// [`TouchArgs`]; `lockdir` `--trap`).
 #[derive(Debug, Clone, Default, clap::Args)]
 #[group(skip)]
 pub struct ActionArgs {
@@ -41,6 +41,16 @@ pub struct ActionArgs {
     /// With --status: one JSON object per lock or slot, one per line
     #[arg(long, requires = "status")]
     pub json: bool,
+}
+
+/// `-t`, of the commands that have it (`dotlock`, `lockdir`).
+#[derive(Debug, Clone, Default, clap::Args)]
+#[group(skip)]
+pub struct TouchArgs {
+    /// Touch: refresh the lock's timestamp (with --shared: the caller's
+    /// share)
+    #[arg(short = 't')]
+    pub touch: bool,
 }
 
 /// Options for waiting, shared by the lock commands.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 
 use crate::Result;
-use crate::cli::args::{ActionArgs, SlotArgs, WaitArgs, Waiting, one_action};
+use crate::cli::args::{ActionArgs, SlotArgs, TouchArgs, WaitArgs, Waiting, one_action};
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
 use crate::cli::report;
 use crate::cli::status::{self, status_format};
@@ -43,9 +43,8 @@ pub struct Args {
     #[command(flatten)]
     pub action: ActionArgs,
 
-    /// Touch: refresh the lock's timestamp
-    #[arg(short = 't')]
-    pub touch: bool,
+    #[command(flatten)]
+    pub touch: TouchArgs,
 
     /// Record a pid (the parent's; dotlock's own with a COMMAND) and trust a
     /// live pid when checking
@@ -156,7 +155,7 @@ pub enum Action {
 fn one_of_the_flags(args: &Args, _: &[OsString], out: &Reporter) -> Result<Action, Outcome> {
     let chosen = [
         (args.action.unlock, Action::Unlock),
-        (args.touch, Action::Touch),
+        (args.touch.touch, Action::Touch),
         (args.action.check, Action::Check),
         (args.action.status, Action::Status),
     ];

@@ -70,7 +70,7 @@ fn record(args: &Args, command: &[OsString], _lease: Duration) -> Vec<u8> {
 /// order and ignores the rest); any of them with `-l` or a command is a
 /// usage error.
 fn choose(args: &Args, command: &[OsString], _: &Reporter) -> Result<Action, Outcome> {
-    let chosen = match (args.action.check, args.touch, args.action.unlock) {
+    let chosen = match (args.action.check, args.touch.touch, args.action.unlock) {
         (true, _, _) => Action::Check,
         (false, true, _) => Action::Touch,
         (false, false, true) => Action::Unlock,

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::args::{self, ActionArgs, SlotArgs, WaitArgs, Waiting, one_action, parse_duration};
+use crate::cli::args::{
+    self, ActionArgs, SlotArgs, TouchArgs, WaitArgs, Waiting, one_action, parse_duration,
+};
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
 use crate::cli::report;
 use crate::cli::status;
@@ -40,6 +42,9 @@ use crate::{Error, Result};
 pub struct Args {
     #[command(flatten)]
     pub action: ActionArgs,
+
+    #[command(flatten)]
+    pub touch: TouchArgs,
 
     /// Print shell code for `eval` that takes the lock and sets EXIT, HUP,
     /// INT and TERM traps releasing it
@@ -130,6 +135,7 @@ enum Action {
     Unlock,
     Check,
     Status,
+    Touch,
     Trap,
 }
 
@@ -198,6 +204,12 @@ pub fn run(args: Args, matches: &clap::ArgMatches) -> Outcome {
             Ok(_) => Outcome::NoLock,
             Err(e) => pipeline::failed_action(out, e),
         },
+        Action::Touch if args.shared => pipeline::touch_shared(out, &lock, kind, &policy),
+        Action::Touch => match crate::seen_dir::touch(lock.path()) {
+            Ok(true) => Outcome::Success,
+            Ok(false) => Outcome::NoLock,
+            Err(e) => pipeline::failed_action(out, e),
+        },
         Action::Lock | Action::Trap => take(&inv, &args, &lock, &paths, policy),
     }
 }
@@ -224,31 +236,36 @@ fn check(args: &Args) -> Result<Invocation, Outcome> {
         (args.action.unlock, Action::Unlock),
         (args.action.check, Action::Check),
         (args.action.status, Action::Status),
+        (args.touch.touch, Action::Touch),
         (args.trap, Action::Trap),
     ];
     let Some(action) = one_action(Action::Lock, &chosen) else {
-        return Err(out.usage_error("-u, -c, --status and --trap cannot be combined"));
+        return Err(out.usage_error("-u, -c, -t, --status and --trap cannot be combined"));
     };
-    if matches!(action, Action::Unlock | Action::Check | Action::Status)
-        && (args.action.lock || !command.is_empty())
+    if matches!(
+        action,
+        Action::Unlock | Action::Check | Action::Status | Action::Touch
+    ) && (args.action.lock || !command.is_empty())
     {
         return Err(
-            out.usage_error("-u, -c and --status take a lock directory and no -l or command")
+            out.usage_error("-u, -c, -t and --status take a lock directory and no -l or command")
         );
     }
     if args.action.force && action != Action::Unlock {
         return Err(out.usage_error("--force goes with -u"));
     }
-    if args.shared && (waiting.slots.is_some() || !matches!(action, Action::Lock | Action::Unlock))
+    if args.shared
+        && (waiting.slots.is_some()
+            || !matches!(action, Action::Lock | Action::Unlock | Action::Touch))
     {
         return Err(out.usage_error(
-            "--shared goes with locking and -u, not with --slots or --trap; -c and --status see readers anyway",
+            "--shared goes with locking, -u and -t, not with --slots or --trap; -c and --status see readers anyway",
         ));
     }
-    if waiting.slots.is_some() && matches!(action, Action::Unlock | Action::Check) {
-        return Err(
-            out.usage_error("--slots goes with locking and --status; release a slot with -u DIR.N")
-        );
+    if waiting.slots.is_some() && matches!(action, Action::Unlock | Action::Check | Action::Touch) {
+        return Err(out.usage_error(
+            "--slots goes with locking and --status; release or touch a slot as DIR.N",
+        ));
     }
     Ok(Invocation {
         out,
