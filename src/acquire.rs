@@ -54,9 +54,10 @@ pub trait Holding {
     }
     /// Refresh its timestamp, if still ours.
     fn touch(&self) -> Result<bool>;
-    /// Record the command `pid` run under it (command mode), so that the
-    /// lock is not judged dead while the command lives.
-    fn add_child(&mut self, pid: u32) -> Result<bool>;
+    /// Append `lines` to its record, if still ours: the command run under
+    /// it ([`Record::child_lines`]), so that the lock is not judged dead
+    /// while the command lives; its keeper ([`Record::keeper_lines`]).
+    fn append(&mut self, lines: &[u8]) -> Result<bool>;
     /// Remove it if still ours; `Ok(false)`: it was not, and was left alone.
     fn release(self) -> Result<bool>;
     /// Leave it in place.

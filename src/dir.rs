@@ -348,6 +348,15 @@ impl Dir {
         })
     }
 
+    /// Set the mtime (and atime) of the open `file` to now (`futimens(2)`):
+    /// that very inode, whatever its name now holds.
+    pub fn touch_file(file: &File) -> io::Result<()> {
+        let now = TimeSpec::UTIME_NOW;
+        faulty("touch", libc::ESTALE, || {
+            nix::sys::stat::futimens(file, &now, &now).map_err(errno)
+        })
+    }
+
     /// The names in this directory (opened with [`Dir::open_child`]),
     /// without `.` and `..`.
     pub fn names(&self) -> io::Result<Vec<OsString>> {

@@ -337,8 +337,8 @@ impl Holding for Held {
     fn touch(&self) -> Result<bool> {
         Held::touch(self)
     }
-    fn add_child(&mut self, pid: u32) -> Result<bool> {
-        Held::add_child(self, pid)
+    fn append(&mut self, lines: &[u8]) -> Result<bool> {
+        Held::append(self, lines)
     }
     fn release(self) -> Result<bool> {
         Held::release(self)

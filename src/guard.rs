@@ -41,11 +41,11 @@ impl Holding for Kept {
         }
     }
 
-    fn add_child(&mut self, pid: u32) -> Result<bool> {
+    fn append(&mut self, lines: &[u8]) -> Result<bool> {
         match self {
-            Kept::File(h) => Holding::add_child(h, pid),
-            Kept::Dir(h) => h.add_child(pid),
-            Kept::Share(h) => h.add_child(pid),
+            Kept::File(h) => Holding::append(h, lines),
+            Kept::Dir(h) => h.append(lines),
+            Kept::Share(h) => h.append(lines),
         }
     }
 

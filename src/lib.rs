@@ -82,6 +82,7 @@ mod guard;
 mod host;
 mod inspect;
 mod judge;
+mod keeper;
 mod link;
 mod lock;
 mod lockdir;

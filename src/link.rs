@@ -23,10 +23,9 @@ use nix::libc;
 
 use crate::attempt::Try;
 use crate::error::{Error, Result};
-use crate::fs::{Dir, Meta, Observed, TempFile, check_regular, observe_at, touch_at, write_record};
+use crate::fs::{Dir, Meta, Observed, TempFile, check_regular, observe_at, write_record};
 use crate::mailbox;
 use crate::path::LockPath;
-use crate::record::Record;
 use crate::retry::again;
 use crate::seam;
 
@@ -325,20 +324,34 @@ impl Held {
     }
 
     /// Refresh the lock's mtime, if it is still ours (inode and record:
-    /// a freed inode number is soon another file's).
+    /// a freed inode number is soon another file's) — through a descriptor
+    /// of that very inode, so that a lock put at the name since the look
+    /// (ours released, another's taken) is never touched.
     pub fn touch(&self) -> Result<bool> {
         if !self.ours()? {
             return Ok(false);
         }
-        touch_at(&self.dir, self.lock.name(), self.lock.path())
+        crate::seam::pause("IN_TOUCH");
+        let file = match again(|| self.dir.open_read(self.lock.name())) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(self.lock.path(), e)),
+        };
+        let m = Meta::of(&file).map_err(|e| Error::io(self.lock.path(), e))?;
+        if m.dev != self.dev || m.ino != self.ino {
+            return Ok(false);
+        }
+        again(|| Dir::touch_file(&file))
+            .map(|()| true)
+            .map_err(|e| Error::io(self.lock.path(), e))
     }
 
-    /// Record the command run under the lock (`child=`, `child_start=`),
-    /// appended to the lock file in one write, so that the lock is not
-    /// judged dead while the command lives, even if we are killed.
-    /// `Ok(false)`: the lock is no longer ours.
-    pub fn add_child(&mut self, pid: u32) -> Result<bool> {
-        let extra = Record::child_lines(pid);
+    /// Append `lines` to the lock's record in one write (the command run
+    /// under the lock, `child=` and `child_start=`, so that the lock is not
+    /// judged dead while the command lives, even if we are killed; its
+    /// keeper). `Ok(false)`: the lock is no longer ours.
+    pub fn append(&mut self, lines: &[u8]) -> Result<bool> {
+        let extra = lines;
         let file = match again(|| self.dir.open_append(self.lock.name())) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -348,8 +361,8 @@ impl Held {
         if m.dev != self.dev || m.ino != self.ino {
             return Ok(false);
         }
-        write_record(file, &extra, self.lock.path())?;
-        self.record.extend_from_slice(&extra);
+        write_record(file, extra, self.lock.path())?;
+        self.record.extend_from_slice(extra);
         Ok(true)
     }
 

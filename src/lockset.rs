@@ -97,8 +97,8 @@ impl<H: Holding> Holding for AllOf<H> {
         all_of(self.0.iter().map(Holding::touch))
     }
     /// Name the command in every lock, even after one fails.
-    fn add_child(&mut self, pid: u32) -> Result<bool> {
-        all_of(self.0.iter_mut().map(|h| h.add_child(pid)))
+    fn append(&mut self, lines: &[u8]) -> Result<bool> {
+        all_of(self.0.iter_mut().map(|h| h.append(lines)))
     }
     /// Release every lock (in reverse order), even after one fails; the
     /// first error, else whether every one was still ours.

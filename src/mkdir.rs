@@ -34,7 +34,6 @@ use crate::attempt::Try;
 use crate::error::{Error, Result};
 use crate::fs::{self as rel, Dir};
 use crate::path::LockPath;
-use crate::record::Record;
 use crate::retry::{again, is_stale};
 
 pub use crate::seen_dir::{OWNER, SeenDir, is_ours, observe, observe_at};
@@ -368,7 +367,7 @@ impl Holding for HeldDir {
         }
     }
 
-    fn add_child(&mut self, pid: u32) -> Result<bool> {
+    fn append(&mut self, lines: &[u8]) -> Result<bool> {
         if !self.same_dir() || !Holding::is_ours(self) {
             return Ok(false);
         }
@@ -377,9 +376,8 @@ impl Holding for HeldDir {
         let file = inside
             .open_append(OsStr::new(OWNER))
             .map_err(|e| Error::io(&owner, e))?;
-        let extra = Record::child_lines(pid);
-        rel::write_record(file, &extra, self.lock.path())?;
-        self.record.extend_from_slice(&extra);
+        rel::write_record(file, lines, self.lock.path())?;
+        self.record.extend_from_slice(lines);
         Ok(true)
     }
 

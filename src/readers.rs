@@ -391,9 +391,9 @@ impl Holding for Share {
         self.kind.touch(&self.dir, &self.lock)
     }
 
-    fn add_child(&mut self, pid: u32) -> Result<bool> {
+    fn append(&mut self, lines: &[u8]) -> Result<bool> {
         match &mut self.share {
-            Some(share) => share.add_child(pid),
+            Some(share) => share.append(lines),
             None => Ok(false),
         }
     }

@@ -66,6 +66,11 @@ pub struct Record {
     /// death: such a lock goes stale by age.
     pub caller: Option<u32>,
     pub caller_start: Option<u64>,
+    /// The keeper of a lock held for a shell (`keeper=`, `keeper_start=`):
+    /// the process that touches it while the shell lives and releases it
+    /// when it dies; told by `-u` to stop.
+    pub keeper: Option<u32>,
+    pub keeper_start: Option<u64>,
 }
 
 impl Record {
@@ -173,6 +178,16 @@ impl Record {
         out.into_bytes()
     }
 
+    /// The lines that record the keeper `pid` of a lock held for a shell,
+    /// appended to its record when the keeper starts.
+    pub fn keeper_lines(pid: u32) -> Vec<u8> {
+        let mut out = format!("keeper={pid}\n");
+        if let Some(start) = host::start_time(pid) {
+            out.push_str(&format!("keeper_start={start}\n"));
+        }
+        out.into_bytes()
+    }
+
     /// The bytes written to the lock file.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = format!("{}\n", self.pid.unwrap_or(0));
@@ -227,6 +242,12 @@ impl Record {
         if let Some(v) = self.caller_start {
             field("caller_start", &v.to_string());
         }
+        if let Some(v) = self.keeper {
+            field("keeper", &v.to_string());
+        }
+        if let Some(v) = self.keeper_start {
+            field("keeper_start", &v.to_string());
+        }
         let mut bytes = out.into_bytes();
         bytes.truncate(MAX_RECORD);
         bytes
@@ -275,6 +296,8 @@ impl Record {
                 "shared" => record.shared = value == "1",
                 "caller" => record.caller = value.parse().ok().filter(|&p| p != 0),
                 "caller_start" => record.caller_start = value.parse().ok(),
+                "keeper" => record.keeper = value.parse().ok().filter(|&p| p != 0),
+                "keeper_start" => record.keeper_start = value.parse().ok(),
                 _ => {}
             }
         }

@@ -27,6 +27,8 @@ fn full_record_round_trips() {
         shared: true,
         caller: Some(79),
         caller_start: Some(125),
+        keeper: Some(80),
+        keeper_start: Some(126),
     };
     let bytes = r.to_bytes();
     assert!(

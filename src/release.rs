@@ -170,10 +170,15 @@ pub fn release_file(lock: &LockPath, policy: &Policy, force: bool) -> Result<boo
     };
     let holder = Holder::judged(lock, &mut seen, policy);
     let claim = Claim::here(&holder, Caller::Ancestry);
-    match rule(Rules::File, &claim, force) {
-        Release::Refused => Err(refused(lock, &holder, true)),
-        _ => crate::link::remove_seen(lock, &seen),
+    let removed = match rule(Rules::File, &claim, force) {
+        Release::Refused => return Err(refused(lock, &holder, true)),
+        _ => crate::link::remove_seen(lock, &seen)?,
+    };
+    // Its keeper, if any, stops at once rather than at its next touch.
+    if removed {
+        crate::keeper::stop(&holder.record);
     }
+    Ok(removed)
 }
 
 /// `-u` of a lock directory: removed where [`rule`] allows — a dead
@@ -195,14 +200,18 @@ pub fn release_dir(
     let holder = Holder::of_seen_dir(lock, &seen, policy, grace);
     let claim = Claim::here(&holder, caller);
     let expect = Some((seen.dev, seen.ino));
-    match rule(Rules::Dir, &claim, force) {
-        Release::Refused => Err(refused(lock, &holder, seen.owner.is_some())),
+    let removed = match rule(Rules::Dir, &claim, force) {
+        Release::Refused => return Err(refused(lock, &holder, seen.owner.is_some())),
         Release::Stale | Release::Nobody => {
-            lockdir::break_dir(&lock.open_dir()?, lock, &seen).map(|_| true)
+            lockdir::break_dir(&lock.open_dir()?, lock, &seen).map(|_| true)?
         }
-        Release::Ours => lockdir::remove_dir(&lock.open_dir()?, lock, expect, Sweep::Ours),
-        Release::Forced => lockdir::remove_dir(&lock.open_dir()?, lock, expect, Sweep::All),
+        Release::Ours => lockdir::remove_dir(&lock.open_dir()?, lock, expect, Sweep::Ours)?,
+        Release::Forced => lockdir::remove_dir(&lock.open_dir()?, lock, expect, Sweep::All)?,
+    };
+    if removed {
+        crate::keeper::stop(&holder.record);
     }
+    Ok(removed)
 }
 
 /// The caller's live shares of `lock` (`-u --shared`, `-t --shared`),
@@ -241,7 +250,11 @@ pub fn leave_shared(lock: &LockPath, kind: Kind, policy: &Policy, force: bool) -
             });
         }
     };
-    crate::readers::leave_shares(lock, kind, &leaving, policy)
+    crate::readers::leave_shares(lock, kind, &leaving, policy)?;
+    for share in &leaving {
+        crate::keeper::stop(&share.seen.record());
+    }
+    Ok(())
 }
 
 /// `-t --shared`: touch the caller's shares and the shared `LOCK`.

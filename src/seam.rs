@@ -20,6 +20,16 @@
 //!   its `exec`), before the lock's record names it;
 //! * `IN_GATE`: a reader holds its shared lock's gate, before it joins or
 //!   leaves.
+//! * `IN_TOUCH`: a holder has found its dot-lock still its own, before it
+//!   touches it;
+//! * `BEFORE_KEEPER`: a lock held for a shell is taken, before its
+//!   keeper's pidfd is opened;
+//! * `KEEPER_START`: a keeper has recorded itself (the tool may return),
+//!   before it checks its holder;
+//! * `KEEPER_TOUCH`: a keeper has found its locks still its own, before it
+//!   touches them;
+//! * `KEEPER_RELEASE`: a keeper has seen its holder die, before it
+//!   releases the locks.
 //!
 //! `LOCKUTILS_TEST_CLOCK_SKEW=SECONDS` (signed) moves this process's
 //! wall clock ([`local_now`], the only way the library reads it) by that

@@ -107,8 +107,8 @@ impl<H: Holding> Holding for (usize, H) {
     fn touch(&self) -> Result<bool> {
         self.1.touch()
     }
-    fn add_child(&mut self, pid: u32) -> Result<bool> {
-        self.1.add_child(pid)
+    fn append(&mut self, lines: &[u8]) -> Result<bool> {
+        self.1.append(lines)
     }
     fn release(self) -> Result<bool> {
         self.1.release()

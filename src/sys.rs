@@ -169,6 +169,72 @@ pub fn fork_held(spec: &HeldExec<'_>) -> std::io::Result<i32> {
     }
 }
 
+/// `fork(2)` of a process that has one thread (the programs have one when
+/// they leave a keeper): `Ok(None)` in the child, the child's pid in the
+/// parent. The child ends with [`exit_now`], never by returning.
+pub fn fork() -> std::io::Result<Option<u32>> {
+    // SAFETY: the programs run single-threaded (no thread is ever started
+    // outside the library's Guard, which never forks), so the child's copy
+    // of the process has no lock held by a thread that is not there.
+    match unsafe { libc::fork() } {
+        0 => Ok(None),
+        -1 => Err(std::io::Error::last_os_error()),
+        pid => Ok(Some(pid as u32)),
+    }
+}
+
+/// End this process at once (`_exit(2)`): no exit handlers, no flush of
+/// output buffered by the parent it was forked from.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes a status and does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Send `sig` to the process behind `pidfd` (`pidfd_send_signal(2)`):
+/// never to another process that has its pid since. `false`: not sent.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: libc::c_int) -> bool {
+    // SAFETY: the syscall takes a pidfd, a signal number, a null siginfo and
+    // no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    rc == 0
+}
+
+/// Put `sig` back to its default disposition.
+pub fn default_disposition(sig: nix::sys::signal::Signal) {
+    use nix::sys::signal::{SigHandler, signal};
+    // SAFETY: restoring the default disposition installs no handler.
+    let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+}
+
+/// Make `to` a copy of `fd` (`dup2(2)`, not close-on-exec).
+pub fn dup2(fd: BorrowedFd<'_>, to: libc::c_int) -> bool {
+    // SAFETY: dup2 takes two descriptor numbers; `to` is replaced.
+    unsafe { libc::dup2(fd.as_raw_fd(), to) == to }
+}
+
+/// Is descriptor `fd` close-on-exec? (An unknown one counts as so: it is
+/// left alone.)
+pub fn is_cloexec(fd: libc::c_int) -> bool {
+    // SAFETY: F_GETFD reads a descriptor's flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    flags < 0 || flags & libc::FD_CLOEXEC != 0
+}
+
+/// Close descriptor `fd`, which nothing of ours owns (one the caller
+/// passed down).
+pub fn close(fd: libc::c_int) {
+    // SAFETY: `fd` is owned by no Rust value of this process.
+    unsafe { libc::close(fd) };
+}
+
 /// Tests only: run `child` in a forked child process, which then ends
 /// with `_exit(0)`; its raw wait status, or `None` if fork failed.
 #[cfg(test)]

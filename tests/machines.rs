@@ -20,7 +20,7 @@ fn machine_sh() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("nfsbed/machine.sh")
 }
 
-fn bin(program: &str) -> PathBuf {
+pub fn bin(program: &str) -> PathBuf {
     match program {
         "lockdir" => env!("CARGO_BIN_EXE_lockdir").into(),
         "filelock" => env!("CARGO_BIN_EXE_filelock").into(),
@@ -74,6 +74,24 @@ impl Machine {
     }
 }
 
+impl Machine {
+    /// `sh -c SCRIPT` on this machine, in `cwd`, with `$DOTLOCK`,
+    /// `$LOCKDIR` and `$FILELOCK` naming the programs.
+    pub fn shell(&self, cwd: &Path, script: &str) -> Command {
+        let mut cmd = Command::new(machine_sh());
+        cmd.arg("run")
+            .arg(self.dir.path())
+            .arg("-C")
+            .arg(cwd)
+            .args(["sh", "-c", script])
+            .env("DOTLOCK", bin("dotlock"))
+            .env("LOCKDIR", bin("lockdir"))
+            .env("FILELOCK", bin("filelock"))
+            .stdin(Stdio::null());
+        cmd
+    }
+}
+
 impl Drop for Machine {
     fn drop(&mut self) {
         let _ = Command::new(machine_sh())
@@ -99,7 +117,7 @@ fn program_path(program: &str) -> PathBuf {
 }
 
 /// `program args` on this host, in `cwd`.
-fn here(cwd: &Path, program: &str, args: &[&str]) -> Command {
+pub fn here(cwd: &Path, program: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(program_path(program));
     cmd.current_dir(cwd).args(args).stdin(Stdio::null());
     cmd

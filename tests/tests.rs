@@ -60,6 +60,10 @@ mod debris;
 // age against our uptime, the holder's lease is honoured.
 mod machines;
 
+// Keepers: a lock held for a shell lives on every machine exactly as long
+// as the shell; their races, each forced.
+mod keepers;
+
 // Stale locks: proof of death, filesystem-clock age, race-free breaking, --status.
 mod stale;
 

@@ -83,11 +83,18 @@ pub struct WaitArgs {
     #[arg(short = 'q')]
     pub quiet: bool,
 
-    /// With a COMMAND: when the lock is found lost at a keep-alive touch,
+    /// When the lock is found lost at a keep-alive touch: with a COMMAND,
     /// warn (the default), or also send the command SIGTERM (term) or
-    /// SIGKILL (kill); the command then ends by that signal
+    /// SIGKILL (kill), which then ends by that signal; held for a shell,
+    /// its keeper sends the shell that signal (term, kill) and stops
     #[arg(long, value_name = "ACTION", value_enum)]
     pub on_lost: Option<OnLost>,
+
+    /// Held for a shell (no COMMAND): leave no keeper. The lock is then
+    /// never touched: another machine breaks it once --stale-after has
+    /// passed, and waits that long after the shell died
+    #[arg(long)]
+    pub no_keeper: bool,
 }
 
 /// `--slots N` (`dotlock`, `lockdir`).
@@ -100,7 +107,8 @@ pub struct SlotArgs {
     pub slots: Option<String>,
 }
 
-/// What to do when a command's lock is lost while it runs.
+/// What to do when a lock is lost while its holder runs: a command run
+/// under it, or the shell a keeper keeps it for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum OnLost {
     /// Say so on stderr, at once.

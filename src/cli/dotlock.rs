@@ -368,6 +368,18 @@ fn plan(inv: &Invocation, args: &Args, flavour: &Flavour, watch_parent: bool) ->
         on_lost: flavour
             .native_waiting
             .then(|| args.wait.on_lost.unwrap_or_default()),
+        // A trusted pid that outlives dotlock (-p, no command) is kept
+        // for; not by the personalities, not for a mailbox (setgid).
+        keeper: (watch_parent && flavour.native_waiting && !args.mailbox && !args.wait.no_keeper)
+            .then(|| {
+                let ppid = nix::unistd::getppid().as_raw() as u32;
+                pipeline::Keeper::for_pid(
+                    "dotlock-keeper",
+                    ppid,
+                    inv.policy.stale_after,
+                    args.wait.on_lost,
+                )
+            }),
     }
 }
 

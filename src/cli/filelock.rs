@@ -266,6 +266,7 @@ fn take(
         command: args.command.clone(),
         touch_every: Some(pipeline::touch_interval(stale_after)),
         on_lost: Some(args.wait.on_lost.unwrap_or_default()),
+        keeper: None,
     };
     let channel = match plan.channel() {
         Ok(c) => c,
@@ -295,7 +296,20 @@ fn take(
                     return Outcome::Failed(e);
                 }
             }
-            held.into_iter().for_each(Held::keep);
+            match args.wait.no_keeper {
+                true => held.into_iter().for_each(Held::keep),
+                false => {
+                    let ppid = nix::unistd::getppid().as_raw() as u32;
+                    let keeper = pipeline::Keeper::for_pid(
+                        "filelock-keeper",
+                        ppid,
+                        stale_after,
+                        args.wait.on_lost,
+                    );
+                    let first = set.locks()[0].path();
+                    keeper.leave(out, first, crate::lockset::AllOf(held));
+                }
+            }
             Outcome::Success
         }
         Err((_, Stop::Signal(sig))) => Outcome::Signal(sig),

@@ -378,6 +378,17 @@ fn plan(inv: &Invocation, args: &Args, paths: &[LockPath], policy: Policy) -> Pl
         command: inv.command.clone(),
         touch_every: Some(pipeline::touch_interval(inv.waiting.stale_after)),
         on_lost: Some(args.wait.on_lost.unwrap_or_default()),
+        keeper: (inv.command.is_empty() && !args.wait.no_keeper).then(|| {
+            let holder = args
+                .pid
+                .unwrap_or_else(|| nix::unistd::getppid().as_raw() as u32);
+            pipeline::Keeper::for_pid(
+                "lockdir-keeper",
+                holder,
+                inv.waiting.stale_after,
+                args.wait.on_lost,
+            )
+        }),
     }
 }
 

@@ -104,6 +104,56 @@ pub struct Plan {
     /// Check at each touch that the lock is still ours, and act when it is
     /// not; `None`: no check (the legacy personalities).
     pub on_lost: Option<OnLost>,
+    /// Without a command: leave a keeper for the lock's holder (a trusted
+    /// pid), [`crate::keeper`].
+    pub keeper: Option<Keeper>,
+}
+
+/// The keeper to leave for a lock held for a trusted pid.
+#[derive(Debug, Clone, Copy)]
+pub struct Keeper {
+    pub holder: crate::keeper::For,
+    pub keeping: crate::keeper::Keeping,
+}
+
+impl Keeper {
+    /// A keeper named `name` for `pid` (at its start time now), touching
+    /// as command mode does for `stale_after`, signalling the holder as
+    /// `on_lost` asks (`term`, `kill`) when its lock is lost.
+    pub fn for_pid(
+        name: &'static str,
+        pid: u32,
+        stale_after: Duration,
+        on_lost: Option<OnLost>,
+    ) -> Keeper {
+        Keeper {
+            holder: crate::keeper::For {
+                pid,
+                start: crate::host::start_time(pid),
+            },
+            keeping: crate::keeper::Keeping {
+                every: touch_interval(stale_after),
+                on_lost: match on_lost {
+                    Some(OnLost::Term) => Some(nix::sys::signal::Signal::SIGTERM),
+                    Some(OnLost::Kill) => Some(nix::sys::signal::Signal::SIGKILL),
+                    Some(OnLost::Warn) | None => None,
+                },
+                name,
+            },
+        }
+    }
+
+    /// Leave it for `held` (`path`: the lock, for a `--verbose` line
+    /// when no keeper can be had: the lock then ages as it is).
+    pub fn leave<H: Holding>(&self, out: &Reporter, path: &Path, held: H) {
+        if let Err(e) = crate::keeper::leave(held, self.holder, &self.keeping) {
+            out.info(format_args!(
+                "{}: no keeper: {}; another machine judges the lock by its age",
+                path.display(),
+                crate::error::describe(&e)
+            ));
+        }
+    }
 }
 
 impl Plan {
@@ -172,7 +222,10 @@ pub fn hold_or_run<H: Holding>(
     channel: Option<Channel>,
 ) -> Outcome {
     let Some(channel) = channel.filter(|_| !plan.command.is_empty()) else {
-        held.keep();
+        match &plan.keeper {
+            Some(keeper) => keeper.leave(&plan.waiter.out, path, held),
+            None => held.keep(),
+        }
         print_slot(plan.slots, slot);
         return Outcome::Success;
     };
@@ -304,7 +357,7 @@ fn run_under<H: Holding>(
             ChildEvent::Spawned(pid) => {
                 child = Some(pid);
                 crate::seam::pause("SPAWNED");
-                match held.add_child(pid) {
+                match held.append(&crate::record::Record::child_lines(pid)) {
                     Ok(true) => true,
                     Ok(false) => {
                         let lost = Error::LockLost { path: path.into() };
