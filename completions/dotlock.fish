@@ -2,7 +2,7 @@ complete -c dotlock -n 'not __dotlock_command >/dev/null' -s r -d 'Retries after
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s i -d 'Wait SECONDS between attempts instead of 5, 10, ... 60 s (0: no wait)' -r -f
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l timeout -d 'Give up after DURATION of waiting (seconds; 0.5, 200ms, 2m allowed)' -r -f
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l stale-after -d 'A lock whose holder cannot be proven alive or dead is stale after DURATION [default: 300]; holders touch their lock every third of it (at most every 30 s)' -r -f
-complete -c dotlock -n 'not __dotlock_command >/dev/null' -l on-lost -d 'With a COMMAND: when the lock is found lost at a keep-alive touch, warn (the default), or also send the command SIGTERM (term) or SIGKILL (kill); the command then ends by that signal' -r -f -a "warn\t'Say so on stderr, at once'
+complete -c dotlock -n 'not __dotlock_command >/dev/null' -l on-lost -d 'When the lock is found lost at a keep-alive touch: with a COMMAND, warn (the default), or also send the command SIGTERM (term) or SIGKILL (kill), which then ends by that signal; held for a shell, its keeper sends the shell that signal (term, kill) and stops' -r -f -a "warn\t'Say so on stderr, at once'
 term\t'Say so, and send the command SIGTERM'
 kill\t'Say so, and send the command SIGKILL'"
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l slots -d 'Counting semaphore: take any free one of N locks, LOCK.1 ... LOCK.N; the slot is printed, or given to the command as $DOTLOCK_SLOT' -r -f
@@ -19,6 +19,7 @@ complete -c dotlock -n 'not __dotlock_command >/dev/null' -s P -d 'With a COMMAN
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l shared -d 'Take a reader\'s share: any number of readers at once, or one writer (a plain lock of the same name), never both; with -u, -t: the caller\'s share'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l verbose -d 'Say when waiting, whom for, and when a stale lock is broken'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s q -d 'Quiet: no error messages'
+complete -c dotlock -n 'not __dotlock_command >/dev/null' -l no-keeper -d 'Held for a shell (no COMMAND): leave no keeper. The lock is then never touched: another machine breaks it once --stale-after has passed, and waits that long after the shell died'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s V -l version -d 'Print version'
 

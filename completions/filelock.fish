@@ -8,6 +8,7 @@ term\t'Say so, and send the command SIGTERM'
 kill\t'Say so, and send the command SIGKILL'"
 complete -c filelock -n 'not __filelock_command >/dev/null' -s l -d 'Lock (the default action)'
 complete -c filelock -n 'not __filelock_command >/dev/null' -s q -d 'Quiet: no error messages'
+complete -c filelock -n 'not __filelock_command >/dev/null' -l no-keeper -d 'Held for a shell (no COMMAND): leave no keeper. The lock is then never touched: another machine breaks it once --stale-after has passed, and waits that long after the shell died'
 complete -c filelock -n 'not __filelock_command >/dev/null' -s u -d 'Unlock: remove the lock files (those of the calling shell, stale ones and nobody\'s)'
 complete -c filelock -n 'not __filelock_command >/dev/null' -l force -d 'With -u: remove the lock files whoever holds them'
 complete -c filelock -n 'not __filelock_command >/dev/null' -s c -d 'Check: exit 0 if every lock file is validly held, else 1'

@@ -4,7 +4,7 @@ complete -c lockdir -n 'not __lockdir_command >/dev/null' -s r -d 'Retries after
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -s i -d 'Wait SECONDS between attempts instead of 5, 10, ... 60 s (0: no wait)' -r -f
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l timeout -d 'Give up after DURATION of waiting (seconds; 0.5, 200ms, 2m allowed)' -r -f
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l stale-after -d 'A lock whose holder cannot be proven alive or dead is stale after DURATION [default: 300]; holders touch their lock every third of it (at most every 30 s)' -r -f
-complete -c lockdir -n 'not __lockdir_command >/dev/null' -l on-lost -d 'With a COMMAND: when the lock is found lost at a keep-alive touch, warn (the default), or also send the command SIGTERM (term) or SIGKILL (kill); the command then ends by that signal' -r -f -a "warn\t'Say so on stderr, at once'
+complete -c lockdir -n 'not __lockdir_command >/dev/null' -l on-lost -d 'When the lock is found lost at a keep-alive touch: with a COMMAND, warn (the default), or also send the command SIGTERM (term) or SIGKILL (kill), which then ends by that signal; held for a shell, its keeper sends the shell that signal (term, kill) and stops' -r -f -a "warn\t'Say so on stderr, at once'
 term\t'Say so, and send the command SIGTERM'
 kill\t'Say so, and send the command SIGKILL'"
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l slots -d 'Counting semaphore: take any free one of N locks, LOCK.1 ... LOCK.N; the slot is printed, or given to the command as $DOTLOCK_SLOT' -r -f
@@ -16,6 +16,7 @@ complete -c lockdir -n 'not __lockdir_command >/dev/null' -l trap -d 'Print shel
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l shared -d 'Take a reader\'s share: any number of readers at once, or one writer (a plain lockdir of the same name), never both; with -u: the caller\'s share'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l verbose -d 'Say when waiting, whom for, and when a stale lock is broken'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -s q -d 'Quiet: no error messages'
+complete -c lockdir -n 'not __lockdir_command >/dev/null' -l no-keeper -d 'Held for a shell (no COMMAND): leave no keeper. The lock is then never touched: another machine breaks it once --stale-after has passed, and waits that long after the shell died'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -s l -d 'Lock (the default action), as dotlock\'s -l'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -s u -d 'Release the lock: only if it is ours (or its owner is proven dead)'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l force -d 'With -u: release the lock whoever holds it'

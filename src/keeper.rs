@@ -122,8 +122,9 @@ fn keep<H: Holding>(mut held: H, holder: For, pidfd: &OwnedFd, ready: OwnedFd, k
     crate::seam::pause("KEEPER_START");
     // The pidfd names the process that had the holder's pid when it was
     // opened: the holder itself only if it started when recorded.
-    let started_as_recorded =
-        holder.start.is_none_or(|start| host::start_time(holder.pid) == Some(start));
+    let started_as_recorded = holder
+        .start
+        .is_none_or(|start| host::start_time(holder.pid) == Some(start));
     if exited(pidfd, Duration::ZERO) || !started_as_recorded {
         crate::seam::pause("KEEPER_RELEASE");
         let _ = held.release();

@@ -338,7 +338,15 @@ impl Held {
             Err(e) => return Err(Error::io(self.lock.path(), e)),
         };
         let m = Meta::of(&file).map_err(|e| Error::io(self.lock.path(), e))?;
-        if m.dev != self.dev || m.ino != self.ino {
+        // The inode and our record in it, read through this descriptor: a
+        // freed inode number is soon another file's.
+        let same = m.dev == self.dev
+            && m.ino == self.ino
+            && file
+                .try_clone()
+                .and_then(|f| crate::fs::read_prefix(f, crate::record::MAX_RECORD, m.size))
+                .is_ok_and(|content| content == self.record);
+        if !same {
             return Ok(false);
         }
         again(|| Dir::touch_file(&file))

@@ -12,6 +12,8 @@
 //! in command mode `child` and
 //! `child_start`, the command's pid and start time, appended right after
 //! it is spawned; `break=1` in the record of a break lock (`LOCK.break`);
+//! `keeper` and `keeper_start`, the keeper of a lock held for a shell
+//! ([`crate::keeper`]), appended when it starts;
 //! `shared=1` in the record of a lock held by readers together
 //! (`--shared`, see [`crate::shared`]).
 //!

@@ -17,9 +17,9 @@ use crate::util::{Scratch, wait_until};
 /// (`lockdir`: the code `--trap` prints).
 fn hold(tool: &str, stale: &str) -> String {
     match tool {
-        "lockdir" => format!(
-            "lk=$(\"$LOCKDIR\" --trap --stale-after {stale} K) && eval \"$lk\" || exit 9"
-        ),
+        "lockdir" => {
+            format!("lk=$(\"$LOCKDIR\" --trap --stale-after {stale} K) && eval \"$lk\" || exit 9")
+        }
         "lockdir-plain" => format!("\"$LOCKDIR\" --stale-after {stale} K || exit 9"),
         "dotlock" => format!("\"$DOTLOCK\" -p --stale-after {stale} K || exit 9"),
         _ => format!("\"$FILELOCK\" --stale-after {stale} K || exit 9"),
@@ -54,7 +54,10 @@ fn taken_only_after(cwd: &Path, tool: &str, holder: &mut Child, within: Duration
             (true, None) => {
                 // Taken: the holder must have ended just now.
                 let end = holder.try_wait().unwrap();
-                assert!(end.is_some(), "{tool}: taken while the shell holding it lives");
+                assert!(
+                    end.is_some(),
+                    "{tool}: taken while the shell holding it lives"
+                );
                 return Duration::ZERO;
             }
             (true, Some(t)) => return t.elapsed(),
@@ -80,7 +83,10 @@ fn a_shell_held_lock_lives_on_every_machine_exactly_as_long_as_the_shell() {
             s.path("K").exists()
         });
         let after = taken_only_after(s.dir.path(), tool, &mut holder, Duration::from_secs(2));
-        assert!(holder.wait().unwrap().success(), "{tool}: the script failed");
+        assert!(
+            holder.wait().unwrap().success(),
+            "{tool}: the script failed"
+        );
         eprintln!("{tool}: taken {after:?} after the shell's exit");
     }
 }
@@ -166,7 +172,11 @@ fn paused_keeper(s: &Scratch, tool: &str, stale: &str, point: &str, after: &str)
 
 /// How `tool` holds for a shell that releases nothing itself (no trap).
 fn plain(tool: &str) -> &str {
-    if tool == "lockdir" { "lockdir-plain" } else { tool }
+    if tool == "lockdir" {
+        "lockdir-plain"
+    } else {
+        tool
+    }
 }
 
 /// The keeper process, by the pid its pause recorded.
@@ -214,7 +224,9 @@ fn a_keeper_never_touches_a_lock_put_at_the_name_since_it_looked() {
     fs::write(s.path("K"), "1\n").unwrap();
     crate::util::age(&s.path("K"), 100);
     fs::write(s.path("gate"), "").unwrap();
-    wait_until("the keeper stopped", Duration::from_secs(5), || gone(keeper));
+    wait_until("the keeper stopped", Duration::from_secs(5), || {
+        gone(keeper)
+    });
     let age = fs::metadata(s.path("K")).unwrap().modified().unwrap();
     let age = std::time::SystemTime::now().duration_since(age).unwrap();
     assert!(age >= Duration::from_secs(99), "the other lock was touched");
@@ -241,7 +253,9 @@ fn a_keeper_releasing_for_a_dead_holder_never_removes_a_breakers_new_lock() {
             fs::read_to_string(s.path(owner)).is_ok_and(|r| r.contains("cmd=sleep"))
         });
         fs::write(s.path("gate"), "").unwrap();
-        wait_until("the keeper stopped", Duration::from_secs(5), || gone(keeper));
+        wait_until("the keeper stopped", Duration::from_secs(5), || {
+            gone(keeper)
+        });
         assert!(s.path("K").exists(), "{tool}: the taker's lock was removed");
         let done = taker.wait().unwrap();
         assert!(done.success(), "{tool}: the taker lost its lock");
@@ -283,4 +297,108 @@ fn a_holders_pid_reused_before_its_keeper_starts_is_no_holder() {
     wait_until("the lock released", Duration::from_secs(5), || {
         !s.path("K").exists()
     });
+}
+
+#[test]
+fn a_frozen_machine_loses_its_lock_after_the_lease_and_its_shell_is_told() {
+    let Some(m) = Machine::start("elsewhere", "new") else {
+        return;
+    };
+    let s = Scratch::new();
+    let script =
+        "lk=$(\"$LOCKDIR\" --trap --stale-after 3s --on-lost=term K) && eval \"$lk\" || exit 9
+                  while :; do sleep 0.1; done";
+    let holder = m.shell(s.dir.path(), script).spawn().unwrap();
+    wait_until("the shell holds", Duration::from_secs(10), || {
+        s.path("K/owner").exists()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // Every process of that machine stopped, its keeper too (not its
+    // files: they are this host's).
+    assert!(
+        m.shell(s.dir.path(), "kill -STOP -1")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let frozen = Instant::now();
+    while !try_here_keeping(s.dir.path()) {
+        assert!(
+            frozen.elapsed() < Duration::from_secs(8),
+            "never taken from the frozen machine"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = frozen.elapsed();
+    // Not before its 3 s lease (touched at most 1 s before the freeze).
+    assert!(after >= Duration::from_secs(2), "taken after {after:?}");
+    let ours = fs::read_to_string(s.path("K/owner")).unwrap();
+    // Thawed: its keeper finds the lock another's, touches nothing, tells
+    // the shell (SIGTERM: its trap releases nothing of ours, exits 143).
+    crate::util::age(&s.path("K/owner"), 100);
+    assert!(
+        m.shell(s.dir.path(), "kill -CONT -1")
+            .status()
+            .unwrap()
+            .success()
+    );
+    // nsenter, outside, stopped itself when its child stopped (as a shell
+    // does with a job): it goes on too.
+    let nsenter = nix::unistd::Pid::from_raw(holder.id() as i32);
+    let _ = nix::sys::signal::kill(nsenter, nix::sys::signal::Signal::SIGCONT);
+    let status = crate::util::wait_with_timeout(holder, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(143), "the shell was told with SIGTERM");
+    assert_eq!(
+        fs::read_to_string(s.path("K/owner")).unwrap(),
+        ours,
+        "our lock kept"
+    );
+    let age = fs::metadata(s.path("K/owner")).unwrap().modified().unwrap();
+    let age = std::time::SystemTime::now().duration_since(age).unwrap();
+    assert!(
+        age >= Duration::from_secs(99),
+        "the thawed keeper touched our lock"
+    );
+    let left = m
+        .shell(s.dir.path(), "pgrep -x lockdir-keeper")
+        .output()
+        .unwrap();
+    assert!(!left.status.success(), "its keeper is still there");
+    let _ = here(s.dir.path(), "lockdir", &["-u", "--force", "K"]).output();
+}
+
+/// One attempt from this host that keeps the lock (for this test process,
+/// no keeper) when it gets it.
+fn try_here_keeping(cwd: &Path) -> bool {
+    let args = ["-r", "0", "--no-keeper", "--stale-after", "3s", "K"];
+    here(cwd, "lockdir", &args).status().unwrap().success()
+}
+
+#[test]
+fn unlock_at_the_keepers_touch_stops_it_and_status_names_it() {
+    let s = Scratch::new();
+    let mut shell = paused_keeper(&s, "dotlock", "1s", "IN_TOUCH", "exec sleep 30");
+    let keeper = keeper_pid(&s);
+    // `--status` names the keeper; `ps` shows it by its name.
+    let status = here(s.dir.path(), "dotlock", &["--status", "--json", "K"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["keeper"], keeper, "{v}");
+    let comm = fs::read_to_string(format!("/proc/{keeper}/comm")).unwrap();
+    assert_eq!(comm.trim(), "dotlock-keeper");
+    // -u while the keeper is between its look and its touch: the lock
+    // goes, the keeper is told and stops, nothing is made again.
+    let out = here(s.dir.path(), "dotlock", &["-u", "--force", "K"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    wait_until("the keeper stopped", Duration::from_secs(5), || {
+        gone(keeper)
+    });
+    fs::write(s.path("gate"), "").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!s.path("K").exists());
+    let _ = shell.kill();
+    let _ = shell.wait();
 }

@@ -203,11 +203,13 @@ fn since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
+mod keepers;
 mod machines;
 mod shared_mix;
 mod stale;
 mod wake;
 
+use keepers::keepers;
 use machines::{chosen_faults, lease, two_machines_of_one_name};
 use shared_mix::{server_restart, shared_mix};
 use stale::{clock_skew, cross_host_stale};
@@ -221,8 +223,8 @@ fn nfs_bed() {
     let mut figures =
         String::from("NFS bed figures: 2 clients x 2 processes, 100 lock/unlock cycles each\n\n");
     // NFS_BED_ONLY=early_wake,skew runs those parts alone (the parts:
-    // exclusion, stale, machines, faults, early_wake, restart, skew,
-    // shared), while working
+    // exclusion, stale, machines, faults, keepers, early_wake, restart,
+    // skew, shared), while working
     // on them; the figures are then only theirs.
     let only = std::env::var("NFS_BED_ONLY").ok();
     let part = |name: &str| {
@@ -242,6 +244,9 @@ fn nfs_bed() {
     }
     if part("faults") {
         broken.extend(chosen_faults(&bed, &mut figures));
+    }
+    if part("keepers") {
+        keepers(&bed, &mut figures);
     }
     if part("early_wake") {
         early_wake(&bed, &mut figures);

@@ -135,7 +135,7 @@ fn a_completed_set_names_the_calling_shell() {
     let s = Scratch::new();
     let out = s.expect(
         Command::new("sh")
-            .args(["-c", r#""$FILELOCK" A B && echo $$"#])
+            .args(["-c", r#""$FILELOCK" --no-keeper A B && echo $$"#])
             .current_dir(s.dir.path())
             .env("FILELOCK", filelock_bin()),
         0,

@@ -26,7 +26,7 @@ use crate::path::LockPath;
 use crate::record;
 
 /// The keys of every JSON object, in order (SPEC §6).
-pub const KEYS: [&str; 12] = [
+pub const KEYS: [&str; 13] = [
     "lock",
     "state",
     "pid",
@@ -39,6 +39,7 @@ pub const KEYS: [&str; 12] = [
     "reason",
     "slot",
     "lease_s",
+    "keeper",
 ];
 
 /// A lock's state.
@@ -186,6 +187,7 @@ pub fn json(path: &Path, slot: Option<usize>, holder: Option<&Holder>) -> Value 
         "reason": holder.filter(|h| h.verdict.is_stale()).map(|h| h.verdict.to_string()),
         "slot": slot,
         "lease_s": holder.and_then(|h| h.lease).map(seconds),
+        "keeper": record.and_then(|r| r.keeper),
     });
     if cut {
         object["args_cut"] = json!(true);
@@ -227,8 +229,12 @@ pub fn text(path: &Path, holder: Option<&Holder>) -> String {
         Some(lease) => human(lease),
         None => unknown(),
     };
+    let keeper = match h.record.keeper {
+        Some(pid) => format!("\nkeeper:  pid {pid} (touches it while its holder lives)"),
+        None => String::new(),
+    };
     format!(
-        "lock:    {}\nstate:   {}\npid:     {}\ncommand: {command}\nhost:    {}\nheld:    {}\ntouched: {}\nlease:   {lease}\nalive:   {alive}\nreason:  {}",
+        "lock:    {}\nstate:   {}\npid:     {}\ncommand: {command}\nhost:    {}\nheld:    {}\ntouched: {}\nlease:   {lease}\nalive:   {alive}{keeper}\nreason:  {}",
         path.display(),
         State::of(holder).word(),
         h.record
