@@ -90,13 +90,7 @@ pub fn is_debris(name: TempName, record: &Record, mtime: SystemTime, cx: &Contex
     let Some(pid) = name.pid.filter(|_| name.this_host) else {
         return false;
     };
-    let here = cx.here;
-    let here_too = here.is_named_by(record)
-        && record.boot_id.is_some()
-        && record.boot_id == here.boot_id
-        && record.pidns.is_some()
-        && record.pidns == here.pidns;
-    if !here_too {
+    if !cx.here.is_this_boot_and_pidns(record) {
         return false;
     }
     if cx.pid_max.is_some_and(|max| pid >= max) {

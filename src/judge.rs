@@ -116,6 +116,16 @@ impl Here {
                 _ => true,
             }
     }
+
+    /// Does `record` name this very host, boot and pid namespace, where its
+    /// pids are ours to probe?
+    pub fn is_this_boot_and_pidns(&self, record: &Record) -> bool {
+        self.is_named_by(record)
+            && record.boot_id.is_some()
+            && record.boot_id == self.boot_id
+            && record.pidns.is_some()
+            && record.pidns == self.pidns
+    }
 }
 
 /// The age after which a lock that cannot be proven dead is stale: the

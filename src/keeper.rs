@@ -212,13 +212,7 @@ pub fn stop(record: &Record) {
     let (Some(keeper), Some(start)) = (record.keeper, record.keeper_start) else {
         return;
     };
-    let here = Here::current();
-    let here_too = here.is_named_by(record)
-        && record.boot_id.is_some()
-        && record.boot_id == here.boot_id
-        && record.pidns.is_some()
-        && record.pidns == here.pidns;
-    if !here_too {
+    if !Here::current().is_this_boot_and_pidns(record) {
         return;
     }
     let Some(pidfd) = crate::sys::pidfd_open(keeper) else {

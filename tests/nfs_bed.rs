@@ -177,8 +177,14 @@ fn exclusion(bed: &Bed, kind: &str, fault: &str, cycles: u32) -> (String, bool) 
 /// The exclusion matrix: every tool and personality, with no faults, with
 /// 7 % lost replies on each kind of changing call, and in `eio` mode.
 fn exclusion_matrix(bed: &Bed, figures: &mut String) -> Vec<String> {
+    every_kind(bed, &["none", "lost=0.07", "eio=0.07"], 100, figures)
+}
+
+/// Exclusion runs of every tool and personality under each of `faults`,
+/// `cycles` each: their figures, and the lines of those that broke.
+fn every_kind(bed: &Bed, faults: &[&str], cycles: u32, figures: &mut String) -> Vec<String> {
     let mut broken = Vec::new();
-    for fault in ["none", "lost=0.07", "eio=0.07"] {
+    for &fault in faults {
         for kind in [
             "dotlock",
             "lockdir",
@@ -187,7 +193,7 @@ fn exclusion_matrix(bed: &Bed, figures: &mut String) -> Vec<String> {
             "dotlockfile",
             "lockfile",
         ] {
-            let (line, held) = exclusion(bed, kind, fault, 100);
+            let (line, held) = exclusion(bed, kind, fault, cycles);
             writeln!(figures, "    {line}").unwrap();
             if !held {
                 broken.push(line);

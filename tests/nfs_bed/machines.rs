@@ -132,26 +132,9 @@ pub(super) fn lease(bed: &Bed, figures: &mut String) {
 /// personality: 2 x 2 workers x 50 cycles, nothing overlaps, fails or is
 /// left.
 pub(super) fn chosen_faults(bed: &Bed, figures: &mut String) -> Vec<String> {
-    let mut broken = Vec::new();
-    for fault in [
+    let faults = [
         "link=0.08 create=0.05 remove=0.05 rmdir=0.05 mkdir=0.05 rename=0.05",
         "link=0.05 remove=0.05 mode=eio",
-    ] {
-        for kind in [
-            "dotlock",
-            "lockdir",
-            "filelock",
-            "slots",
-            "dotlockfile",
-            "lockfile",
-        ] {
-            let (line, held) = exclusion(bed, kind, fault, 50);
-            writeln!(figures, "    {line}").unwrap();
-            if !held {
-                broken.push(line);
-            }
-            bed.clean();
-        }
-    }
-    broken
+    ];
+    super::every_kind(bed, &faults, 50, figures)
 }
