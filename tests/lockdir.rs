@@ -240,9 +240,12 @@ fn expect_released(s: &Scratch, d: &Path, out: &Output, code: Option<i32>) -> Re
 
 #[test]
 fn sigkilled_holder_script_is_taken_over_at_once() {
+    // Without a keeper (it would release the lock itself, see keepers.rs):
+    // the directory stays, and the next lockdir proves its holder dead.
     let s = Scratch::new();
     let d = s.path("L.d");
-    let mut holder = script(&s, &["sh", "-c"], &d, &format!("{TAKE}{WAIT}"))
+    let take = TAKE.replace("--trap -r 0", "--trap --no-keeper -r 0");
+    let mut holder = script(&s, &["sh", "-c"], &d, &format!("{take}{WAIT}"))
         .spawn()
         .unwrap();
     wait_until("the holder", Duration::from_secs(10), || {
