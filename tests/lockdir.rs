@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::util::{Scratch, age, as_nobody, is_root, skip, stderr_lines, wait_until};
+use crate::util::{Scratch, age, as_nobody, is_root, secs_ago, skip, stderr_lines, wait_until};
 
 pub fn lockdir_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_lockdir"))
@@ -445,15 +445,6 @@ fn bad_input() {
         stderr_lines(&out),
         ["lockdir: ro/L.d: cannot create a file in the lock's directory: Permission denied"]
     );
-}
-
-/// The mtime of `path`, seconds ago.
-fn secs_ago(path: &Path) -> u64 {
-    let m = fs::metadata(path).unwrap().modified().unwrap();
-    std::time::SystemTime::now()
-        .duration_since(m)
-        .unwrap_or_default()
-        .as_secs()
 }
 
 #[test]

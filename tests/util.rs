@@ -216,6 +216,15 @@ pub fn age(path: &Path, secs: u64) {
         .unwrap();
 }
 
+/// The mtime of `path`, in whole seconds ago.
+pub fn secs_ago(path: &Path) -> u64 {
+    let m = fs::metadata(path).unwrap().modified().unwrap();
+    std::time::SystemTime::now()
+        .duration_since(m)
+        .unwrap_or_default()
+        .as_secs()
+}
+
 /// Poll until `cond` holds, or panic after `limit`.
 pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
