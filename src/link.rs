@@ -328,10 +328,6 @@ impl Held {
     /// of that very inode, so that a lock put at the name since the look
     /// (ours released, another's taken) is never touched.
     pub fn touch(&self) -> Result<bool> {
-        if !self.ours()? {
-            return Ok(false);
-        }
-        crate::seam::pause("IN_TOUCH");
         let file = match again(|| self.dir.open_read(self.lock.name())) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -340,15 +336,17 @@ impl Held {
         let m = Meta::of(&file).map_err(|e| Error::io(self.lock.path(), e))?;
         // The inode and our record in it, read through this descriptor: a
         // freed inode number is soon another file's.
-        let same = m.dev == self.dev
-            && m.ino == self.ino
-            && file
-                .try_clone()
-                .and_then(|f| crate::fs::read_prefix(f, crate::record::MAX_RECORD, m.size))
-                .is_ok_and(|content| content == self.record);
-        if !same {
+        if m.dev != self.dev || m.ino != self.ino {
             return Ok(false);
         }
+        let content = file
+            .try_clone()
+            .and_then(|f| crate::fs::read_prefix(f, crate::record::MAX_RECORD, m.size))
+            .map_err(|e| Error::io(self.lock.path(), e))?;
+        if content != self.record {
+            return Ok(false);
+        }
+        crate::seam::pause("IN_TOUCH");
         again(|| Dir::touch_file(&file))
             .map(|()| true)
             .map_err(|e| Error::io(self.lock.path(), e))

@@ -133,14 +133,7 @@ fn a_keeper_holds_none_of_the_callers_descriptors() {
         "\"$DOTLOCK\" -p L | cat; echo done",
         "x=$(\"$FILELOCK\" F); echo done",
     ] {
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", script])
-            .current_dir(s.dir.path())
-            .env("DOTLOCK", bin("dotlock"))
-            .env("LOCKDIR", bin("lockdir"))
-            .env("FILELOCK", bin("filelock"))
-            .stdin(Stdio::null());
-        let out = crate::util::run_with_timeout(&mut cmd, Duration::from_secs(10));
+        let out = crate::util::run_with_timeout(&mut shell(&s, script), Duration::from_secs(10));
         assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n", "{script}");
     }
     // Each shell is gone: its keeper released its lock.
@@ -149,19 +142,26 @@ fn a_keeper_holds_none_of_the_callers_descriptors() {
     });
 }
 
+/// `sh -c SCRIPT` on this host in `s`, with `$DOTLOCK`, `$LOCKDIR` and
+/// `$FILELOCK` naming the programs.
+fn shell(s: &Scratch, script: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script])
+        .current_dir(s.dir.path())
+        .env("DOTLOCK", bin("dotlock"))
+        .env("LOCKDIR", bin("lockdir"))
+        .env("FILELOCK", bin("filelock"))
+        .stdin(Stdio::null());
+    cmd
+}
+
 /// `tool`'s keeper for a shell in `s` holding K, paused at the seam
 /// `point` (its gate `gate`); the shell runs `after` once it holds K.
 fn paused_keeper(s: &Scratch, tool: &str, stale: &str, point: &str, after: &str) -> Child {
     let gate = s.path("gate");
     let script = format!("{}; {after}", hold(tool, stale));
-    let child = Command::new("sh")
-        .args(["-c", &script])
-        .current_dir(s.dir.path())
-        .env("DOTLOCK", bin("dotlock"))
-        .env("LOCKDIR", bin("lockdir"))
-        .env("FILELOCK", bin("filelock"))
+    let child = shell(s, &script)
         .env(format!("LOCKUTILS_TEST_PAUSE_{point}"), &gate)
-        .stdin(Stdio::null())
         .spawn()
         .unwrap();
     wait_until(point, Duration::from_secs(20), || {

@@ -330,7 +330,7 @@ fn take(inv: &Invocation, args: &Args, flavour: &Flavour) -> Outcome {
         },
         Err(e) => return out.failed(e),
     };
-    let plan = plan(inv, args, flavour, watch_parent);
+    let plan = plan(inv, args, flavour, watch_parent, &record);
     match pipeline::run(&plan, locks, |held: &Held| announce(out, held)) {
         Ended::Done(outcome) => outcome,
         // liblockfile gives up silently.
@@ -346,7 +346,13 @@ fn take(inv: &Invocation, args: &Args, flavour: &Flavour) -> Outcome {
 }
 
 /// How to wait, and what to do once the lock (or a share) is ours.
-fn plan(inv: &Invocation, args: &Args, flavour: &Flavour, watch_parent: bool) -> Plan {
+fn plan(
+    inv: &Invocation,
+    args: &Args,
+    flavour: &Flavour,
+    watch_parent: bool,
+    record: &[u8],
+) -> Plan {
     let waiter = Waiter {
         out: inv.out,
         patience: inv.waiting.patience,
@@ -372,14 +378,14 @@ fn plan(inv: &Invocation, args: &Args, flavour: &Flavour, watch_parent: bool) ->
         // for; not by the personalities, not for a mailbox (setgid).
         keeper: (watch_parent && flavour.native_waiting && !args.mailbox && !args.wait.no_keeper)
             .then(|| {
-                let ppid = nix::unistd::getppid().as_raw() as u32;
-                pipeline::Keeper::for_pid(
+                pipeline::Keeper::for_record(
                     "dotlock-keeper",
-                    ppid,
+                    record,
                     inv.policy.stale_after,
                     args.wait.on_lost,
                 )
-            }),
+            })
+            .flatten(),
     }
 }
 
@@ -402,7 +408,7 @@ fn take_shared(
         slots: vec![reader],
         policy: inv.policy,
     };
-    let plan = plan(inv, args, flavour, watch_parent);
+    let plan = plan(inv, args, flavour, watch_parent, record);
     match pipeline::run(&plan, locks, |_| {}) {
         Ended::Done(outcome) => outcome,
         Ended::GaveUp(e) => {

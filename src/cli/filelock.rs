@@ -299,15 +299,16 @@ fn take(
             match args.wait.no_keeper {
                 true => held.into_iter().for_each(Held::keep),
                 false => {
-                    let ppid = nix::unistd::getppid().as_raw() as u32;
-                    let keeper = pipeline::Keeper::for_pid(
+                    let keeper = pipeline::Keeper::for_record(
                         "filelock-keeper",
-                        ppid,
+                        &record,
                         stale_after,
                         args.wait.on_lost,
                     );
-                    let first = set.locks()[0].path();
-                    keeper.leave(out, first, crate::lockset::AllOf(held));
+                    match keeper {
+                        Some(k) => k.leave(out, set.locks()[0].path(), AllOf(held)),
+                        None => held.into_iter().for_each(Held::keep),
+                    }
                 }
             }
             Outcome::Success

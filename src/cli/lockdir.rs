@@ -312,7 +312,7 @@ fn take(
         },
         Err(e) => return out.failed(e),
     };
-    let plan = plan(inv, args, paths, policy);
+    let plan = plan(inv, args, paths, policy, &record);
     match pipeline::run(&plan, locks, |_| {}) {
         Ended::Done(outcome) => outcome,
         Ended::GaveUp(e) => busy(out, lock, &policy, inv.grace, e),
@@ -340,7 +340,7 @@ fn take_shared(
         slots: vec![reader],
         policy,
     };
-    let plan = plan(inv, args, std::slice::from_ref(lock), policy);
+    let plan = plan(inv, args, std::slice::from_ref(lock), policy, &record);
     match pipeline::run(&plan, locks, |_| {}) {
         Ended::Done(outcome) => outcome,
         Ended::GaveUp(e) => busy(out, lock, &policy, inv.grace, e),
@@ -362,7 +362,7 @@ fn record(inv: &Invocation, pid: Option<u32>) -> Vec<u8> {
 }
 
 /// How to wait, and what to do once the lock is ours.
-fn plan(inv: &Invocation, args: &Args, paths: &[LockPath], policy: Policy) -> Plan {
+fn plan(inv: &Invocation, args: &Args, paths: &[LockPath], policy: Policy, record: &[u8]) -> Plan {
     Plan {
         waiter: Waiter {
             out: inv.out,
@@ -378,17 +378,16 @@ fn plan(inv: &Invocation, args: &Args, paths: &[LockPath], policy: Policy) -> Pl
         command: inv.command.clone(),
         touch_every: Some(pipeline::touch_interval(inv.waiting.stale_after)),
         on_lost: Some(args.wait.on_lost.unwrap_or_default()),
-        keeper: (inv.command.is_empty() && !args.wait.no_keeper).then(|| {
-            let holder = args
-                .pid
-                .unwrap_or_else(|| nix::unistd::getppid().as_raw() as u32);
-            pipeline::Keeper::for_pid(
-                "lockdir-keeper",
-                holder,
-                inv.waiting.stale_after,
-                args.wait.on_lost,
-            )
-        }),
+        keeper: (inv.command.is_empty() && !args.wait.no_keeper)
+            .then(|| {
+                pipeline::Keeper::for_record(
+                    "lockdir-keeper",
+                    record,
+                    inv.waiting.stale_after,
+                    args.wait.on_lost,
+                )
+            })
+            .flatten(),
     }
 }
 

@@ -117,19 +117,22 @@ pub struct Keeper {
 }
 
 impl Keeper {
-    /// A keeper named `name` for `pid` (at its start time now), touching
-    /// as command mode does for `stale_after`, signalling the holder as
-    /// `on_lost` asks (`term`, `kill`) when its lock is lost.
-    pub fn for_pid(
+    /// A keeper named `name` for the holder `record` (the owner record
+    /// written) names — its pid and recorded start time — touching as
+    /// command mode does for `stale_after`, signalling the holder as
+    /// `on_lost` asks (`term`, `kill`) when its lock is lost. `None`: the
+    /// record names no pid.
+    pub fn for_record(
         name: &'static str,
-        pid: u32,
+        record: &[u8],
         stale_after: Duration,
         on_lost: Option<OnLost>,
-    ) -> Keeper {
-        Keeper {
+    ) -> Option<Keeper> {
+        let record = crate::record::Record::parse(record);
+        Some(Keeper {
             holder: crate::keeper::For {
-                pid,
-                start: crate::host::start_time(pid),
+                pid: record.pid?,
+                start: record.start,
             },
             keeping: crate::keeper::Keeping {
                 every: touch_interval(stale_after),
@@ -140,7 +143,7 @@ impl Keeper {
                 },
                 name,
             },
-        }
+        })
     }
 
     /// Leave it for `held` (`path`: the lock, for a `--verbose` line
