@@ -7,7 +7,7 @@
 //! its schedule until the retries or the timeout run out, a caught signal
 //! arrives, or the watched parent dies.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::signals::Sig;
@@ -40,6 +40,13 @@ pub trait Protocol {
     fn break_stale(&self, seen: &Self::Seen) -> Result<Broken>;
     /// Who holds it, and for how long (for messages).
     fn holder(&self, seen: &Self::Seen) -> (Record, Option<Duration>);
+    /// After a busy attempt: the locks whose release is worth an attempt
+    /// at once — the lock itself, unless the attempt is waiting for
+    /// something else (a dot-lock linked during a break waits for the
+    /// break lock to go).
+    fn awaited(&self) -> Vec<PathBuf> {
+        vec![self.path().to_path_buf()]
+    }
 }
 
 /// A lock we hold, as command mode needs it.
@@ -136,6 +143,7 @@ pub fn acquire<P: Protocol>(
         if let Some(held) = attempt(sleeper, &mut report, &mut last)? {
             return Ok(held);
         }
+        sleeper.awaiting(lock.awaited());
         seen_at = if ticking.is_some() {
             Instant::now()
         } else {
@@ -186,6 +194,7 @@ pub fn acquire<P: Protocol>(
                     if let Some(held) = attempt(sleeper, &mut report, &mut last)? {
                         return Ok(held);
                     }
+                    sleeper.awaiting(lock.awaited());
                 }
                 Wake::Signal(sig) => return Err(Stop::Signal(sig)),
                 Wake::ParentDied => return Err(Error::ParentDied.into()),

@@ -70,6 +70,7 @@ pub fn break_guarded(
         }
         Try::Vanished => return Ok(Broken::Busy),
     };
+    seam::pause("BREAK_HELD");
     let outcome = match still_same() {
         Ok(true) => {
             seam::pause("BEFORE_UNLINK");

@@ -8,7 +8,7 @@
 //! ([`crate::link`]); a stale lock is broken (`breaking`).
 
 use std::cell::Cell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::acquire::{Holding, Protocol};
@@ -280,6 +280,16 @@ impl Protocol for DotLock<'_> {
 
     fn path(&self) -> &Path {
         self.lock.path()
+    }
+
+    /// Linked while a break was in progress, our lock waits for the
+    /// break lock to go (or for itself to go, removed by the breaker).
+    fn awaited(&self) -> Vec<PathBuf> {
+        let lock = self.lock.path().to_path_buf();
+        match self.deferred.get() {
+            Some(_) => vec![self.lock.break_lock().path().to_path_buf(), lock],
+            None => vec![lock],
+        }
     }
 
     fn try_once(&self, policy: &Policy) -> Result<Attempt> {

@@ -8,6 +8,8 @@
 //! point. The points:
 //!
 //! * `BEFORE_BREAK`: a breaker has judged a lock stale, before `LOCK.break`;
+//! * `BREAK_HELD`: a breaker holds `LOCK.break`, before it looks again at
+//!   the lock it judged;
 //! * `BEFORE_UNLINK`: a breaker holds `LOCK.break` and has confirmed the
 //!   lock is the one judged, before it removes it;
 //! * `PRIVILEGED`: the setgid mailbox rules have passed, before the group

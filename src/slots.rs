@@ -46,6 +46,10 @@ impl<P: Protocol> Protocol for AnyOf<P> {
         &self.path
     }
 
+    fn awaited(&self) -> Vec<std::path::PathBuf> {
+        self.slots.iter().flat_map(Protocol::awaited).collect()
+    }
+
     fn try_once(&self, policy: &Policy) -> Result<Try<Self::Held, Self::Seen>> {
         let mut seen = Vec::with_capacity(self.slots.len());
         let mut vanished = false;

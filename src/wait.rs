@@ -19,10 +19,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::Signal;
 
 use crate::signals::{Sig, Signals};
-use crate::watch::{ParentWatch, ReleaseProbe, ReleaseWatch, is_remote};
+use nix::sys::signal::Signal;
+
+use crate::early_wake::EarlyWake;
+use crate::watch::ParentWatch;
 
 /// The pause between failed attempts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,11 +88,8 @@ pub enum Wake {
 pub struct Sleeper<'a> {
     signals: Option<&'a Signals>,
     parent: Option<ParentWatch>,
-    release: Option<ReleaseWatch>,
-    /// On a remote filesystem: the probe, and when it is next due.
-    probe: Option<(ReleaseProbe, Instant)>,
-    /// The locks and their directory, to watch from the first sleep on.
-    watch_for: Option<(Vec<PathBuf>, PathBuf)>,
+    /// Early wake on a release, if asked for.
+    release: Option<EarlyWake>,
     /// Wake this often to show progress (a live status line).
     tick: Option<Duration>,
 }
@@ -101,8 +100,6 @@ impl<'a> Sleeper<'a> {
             signals,
             parent,
             release: None,
-            probe: None,
-            watch_for: None,
             tick: None,
         }
     }
@@ -121,19 +118,37 @@ impl<'a> Sleeper<'a> {
 
     /// Also wake when one of `locks` (all in `dir`) is released. The watch
     /// is set up at the first sleep — an uncontended lock never pays for it
-    /// — and the locks are looked at right after, so a release in between
-    /// is not missed. On a remote filesystem the locks are also probed for
-    /// releases made on other machines. Needs `signals` to catch SIGIO;
-    /// without, this does nothing.
+    /// — and put again on what is at the names after every attempt
+    /// ([`Sleeper::awaiting`]), so a release in between is not missed. On
+    /// a remote filesystem the locks are also probed for releases made on
+    /// other machines.
     pub fn wake_on_release(mut self, locks: Vec<PathBuf>, dir: &Path) -> Self {
-        if self.signals.is_some_and(|s| s.catches(Signal::SIGIO)) {
-            self.watch_for = Some((locks, dir.to_path_buf()));
-        }
+        let dnotify = self.signals.is_some_and(|s| s.catches(Signal::SIGIO));
+        self.release = Some(EarlyWake::new(locks, dir, dnotify));
         self
     }
 
+    /// An attempt found the lock busy: from now on, await the release of
+    /// `locks` (the protocol's [`crate::acquire::Protocol::awaited`]), as
+    /// they are at the next sleep.
+    pub fn awaiting(&mut self, locks: Vec<PathBuf>) {
+        if let Some(release) = &mut self.release {
+            release.awaiting(locks);
+        }
+    }
+
+    /// The wait is over and the process will end soon after the lock is
+    /// released: leave the release watch to the process's exit
+    /// ([`ReleaseWatch::linger`]) rather than close it now.
+    pub fn linger(&mut self) {
+        if let Some(release) = &mut self.release {
+            release.linger();
+        }
+    }
+
     /// A caught signal that is already pending, if any. Directory
-    /// notifications (SIGIO) are consumed and not reported.
+    /// notifications (SIGIO) are consumed and not reported: the attempt
+    /// about to be made looks at the lock anyway.
     pub fn pending_signal(&self) -> Option<Sig> {
         let signals = self.signals?;
         while let Some(sig) = signals.take() {
@@ -150,43 +165,29 @@ impl<'a> Sleeper<'a> {
         let now = Instant::now();
         let far = now + Duration::from_secs(86_400 * 365);
         let deadline = now.checked_add(d).unwrap_or(far).min(far);
-        // A release before the watch was set up is seen by looking once;
-        // once it is up, every release after is queued as SIGIO.
-        let mut changed = false;
-        if let Some((locks, dir)) = self.watch_for.take() {
-            self.release = ReleaseWatch::new(&locks, &dir);
-            changed = self.release.is_some();
-            // Another machine's release is seen only by looking.
-            if is_remote(&dir) {
-                self.probe = ReleaseProbe::new(&locks, &dir).map(|mut probe| {
-                    let due = Instant::now() + probe.pause();
-                    (probe, due)
-                });
-            }
+        if self.release.as_mut().is_some_and(EarlyWake::arm) {
+            return Wake::Released;
         }
         loop {
             while let Some(sig) = self.signals.and_then(Signals::take) {
-                if sig == Signal::SIGIO {
-                    changed = true;
-                } else {
+                if sig != Signal::SIGIO {
                     return Wake::Signal(sig);
+                }
+                if self
+                    .release
+                    .as_mut()
+                    .is_some_and(EarlyWake::directory_changed)
+                {
+                    return Wake::Released;
                 }
             }
             if self.parent.as_ref().is_some_and(ParentWatch::gone) {
                 return Wake::ParentDied;
             }
-            if changed && self.release.as_ref().is_some_and(ReleaseWatch::released) {
-                return Wake::Released;
-            }
-            changed = false;
-            if let Some((probe, due)) = &mut self.probe
-                && Instant::now() >= *due
+            if let Some(release) = &mut self.release
+                && release.probe()
             {
-                let released = probe.released();
-                *due = Instant::now() + probe.pause();
-                if released {
-                    return Wake::Released;
-                }
+                return Wake::Released;
             }
             let now = Instant::now();
             let left = deadline.saturating_duration_since(now);
@@ -198,11 +199,12 @@ impl<'a> Sleeper<'a> {
                 Some(ParentWatch { pidfd: None, .. }) => left.min(Duration::from_secs(1)),
                 _ => left,
             };
-            if let Some((_, due)) = &self.probe {
+            if let Some(due) = self.release.as_ref().and_then(EarlyWake::due) {
                 step = step.min(due.saturating_duration_since(now));
             }
             let parent_fd = self.parent.as_ref().and_then(|p| p.pidfd.as_ref());
-            let mut fds: Vec<PollFd> = Vec::with_capacity(2);
+            let watch = self.release.as_ref().and_then(EarlyWake::inode_watch);
+            let mut fds: Vec<PollFd> = Vec::with_capacity(3);
             if let Some(s) = self.signals {
                 fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
             }
@@ -210,11 +212,21 @@ impl<'a> Sleeper<'a> {
             if let Some(fd) = parent_fd {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
+            let watch_at = fds.len();
+            if let Some(w) = watch {
+                fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
+            }
             let _ = poll(&mut fds, poll_timeout(step));
-            let parent_fired =
-                parent_fd.is_some() && fds[parent_at].revents().is_some_and(|r| !r.is_empty());
-            if parent_fired {
+            let fired = |at: usize| {
+                fds.get(at)
+                    .and_then(PollFd::revents)
+                    .is_some_and(|r| !r.is_empty())
+            };
+            if parent_fd.is_some() && fired(parent_at) {
                 return Wake::ParentDied;
+            }
+            if watch.is_some_and(|w| fired(watch_at) && w.released()) {
+                return Wake::Released;
             }
         }
     }

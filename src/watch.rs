@@ -50,23 +50,18 @@ impl Default for ParentWatch {
 /// so that a waiter tries again the moment the lock is released instead of
 /// at the end of its sleep.
 ///
-/// dnotify rather than inotify: closing an inotify instance waits for the
-/// kernel's fsnotify reaper (an SRCU grace period, measured at up to 16 ms),
-/// and every lock, contended or not, would pay that at exit. A dnotify
-/// registration goes away with its descriptor at no cost. dnotify does not
-/// say which name changed, so a wake-up counts as a release only if the
-/// lock's name is really gone.
-///
-/// On remote filesystems (NFS and the like) the kernel sees only this
-/// machine's changes: the watch still wakes a waiter on a release made on
-/// this machine, and a [`ReleaseProbe`] looks for the others.
+/// dnotify first, rather than inotify: closing an inotify instance waits
+/// for the kernel's fsnotify reaper (see [`crate::release_watch`]); a
+/// dnotify registration goes away with its descriptor at no cost. But
+/// dnotify does not say which name changed, so every change in the
+/// directory wakes every waiter: in a busy directory
+/// [`crate::early_wake`] moves to an inotify watch on the lock itself.
 ///
 /// SIGIO is directed at the process: every thread must block it, as a
 /// single-threaded command does through [`crate::signals::Signals`].
 #[derive(Debug)]
-pub struct ReleaseWatch {
+pub struct DirWatch {
     _dir: OwnedFd,
-    locks: Vec<PathBuf>,
 }
 
 /// `<linux/fcntl.h>`: a name was removed, renamed, and keep notifying.
@@ -74,28 +69,25 @@ const DN_DELETE: libc::c_int = 0x8;
 const DN_RENAME: libc::c_int = 0x10;
 const DN_MULTISHOT: libc::c_int = 0x8000_0000_u32 as libc::c_int;
 
-impl ReleaseWatch {
-    /// Watch `dir` for any of `locks` (in it) going away; `None` where that
-    /// cannot work (no dnotify). SIGIO, which carries the notifications,
-    /// must be caught already.
-    pub fn new(locks: &[PathBuf], dir: &Path) -> Option<ReleaseWatch> {
+impl DirWatch {
+    /// Watch `dir`; `None` where that cannot work (no dnotify). SIGIO,
+    /// which carries the notifications, must be caught already.
+    pub fn new(dir: &Path) -> Option<DirWatch> {
         let fd = nix::fcntl::open(
             dir,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
         .ok()?;
-        sys::notify(fd.as_fd(), DN_DELETE | DN_RENAME | DN_MULTISHOT).then(|| ReleaseWatch {
-            _dir: fd,
-            locks: locks.to_vec(),
-        })
+        sys::notify(fd.as_fd(), DN_DELETE | DN_RENAME | DN_MULTISHOT)
+            .then_some(DirWatch { _dir: fd })
     }
 
-    /// Is the name of one of the locks gone?
-    pub(crate) fn released(&self) -> bool {
-        self.locks.iter().any(|lock| {
-            matches!(std::fs::symlink_metadata(lock), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
-        })
+    /// The directory, not registered: a test process does not catch SIGIO.
+    #[cfg(test)]
+    pub(crate) fn unregistered(dir: &Path) -> DirWatch {
+        let fd = nix::fcntl::open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty());
+        DirWatch { _dir: fd.unwrap() }
     }
 }
 
@@ -151,6 +143,19 @@ impl ReleaseProbe {
             backoff: Backoff::new(),
             since: Instant::now(),
         })
+    }
+
+    /// Look for `locks` (all in `dir`) from now on, the pauses going on
+    /// as they were.
+    pub(crate) fn look_for(&mut self, locks: &[PathBuf], dir: &Path) {
+        if let Ok(d) = Dir::open(dir) {
+            self.dir = d;
+        }
+        self.names = locks
+            .iter()
+            .filter_map(|l| l.file_name())
+            .map(OsStr::to_os_string)
+            .collect();
     }
 
     /// How long to wait before the next probe.

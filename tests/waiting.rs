@@ -159,3 +159,81 @@ fn dotlockfile_personality_keeps_legacy_timing() {
         "woke early after {took:?}"
     );
 }
+
+/// The lost wake-up: a waiter links the lock while a breaker holds
+/// `L.break` (the breaker judged the previous lock dead, and that lock was
+/// released meanwhile). The waiter must not use its lock until the break
+/// is over, and must claim it the moment the break lock goes — not at its
+/// next counted attempt, 5 s later on the default schedule.
+#[test]
+fn a_lock_linked_during_a_break_is_claimed_when_the_break_ends() {
+    use crate::util::{age, paused_at, wait_until};
+    let s = Scratch::new();
+    fs::write(s.path("L"), "0\n").unwrap();
+    age(&s.path("L"), 400);
+    let mut breaker = s.dotlock();
+    breaker.args(["-r", "5", "L", "sh", "-c", "echo breaker >> log"]);
+    let (mut breaker, gate) = paused_at(&s, breaker, "BREAK_HELD", "gate");
+    // The judged lock is released; a waiter links the free name. The
+    // breaker, let go, finds the lock changed and ends its break.
+    fs::remove_file(s.path("L")).unwrap();
+    let mut waiter = s
+        .dotlock()
+        .args(["L", "sh", "-c", "echo waiter >> log"])
+        .spawn()
+        .unwrap();
+    wait_until("the waiter's link", Duration::from_secs(10), || {
+        fs::read_to_string(s.path("L")).is_ok_and(|r| r.starts_with(&format!("{}\n", waiter.id())))
+    });
+    // Asleep on its schedule, waiting for the break to end.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!s.path("log").exists(), "used its lock during a break");
+    let opened = Instant::now();
+    fs::write(&gate, "").unwrap();
+    assert!(waiter.wait().unwrap().success());
+    let took = opened.elapsed();
+    assert!(
+        took < Duration::from_millis(2500),
+        "claimed {took:?} after the break"
+    );
+    assert!(breaker.wait().unwrap().success());
+    let log = fs::read_to_string(s.path("log")).unwrap();
+    assert!(
+        log == "waiter\nbreaker\n" || log == "breaker\nwaiter\n",
+        "{log:?}"
+    );
+}
+
+/// A waiter in a busy directory (a spool, `/var/lock`): once the others'
+/// comings and goings outnumber changes of its lock, it watches the lock
+/// itself (an inotify watch shows in its descriptors) instead of the
+/// directory, and still takes the lock the moment it is released.
+#[test]
+fn a_waiter_in_a_busy_directory_watches_the_lock_itself() {
+    let s = Scratch::new();
+    fs::write(s.path("L"), "0\n").unwrap();
+    let mut waiter = started_waiting(&s, s.dotlock().args(["--verbose", "L"]));
+    let pid = waiter.id();
+    let watches_inode = || {
+        fs::read_dir(format!("/proc/{pid}/fdinfo"))
+            .unwrap()
+            .any(|e| fs::read_to_string(e.unwrap().path()).is_ok_and(|i| i.contains("inotify wd:")))
+    };
+    assert!(!watches_inode(), "a quiet directory needs no inotify watch");
+    let mut churned = 0;
+    crate::util::wait_until("an inotify watch", Duration::from_secs(20), || {
+        let other = s.path(format!("other{churned}"));
+        fs::write(&other, "").unwrap();
+        fs::remove_file(&other).unwrap();
+        churned += 1;
+        std::thread::sleep(Duration::from_millis(2));
+        watches_inode()
+    });
+    assert!(churned > 16, "moved after {churned} unrelated changes");
+    std::thread::sleep(Duration::from_millis(200));
+    let released = Instant::now();
+    fs::remove_file(s.path("L")).unwrap();
+    assert!(waiter.wait().unwrap().success());
+    let took = released.elapsed();
+    assert!(took < Duration::from_secs(1), "hand-over took {took:?}");
+}

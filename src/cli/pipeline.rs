@@ -78,7 +78,11 @@ impl Waiter {
             }
             report(event);
         };
-        acquire::acquire(lock, &self.patience, &self.policy, &mut sleeper, report)
+        let held = acquire::acquire(lock, &self.patience, &self.policy, &mut sleeper, report);
+        // The watch of a busy directory, if one was needed, is closed at
+        // the process's exit, after the lock is released.
+        sleeper.linger();
+        held
     }
 }
 
