@@ -157,6 +157,9 @@ pub fn acquire<P: Protocol>(
             }
             .into());
         }
+        if failures == 1 {
+            sleeper.ready().map_err(|e| Error::io("signalfd", e))?;
+        }
         let now = Instant::now();
         let far = now + Duration::from_secs(86_400 * 365);
         let mut until = now

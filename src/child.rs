@@ -11,7 +11,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
@@ -202,6 +202,7 @@ pub fn run_child(
     every: Duration,
     mut event: impl FnMut(ChildEvent) -> bool,
 ) -> Result<ChildEnd, NotRun> {
+    signals.ready().map_err(NotRun::Start)?;
     let held = start(channel, argv, extra_env).map_err(NotRun::Start)?;
     if !event(ChildEvent::Spawned(held.pid())) {
         return Err(NotRun::Refused);
@@ -238,7 +239,12 @@ pub fn run_child(
         }
         let left = next.saturating_duration_since(Instant::now());
         let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        // Made by `ready` above; should it be missing, the tick still comes.
+        let fd = signals.pollable().ok();
+        let mut fds: Vec<PollFd> = fd
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .into_iter()
+            .collect();
         let _ = poll(
             &mut fds,
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),

@@ -55,8 +55,6 @@ enum How {
 pub(crate) struct EarlyWake {
     dir: PathBuf,
     names: Vec<PathBuf>,
-    /// Start with the directory watch (SIGIO is caught), or with inotify.
-    dnotify: bool,
     how: How,
     rearm: bool,
     /// Unrelated wakes less four per related one, from zero.
@@ -68,13 +66,11 @@ pub(crate) struct EarlyWake {
 }
 
 impl EarlyWake {
-    /// Wake early when one of `names` (all in `dir`) is released; `dnotify`:
-    /// SIGIO is caught, so the directory watch can be used.
-    pub(crate) fn new(names: Vec<PathBuf>, dir: &Path, dnotify: bool) -> EarlyWake {
+    /// Wake early when one of `names` (all in `dir`) is released.
+    pub(crate) fn new(names: Vec<PathBuf>, dir: &Path) -> EarlyWake {
         EarlyWake {
             dir: dir.to_path_buf(),
             names,
-            dnotify,
             how: How::Unarmed,
             rearm: true,
             unrelated: 0,
@@ -92,13 +88,14 @@ impl EarlyWake {
     }
 
     /// Before a sleep: watch the names anew if an attempt was made since;
-    /// `true`: one is released already.
-    pub(crate) fn arm(&mut self) -> bool {
+    /// `true`: one is released already. `dnotify` says, at the first sleep,
+    /// whether SIGIO is caught, so that the directory watch can be used.
+    pub(crate) fn arm(&mut self, dnotify: impl FnOnce() -> bool) -> bool {
         if !std::mem::take(&mut self.rearm) {
             return false;
         }
         if matches!(self.how, How::Unarmed) {
-            self.how = match self.dnotify.then(|| DirWatch::new(&self.dir)).flatten() {
+            self.how = match dnotify().then(|| DirWatch::new(&self.dir)).flatten() {
                 Some(watch) => How::Dir(watch, Vec::new()),
                 None => Self::inode_or_probe(),
             };
@@ -236,13 +233,13 @@ mod tests {
         let lock = tmp.path().join("L");
         std::fs::write(&lock, "1\n").unwrap();
         // Without SIGIO (no dnotify here), the lock itself at once.
-        let mut early = EarlyWake::new(vec![lock.clone()], tmp.path(), false);
-        assert!(!early.arm());
+        let mut early = EarlyWake::new(vec![lock.clone()], tmp.path());
+        assert!(!early.arm(|| false));
         assert!(early.inode_watch().is_some());
         // With the directory watch: unrelated wakes move it.
-        let mut early = EarlyWake::new(vec![lock.clone()], tmp.path(), false);
+        let mut early = EarlyWake::new(vec![lock.clone()], tmp.path());
         early.how = How::Dir(DirWatch::unregistered(tmp.path()), Vec::new());
-        assert!(!early.arm());
+        assert!(!early.arm(|| false));
         for _ in 0..BUSY {
             assert!(!early.directory_changed());
         }
@@ -250,9 +247,9 @@ mod tests {
         assert!(!early.directory_changed());
         assert!(early.inode_watch().is_some(), "a busy directory");
         // Related wakes (the lock changed, still there) keep it put.
-        let mut early = EarlyWake::new(vec![lock.clone()], tmp.path(), false);
+        let mut early = EarlyWake::new(vec![lock.clone()], tmp.path());
         early.how = How::Dir(DirWatch::unregistered(tmp.path()), Vec::new());
-        assert!(!early.arm());
+        assert!(!early.arm(|| false));
         for i in 0..10 * BUSY {
             if i % 4 == 0 {
                 // A change time the filesystem's clock grain can tell apart.
@@ -269,13 +266,13 @@ mod tests {
     #[test]
     fn a_name_empty_at_each_arm_turns_to_probes() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut early = EarlyWake::new(vec![tmp.path().join("gate")], tmp.path(), false);
+        let mut early = EarlyWake::new(vec![tmp.path().join("gate")], tmp.path());
         for _ in 0..EMPTY_ARMS {
             early.awaiting(vec![tmp.path().join("gate")]);
-            assert!(early.arm());
+            assert!(early.arm(|| false));
         }
         early.awaiting(vec![tmp.path().join("gate")]);
-        assert!(!early.arm(), "a tight loop of attempts");
+        assert!(!early.arm(|| false), "a tight loop of attempts");
         assert!(early.due().is_some());
     }
 }

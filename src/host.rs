@@ -26,11 +26,43 @@ pub fn short_hostname() -> String {
     host.split('.').next().unwrap_or_default().to_string()
 }
 
-/// This boot's random id (`/proc/sys/kernel/random/boot_id`).
+/// This boot's random id (`/proc/sys/kernel/random/boot_id`), read once
+/// per process.
 pub fn boot_id() -> Option<String> {
-    let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let id = id.trim();
-    (!id.is_empty()).then(|| id.to_string())
+    static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let id = read_small("/proc/sys/kernel/random/boot_id").ok()?;
+        let id = std::str::from_utf8(&id).ok()?.trim();
+        (!id.is_empty()).then(|| id.to_string())
+    })
+    .clone()
+}
+
+/// A small file (`/proc`, `/etc/machine-id`) read whole without asking its
+/// size first: an `open(2)`, a `read(2)` or two, a `close(2)`.
+pub fn read_small(path: impl AsRef<std::path::Path>) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = fs::File::open(path)?;
+    let mut buf = vec![0u8; 512];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        // A `/proc` file of one line comes in one read; a short read of a
+        // regular file is its end.
+        if len < buf.len() && buf[..len].ends_with(b"\n") {
+            break;
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// How long this host has been up, suspended time included
@@ -42,9 +74,11 @@ pub fn uptime() -> Option<std::time::Duration> {
 }
 
 /// The inode of our pid namespace (`/proc/self/ns/pid`): two processes
-/// share a pid space exactly when these are equal.
+/// share a pid space exactly when these are equal. Read once per process
+/// (a process never changes its pid namespace).
 pub fn pid_namespace() -> Option<u64> {
-    fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
+    static NS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino()))
 }
 
 /// A process's start time in clock ticks since boot: field 22 of
@@ -100,9 +134,23 @@ pub fn pid_max() -> Option<u32> {
         .ok()
 }
 
+/// A process's short command name and start time, from one read of
+/// `/proc/PID/stat` (its field 2 is what `/proc/PID/comm` holds).
+pub fn name_and_start(pid: u32) -> (Option<String>, Option<u64>) {
+    let Ok(stat) = read_stat(pid) else {
+        return (None, None);
+    };
+    let name = stat.iter().position(|&b| b == b'(').and_then(|open| {
+        let close = stat.iter().rposition(|&b| b == b')')?;
+        let name = String::from_utf8_lossy(stat.get(open + 1..close)?).into_owned();
+        (!name.is_empty()).then_some(name)
+    });
+    (name, parse_start_time(&stat))
+}
+
 /// A process's parent (field 4 of `/proc/PID/stat`).
 pub fn parent_of(pid: u32) -> Option<u32> {
-    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let stat = read_stat(pid).ok()?;
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
     rest.split_ascii_whitespace().nth(1)?.parse().ok()
@@ -112,7 +160,7 @@ pub fn parent_of(pid: u32) -> Option<u32> {
 /// `sh backup.sh` can be told from any other `sh`.
 pub fn command_args(pid: u32) -> Option<Vec<std::ffi::OsString>> {
     use std::os::unix::ffi::OsStrExt;
-    let line = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let line = read_small(format!("/proc/{pid}/cmdline")).ok()?;
     let line = line.strip_suffix(b"\0").unwrap_or(&line);
     let args = line
         .split(|&b| b == 0)
@@ -123,7 +171,8 @@ pub fn command_args(pid: u32) -> Option<Vec<std::ffi::OsString>> {
 
 /// A process's short command name (`/proc/PID/comm`).
 pub fn command_name(pid: u32) -> Option<String> {
-    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    let comm = read_small(format!("/proc/{pid}/comm")).ok()?;
+    let comm = String::from_utf8_lossy(&comm);
     let comm = comm.trim_end_matches('\n');
     (!comm.is_empty()).then(|| comm.to_string())
 }

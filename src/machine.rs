@@ -27,7 +27,7 @@ const MACHINE_ID: &str = "/etc/machine-id";
 pub fn identity() -> Option<String> {
     static ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
-        let text = std::fs::read(MACHINE_ID).ok()?;
+        let text = crate::host::read_small(MACHINE_ID).ok()?;
         parse_machine_id(&text).map(|id| app_specific(&id))
     })
     .clone()

@@ -88,13 +88,22 @@ impl Record {
     /// A full record for a holder on this host. With a pid, its start time
     /// is recorded too; `cmd` names what holds the lock.
     pub fn for_holder(pid: Option<u32>, cmd: Option<String>) -> Self {
+        Record::started(pid, cmd, host::start_time)
+    }
+
+    /// [`Record::for_holder`], the holder's start time told by `start_of`.
+    fn started(
+        pid: Option<u32>,
+        cmd: Option<String>,
+        start_of: impl FnOnce(u32) -> Option<u64>,
+    ) -> Self {
         let pid = pid.filter(|&p| p != 0);
         Record {
             pid,
             host: Some(host::hostname()).filter(|h| !h.is_empty()),
             machine_id: crate::machine::identity(),
             boot_id: host::boot_id(),
-            start: pid.and_then(host::start_time),
+            start: pid.and_then(start_of),
             pidns: pid.and(host::pid_namespace()),
             cmd,
             created: crate::seam::local_now()
@@ -116,8 +125,16 @@ impl Record {
                     .map(|n| n.to_string_lossy().into_owned());
                 Record::for_holder(holder, name).with_args(args)
             }
-            None => Record::for_holder(holder, host::command_name(caller))
-                .with_args(&host::command_args(caller).unwrap_or_default()),
+            None => {
+                // The caller's name and start time from one look at it.
+                let (name, start) = host::name_and_start(caller);
+                let start_of = |pid| match pid == caller {
+                    true => start,
+                    false => host::start_time(pid),
+                };
+                Record::started(holder, name, start_of)
+                    .with_args(&host::command_args(caller).unwrap_or_default())
+            }
         }
     }
 

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::resource::{Resource, setrlimit};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signal::{SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::sys;
@@ -120,44 +120,96 @@ pub struct Caught {
 }
 
 /// A set of blocked signals, readable from a signalfd.
+///
+/// Blocking comes first and costs one call: the signals are blocked from
+/// before the first attempt, so none can interrupt it and leave a
+/// temporary file. Telling the ignored ones apart (a query per signal) and
+/// making the signalfd wait until a signal is pending or a wait begins:
+/// an uncontended lock never pays for them. A signal that was ignored when
+/// we started and arrives meanwhile stays pending, blocked, until then;
+/// unblocked, it is discarded as ignored signals are.
 #[derive(Debug)]
 pub struct Signals {
-    fd: SignalFd,
-    set: SigSet,
+    /// The numbers blocked, the ignored ones included until the descriptor
+    /// is made.
+    numbers: std::cell::RefCell<Vec<i32>>,
+    fd: std::cell::OnceCell<SignalFd>,
 }
 
 impl Signals {
     /// Block and catch `signals` and every real-time signal, leaving alone
     /// those already ignored.
     pub fn catch(signals: &[Signal]) -> io::Result<Signals> {
-        let numbers = signals.iter().map(|&s| s as i32);
-        let set = sys::sigset_of(
-            numbers
-                .chain(sys::realtime_range())
-                .filter(|&n| !sys::is_ignored_number(n)),
-        );
+        let numbers: Vec<i32> = signals
+            .iter()
+            .map(|&s| s as i32)
+            .chain(sys::realtime_range())
+            .collect();
+        let set = sys::sigset_of(numbers.iter().copied());
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+        Ok(Signals {
+            numbers: std::cell::RefCell::new(numbers),
+            fd: std::cell::OnceCell::new(),
+        })
+    }
+
+    /// Make the signalfd now, if it was not yet: before a wait or a
+    /// command, where a failure (no descriptor left) can still be said.
+    pub fn ready(&self) -> io::Result<()> {
+        self.fd().map(drop)
+    }
+
+    /// The signalfd, to poll; made now if it was not yet.
+    pub fn pollable(&self) -> io::Result<BorrowedFd<'_>> {
+        self.fd().map(AsFd::as_fd)
+    }
+
+    /// The signalfd, made at the first need: the ignored signals are told
+    /// apart (and unblocked) first.
+    fn fd(&self) -> io::Result<&SignalFd> {
+        if let Some(fd) = self.fd.get() {
+            return Ok(fd);
+        }
+        let mut numbers = self.numbers.borrow_mut();
+        let ignored: Vec<i32> = numbers
+            .iter()
+            .copied()
+            .filter(|&n| sys::is_ignored_number(n))
+            .collect();
+        if !ignored.is_empty() {
+            numbers.retain(|n| !ignored.contains(n));
+            let set = sys::sigset_of(ignored);
+            sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None)?;
+        }
+        let set = sys::sigset_of(numbers.iter().copied());
         let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
-        Ok(Signals { fd, set })
+        Ok(self.fd.get_or_init(|| fd))
     }
 
     /// Catch more signals with the same descriptor.
     pub fn add(&mut self, signals: &[Signal]) -> io::Result<()> {
-        let mut more = SigSet::empty();
-        for &sig in signals {
-            if !sys::is_ignored_number(sig as i32) {
-                more.add(sig);
-                self.set.add(sig);
-            }
+        let more: Vec<i32> = signals
+            .iter()
+            .map(|&s| s as i32)
+            .filter(|&n| !sys::is_ignored_number(n))
+            .collect();
+        sigprocmask(
+            SigmaskHow::SIG_BLOCK,
+            Some(&sys::sigset_of(more.iter().copied())),
+            None,
+        )?;
+        self.numbers.get_mut().extend(more);
+        if let Some(fd) = self.fd.get_mut() {
+            fd.set_mask(&sys::sigset_of(self.numbers.get_mut().iter().copied()))?;
         }
-        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&more), None)?;
-        self.fd.set_mask(&self.set)?;
         Ok(())
     }
 
-    /// Is `sig` among the caught signals?
+    /// Is `sig` among the caught signals? Tells the ignored ones apart
+    /// first: for a wait about to begin.
     pub fn catches(&self, sig: Signal) -> bool {
-        self.set.contains(sig)
+        let _ = self.fd();
+        self.numbers.borrow().contains(&(sig as i32))
     }
 
     /// Is `caught` to be passed on to a command? Every signal that ends a
@@ -188,7 +240,10 @@ impl Signals {
                 return false;
             }
             let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            let Ok(fd) = self.fd() else {
+                return false;
+            };
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
             let ready = poll(
                 &mut fds,
                 PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
@@ -216,8 +271,13 @@ impl Signals {
 
     /// The next pending caught signal and its sender, if any; never blocks.
     pub fn take_caught(&self) -> Option<Caught> {
+        // Nothing pending: no descriptor needed to say so.
+        if self.fd.get().is_none() && !sys::any_pending(&self.numbers.borrow()) {
+            return None;
+        }
+        let fd = self.fd().ok()?;
         loop {
-            match self.fd.read_signal() {
+            match fd.read_signal() {
                 Ok(Some(info)) => match Sig::from_number(info.ssi_signo as i32) {
                     Some(sig) => {
                         return Some(Caught {
@@ -230,12 +290,6 @@ impl Signals {
                 _ => return None,
             }
         }
-    }
-}
-
-impl AsFd for Signals {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
     }
 }
 

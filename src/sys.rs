@@ -62,6 +62,16 @@ pub fn is_ignored_number(sig: libc::c_int) -> bool {
     }
 }
 
+/// Is any of the signals numbered `numbers` pending (blocked and sent,
+/// to this thread or the process)?
+pub fn any_pending(numbers: &[libc::c_int]) -> bool {
+    // SAFETY: sigpending fills the zeroed set we own; sigismember reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut set) == 0 && numbers.iter().any(|&n| libc::sigismember(&set, n) == 1)
+    }
+}
+
 /// Restore the default action of the signal numbered `sig`.
 pub fn default_action(sig: libc::c_int) {
     // SAFETY: SIG_DFL installs no handler, so there is none to race with.

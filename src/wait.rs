@@ -123,8 +123,7 @@ impl<'a> Sleeper<'a> {
     /// a remote filesystem the locks are also probed for releases made on
     /// other machines.
     pub fn wake_on_release(mut self, locks: Vec<PathBuf>, dir: &Path) -> Self {
-        let dnotify = self.signals.is_some_and(|s| s.catches(Signal::SIGIO));
-        self.release = Some(EarlyWake::new(locks, dir, dnotify));
+        self.release = Some(EarlyWake::new(locks, dir));
         self
     }
 
@@ -135,6 +134,12 @@ impl<'a> Sleeper<'a> {
         if let Some(release) = &mut self.release {
             release.awaiting(locks);
         }
+    }
+
+    /// Before the first sleep: what the sleep needs, made now (the
+    /// signals' descriptor), so that a failure is said before waiting.
+    pub fn ready(&self) -> std::io::Result<()> {
+        self.signals.map_or(Ok(()), Signals::ready)
     }
 
     /// The wait is over and the process will end soon after the lock is
@@ -165,7 +170,9 @@ impl<'a> Sleeper<'a> {
         let now = Instant::now();
         let far = now + Duration::from_secs(86_400 * 365);
         let deadline = now.checked_add(d).unwrap_or(far).min(far);
-        if self.release.as_mut().is_some_and(EarlyWake::arm) {
+        let signals = self.signals;
+        let sigio = || signals.is_some_and(|s| s.catches(Signal::SIGIO));
+        if self.release.as_mut().is_some_and(|r| r.arm(sigio)) {
             return Wake::Released;
         }
         loop {
@@ -205,8 +212,8 @@ impl<'a> Sleeper<'a> {
             let parent_fd = self.parent.as_ref().and_then(|p| p.pidfd.as_ref());
             let watch = self.release.as_ref().and_then(EarlyWake::inode_watch);
             let mut fds: Vec<PollFd> = Vec::with_capacity(3);
-            if let Some(s) = self.signals {
-                fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+            if let Some(fd) = self.signals.and_then(|s| s.pollable().ok()) {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
             }
             let parent_at = fds.len();
             if let Some(fd) = parent_fd {

@@ -50,6 +50,7 @@ mod exclusion;
 mod signals;
 
 // Waiting over time: the parent watch of -p, keeping a lock fresh, --timeout.
+mod syscalls;
 mod waiting;
 
 // Temporary files of killed processes, reclaimed by the next taker.
