@@ -193,6 +193,8 @@ pub struct Reader<'a> {
     dir: Dir,
     record: &'a [u8],
     clock: Clock,
+    /// The last attempt found the gate busy: the wait is for the gate.
+    gated: std::cell::Cell<bool>,
 }
 
 impl<'a> Reader<'a> {
@@ -206,6 +208,7 @@ impl<'a> Reader<'a> {
             dir: lock.open_dir()?,
             record,
             clock: Clock::default(),
+            gated: std::cell::Cell::new(false),
         })
     }
 
@@ -281,7 +284,18 @@ impl Protocol for Reader<'_> {
         self.lock.path()
     }
 
+    /// Kept out by the gate (another reader joining or leaving), a reader
+    /// waits for the gate to go, not for the lock.
+    fn awaited(&self) -> Vec<std::path::PathBuf> {
+        let lock = self.lock.path().to_path_buf();
+        match self.gated.get().then(|| self.lock.sibling(shared::GATE)) {
+            Some(Ok(gate)) => vec![gate.path().to_path_buf()],
+            _ => vec![lock],
+        }
+    }
+
     fn try_once(&self, policy: &Policy) -> Result<Try<Share, Blocker>> {
+        self.gated.set(false);
         // Look first, without the gate: a writer's lock or a waiting
         // writer keeps us out, and idle readers then create nothing.
         match self.look()? {
@@ -292,6 +306,7 @@ impl Protocol for Reader<'_> {
             return Ok(Try::Busy(Blocker::Writer(want)));
         }
         let Some(gate) = enter_gate(&self.dir, self.lock, GATE_WAIT_JOINING)? else {
+            self.gated.set(true);
             return Ok(Try::Busy(Blocker::Gate(gate_seen(&self.dir, self.lock))));
         };
         crate::seam::pause("IN_GATE");
