@@ -43,7 +43,10 @@ enum How {
     Unarmed,
     /// The directory (watched while held), and what was at each name when
     /// last looked at.
-    Dir(#[allow(dead_code)] DirWatch, Vec<Option<Ident>>),
+    Dir {
+        _watch: DirWatch,
+        seen: Vec<Option<Ident>>,
+    },
     /// The locks themselves.
     Inode(ReleaseWatch),
     /// Only probes.
@@ -96,12 +99,15 @@ impl EarlyWake {
         }
         if matches!(self.how, How::Unarmed) {
             self.how = match dnotify().then(|| DirWatch::new(&self.dir)).flatten() {
-                Some(watch) => How::Dir(watch, Vec::new()),
+                Some(watch) => How::Dir {
+                    _watch: watch,
+                    seen: Vec::new(),
+                },
                 None => Self::inode_or_probe(),
             };
         }
         let armed = match &mut self.how {
-            How::Dir(_, seen) => look(&self.names, seen),
+            How::Dir { seen, .. } => look(&self.names, seen),
             How::Inode(watch) => watch.arm(&self.names),
             How::Unarmed | How::Probe => Armed::Unwatchable,
         };
@@ -140,7 +146,7 @@ impl EarlyWake {
 
     /// The directory changed (SIGIO); `true`: an awaited lock was released.
     pub(crate) fn directory_changed(&mut self) -> bool {
-        let How::Dir(_, seen) = &mut self.how else {
+        let How::Dir { seen, .. } = &mut self.how else {
             return false;
         };
         let mut related = false;
@@ -238,7 +244,10 @@ mod tests {
         assert!(early.inode_watch().is_some());
         // With the directory watch: unrelated wakes move it.
         let mut early = EarlyWake::new(vec![lock.clone()], tmp.path());
-        early.how = How::Dir(DirWatch::unregistered(tmp.path()), Vec::new());
+        early.how = How::Dir {
+            _watch: DirWatch::unregistered(tmp.path()),
+            seen: Vec::new(),
+        };
         assert!(!early.arm(|| false));
         for _ in 0..BUSY {
             assert!(!early.directory_changed());
@@ -248,7 +257,10 @@ mod tests {
         assert!(early.inode_watch().is_some(), "a busy directory");
         // Related wakes (the lock changed, still there) keep it put.
         let mut early = EarlyWake::new(vec![lock.clone()], tmp.path());
-        early.how = How::Dir(DirWatch::unregistered(tmp.path()), Vec::new());
+        early.how = How::Dir {
+            _watch: DirWatch::unregistered(tmp.path()),
+            seen: Vec::new(),
+        };
         assert!(!early.arm(|| false));
         for i in 0..10 * BUSY {
             if i % 4 == 0 {

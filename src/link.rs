@@ -328,17 +328,11 @@ impl Held {
     /// of that very inode, so that a lock put at the name since the look
     /// (ours released, another's taken) is never touched.
     pub fn touch(&self) -> Result<bool> {
-        let file = match again(|| self.dir.open_read(self.lock.name())) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(Error::io(self.lock.path(), e)),
-        };
-        let m = Meta::of(&file).map_err(|e| Error::io(self.lock.path(), e))?;
-        // The inode and our record in it, read through this descriptor: a
-        // freed inode number is soon another file's.
-        if m.dev != self.dev || m.ino != self.ino {
+        let Some((file, m)) = self.open_ours(|| self.dir.open_read(self.lock.name()))? else {
             return Ok(false);
-        }
+        };
+        // Our record in it, read through this descriptor: a freed inode
+        // number is soon another file's.
         let content = file
             .try_clone()
             .and_then(|f| crate::fs::read_prefix(f, crate::record::MAX_RECORD, m.size))
@@ -357,19 +351,27 @@ impl Held {
     /// judged dead while the command lives, even if we are killed; its
     /// keeper). `Ok(false)`: the lock is no longer ours.
     pub fn append(&mut self, lines: &[u8]) -> Result<bool> {
-        let extra = lines;
-        let file = match again(|| self.dir.open_append(self.lock.name())) {
+        let Some((file, _)) = self.open_ours(|| self.dir.open_append(self.lock.name()))? else {
+            return Ok(false);
+        };
+        write_record(file, lines, self.lock.path())?;
+        self.record.extend_from_slice(lines);
+        Ok(true)
+    }
+
+    /// Open the lock with `open`, if it is still our inode: `None` if the
+    /// name is gone or holds another file.
+    fn open_ours(
+        &self,
+        open: impl Fn() -> io::Result<std::fs::File>,
+    ) -> Result<Option<(std::fs::File, Meta)>> {
+        let file = match again(open) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(self.lock.path(), e)),
         };
         let m = Meta::of(&file).map_err(|e| Error::io(self.lock.path(), e))?;
-        if m.dev != self.dev || m.ino != self.ino {
-            return Ok(false);
-        }
-        write_record(file, extra, self.lock.path())?;
-        self.record.extend_from_slice(extra);
-        Ok(true)
+        Ok((m.dev == self.dev && m.ino == self.ino).then_some((file, m)))
     }
 
     /// Replace the lock's record with `record`, atomically (a temporary

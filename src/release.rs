@@ -100,9 +100,14 @@ impl Claim {
         here: &Here,
         ancestry: impl Fn(u32, Option<&str>, Option<u64>) -> bool,
     ) -> Claim {
+        Claim::with_ours(holder, is_ours(&holder.record, caller, here, ancestry))
+    }
+
+    /// What `holder` is, whether it is ours already answered.
+    fn with_ours(holder: &Holder, ours: bool) -> Claim {
         let r = &holder.record;
         Claim {
-            ours: is_ours(r, caller, here, ancestry),
+            ours,
             verdict: holder.verdict,
             names_nobody: r.taker().is_none(),
             shared: r.shared,
@@ -184,11 +189,7 @@ pub fn release_file(lock: &LockPath, policy: &Policy, force: bool) -> Result<boo
     let record = seen.record();
     if !Claim::ours_here(&record, Caller::Ancestry) {
         let holder = Holder::judged(lock, &mut seen, policy);
-        let claim = Claim {
-            ours: false,
-            ..Claim::of(&holder, Caller::Ancestry, &Here::current(), |_, _, _| false)
-        };
-        if rule(Rules::File, &claim, force) == Release::Refused {
+        if rule(Rules::File, &Claim::with_ours(&holder, false), force) == Release::Refused {
             return Err(refused(lock, &holder, true));
         }
     }
