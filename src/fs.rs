@@ -288,11 +288,21 @@ impl Drop for TempFile<'_> {
     }
 }
 
+/// A random number for a temporary file's name, straight from
+/// `getrandom(2)`: the thread-local generator's set-up (a seed read from
+/// the same call, and CPU feature probes that trap in a virtual machine)
+/// would cost every lock more than the name needs.
+pub fn random_tag() -> u32 {
+    use rand::TryRng;
+    rand::rngs::SysRng
+        .try_next_u32()
+        .unwrap_or_else(|_| rand::random())
+}
+
 /// `.lk` + pid + random + `.` + first label of the host name, escaped and
 /// cut to `NAME_MAX` bytes.
 pub fn temp_name() -> OsString {
-    let mut name =
-        format!(".lk{:05}{:08x}.", std::process::id(), rand::random::<u32>()).into_bytes();
+    let mut name = format!(".lk{:05}{:08x}.", std::process::id(), random_tag()).into_bytes();
     let host = temp_label();
     let room = NAME_MAX - name.len();
     let mut cut = host.len().min(room);

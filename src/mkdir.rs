@@ -174,7 +174,7 @@ fn write_owner(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<bool> {
         let temp = OsString::from(format!(
             "{OWNER_TEMP}{}.{:08x}",
             std::process::id(),
-            rand::random::<u32>()
+            crate::fs::random_tag()
         ));
         match inside.create_new(&temp, 0o644) {
             Ok(file) => break (temp, file),
