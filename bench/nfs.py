@@ -7,6 +7,8 @@ over a long wait. Rewrites case 7 of BENCHMARKS.md (and its target rows).
 
     python3 bench/nfs.py                  # as root: the bed needs it
     BENCH_NFS_HANDOVERS=20 BENCH_NFS_WAIT=60 BENCH_NFS_SEED=1 python3 bench/nfs.py
+    BENCH_SHORT=1 python3 bench/nfs.py    # a few of each, written to
+                                          # target/bench/, never BENCHMARKS.md
 
 Needs: nfs-ganesha nfs-ganesha-vfs rpcbind (the bed, see README), liblockfile-bin
 (dotlockfile), procmail (lockfile), util-linux (unshare).
@@ -20,10 +22,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import ROOT, median_ms, need, p95_ms, replace_section, table  # noqa: E402
+from bench import ROOT, SHORT, median_ms, need, p95_ms, replace_section, table  # noqa: E402
 
-HANDOVERS = int(os.environ.get("BENCH_NFS_HANDOVERS", "20"))
-WAIT = float(os.environ.get("BENCH_NFS_WAIT", "60"))
+HANDOVERS = int(os.environ.get("BENCH_NFS_HANDOVERS", "2" if SHORT else "20"))
+WAIT = float(os.environ.get("BENCH_NFS_WAIT", "5" if SHORT else "60"))
+# Uncontended lock+unlock cycles on client B, for the calls they cost.
+CYCLES = int(os.environ.get("BENCH_NFS_CYCLES", "3" if SHORT else "20"))
 SEED = int(os.environ.get("BENCH_NFS_SEED", str(random.randrange(1 << 16))))
 BED = os.path.join(ROOT, "target", "nfsbed-bench")
 TITLE = "7. Hand-over across machines on NFS"
@@ -35,13 +39,26 @@ def bed(*args):
                    stdin=subprocess.DEVNULL)
 
 
-def calls(client):
-    """The calls client `client` has sent the server so far (its stats
-    file, rewritten every 100 ms: wait that long first)."""
+def stats(client):
+    """Client `client`'s counts so far (its stats file, rewritten every
+    100 ms: wait that long first)."""
     time.sleep(0.15)
     with open(os.path.join(BED, f"stats-{client}")) as f:
-        words = dict(w.split("=", 1) for w in f.read().split())
-    return int(words["calls"])
+        return dict(w.split("=", 1) for w in f.read().split())
+
+
+def calls(client):
+    """The calls client `client` has sent the server so far."""
+    return int(stats(client)["calls"])
+
+
+def procedures(client):
+    """The calls client `client` has sent so far, by procedure."""
+    return {k[5:]: int(v) for k, v in stats(client).items() if k.startswith("proc_")}
+
+
+def minus(after, before):
+    return {p: n - before.get(p, 0) for p, n in after.items() if n - before.get(p, 0)}
 
 
 def on_host(client, script, **kw):
@@ -88,13 +105,39 @@ def tools(exes):
     }
 
 
+def cycle_calls(exes):
+    """Calls of one uncontended lock+unlock on client B, by procedure:
+    CYCLES cycles in a shell loop, less the same loop running `true`."""
+    dotlock, lockdir = exes["dotlock"], exes["lockdir"]
+    cycles = {
+        "dotlock": f'"{dotlock}" L && "{dotlock}" -u L',
+        "lockdir": f'"{lockdir}" --no-keeper L && "{lockdir}" -u L',
+        "dotlockfile": f'"{need("dotlockfile")}" L && "{need("dotlockfile")}" -u L',
+        "lockfile": f'"{need("lockfile")}" L && rm -f L',
+        "(the loop alone)": "true && true",
+    }
+    per = {}
+    for name, cycle in cycles.items():
+        script = f"i=0; while [ $i -lt {CYCLES} ]; do {cycle} || exit 1; i=$((i+1)); done"
+        before = procedures("b")
+        if on_host("b", script).wait() != 0:
+            sys.exit(f"bench: the cycle failed: {cycle}")
+        per[name] = {p: n / CYCLES for p, n in minus(procedures("b"), before).items()}
+        if left():
+            sys.exit(f"bench: left in the export: {left()}")
+    loop = per.pop("(the loop alone)")
+    return {name: {p: n - loop.get(p, 0) for p, n in c.items() if n - loop.get(p, 0) > 0}
+            for name, c in per.items()}
+
+
 def hand_over(holder, waiter, hold):
     """One hand-over: seconds from A's release to B's acquisition, B's
-    calls to the server while it waited, and how long it waited."""
+    calls to the server while it waited (by procedure), and how long it
+    waited."""
     a = on_host("a", holder.format(h=f"{hold:.3f}"), stdout=subprocess.PIPE, text=True)
     if a.stdout.readline().strip() != "locked":
         sys.exit(f"bench: the holder did not lock: {holder}")
-    c0, t0 = calls("b"), time.monotonic()
+    c0, t0 = procedures("b"), time.monotonic()
     b = on_host("b", waiter, stdout=subprocess.PIPE, text=True)
     if a.wait() != 0:
         sys.exit(f"bench: the holder failed: {holder}")
@@ -106,7 +149,7 @@ def hand_over(holder, waiter, hold):
     got = int(out.strip().splitlines()[-1])
     if left():
         sys.exit(f"bench: left in the export: {left()}")
-    return (got - released) / 1e9, calls("b") - c0, waited
+    return (got - released) / 1e9, minus(procedures("b"), c0), waited
 
 
 def long_wait(exes, name):
@@ -142,8 +185,11 @@ def main():
     try:
         for name in left():
             sys.exit(f"bench: the export is not empty: {name}")
+        print(f"  {CYCLES} uncontended cycles of each tool on client B ...", file=sys.stderr)
+        cycles = cycle_calls(exes)
         lat = {name: [] for name in kinds}
         cost = {name: [0, 0.0] for name in kinds}
+        by_proc = {name: {} for name in kinds}
         names = list(kinds)
         for i, hold in enumerate(holds):
             # The tools take turns, in a new order each round.
@@ -151,8 +197,10 @@ def main():
             for name in names:
                 after, n, waited = hand_over(*kinds[name], hold)
                 lat[name].append(after)
-                cost[name][0] += n
+                cost[name][0] += sum(n.values())
                 cost[name][1] += waited
+                for p, k in n.items():
+                    by_proc[name][p] = by_proc[name].get(p, 0) + k
             print(f"  round {i + 1}/{HANDOVERS}: " +
                   ", ".join(f"{n} {lat[n][-1]:.2f} s" for n in kinds), file=sys.stderr)
         waits = {}
@@ -161,7 +209,31 @@ def main():
             waits[name] = long_wait(exes, name)
     finally:
         bed("stop")
-    update(section(lat, cost, waits), targets(lat, waits))
+    update(section(lat, cost, waits) + procedure_tables(cycles, by_proc, lat),
+           targets(lat, waits, cycles))
+
+
+def procedure_tables(cycles, by_proc, lat):
+    """Client B's calls by procedure: per uncontended cycle, per hand-over."""
+    def rows(counts, per):
+        procs = sorted({p for c in counts.values() for p in c})
+        body = {n: [f"{sum(c.values()) / per(n):.1f}"] + [f"{c.get(p, 0) / per(n):.1f}" for p in procs]
+                for n, c in counts.items()}
+        return ["total", *[p.upper() for p in procs]], body
+    cols, body = rows(cycles, lambda n: 1)
+    lines = table(
+        f"7a. NFS calls of one uncontended lock + unlock on client B, by procedure ({CYCLES} cycles)",
+        cols, body,
+        intro=["Acquisition and release alone (no waiting, so no probes), less what the shell",
+               "loop itself costs: `TOOL L && TOOL -u L` (lockdir `--no-keeper`; lockfile's",
+               "unlock is `rm -f`). Counted by client B, procedure by procedure."], level=3)
+    cols, body = rows(by_proc, lambda n: len(lat[n]))
+    lines += table(
+        "7b. Client B's NFS calls per hand-over of case 7, by procedure",
+        cols, body,
+        intro=["The waiter's whole life: its attempts, its release probes (dotlock, lockdir:",
+               "LOOKUP and GETATTR), its acquisition and release."], level=3)
+    return lines
 
 
 def section(lat, cost, waits):
@@ -195,16 +267,19 @@ def section(lat, cost, waits):
     return lines
 
 
-def targets(lat, waits):
+def targets(lat, waits, cycles):
     verdict = lambda ok: "met" if ok else "**missed**"
     d = lat["dotlock"]
     med, p95 = median_ms(d) / 1000, p95_ms(d) / 1000
     rate, cpu, _ = waits["dotlock"]
+    ours, theirs = sum(cycles["dotlock"].values()), sum(cycles["dotlockfile"].values())
     return [
         f"| case 7: dotlock median hand-over on NFS ≤ 0.5 s | {med:.2f} s | {verdict(med <= 0.5)} |",
         f"| case 7: dotlock p95 hand-over on NFS ≤ 1.5 s | {p95:.2f} s | {verdict(p95 <= 1.5)} |",
         f"| case 7: one dotlock waiter ≤ 2 NFS calls/s over {WAIT:.0f} s | {rate:.2f} | {verdict(rate <= 2)} |",
         f"| case 7: one dotlock waiter CPU ≤ 0.1 s over {WAIT:.0f} s | {cpu:.3f} s | {verdict(cpu <= 0.1)} |",
+        f"| case 7a: dotlock NFS calls per uncontended cycle ≤ dotlockfile's | {ours:.1f} vs {theirs:.1f} "
+        f"| {verdict(ours <= theirs)} |",
     ]
 
 
@@ -212,7 +287,14 @@ def update(lines, rows):
     """Case 7's section and target rows in BENCHMARKS.md, put in place of
     the old ones (or before the targets)."""
     body = "\n".join(lines).strip("\n")
-    replace_section(f"## {TITLE}", body, "| case 7:", rows)
+    if SHORT:
+        out = os.path.join(ROOT, "target", "bench", "nfs.md")
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with open(out, "w") as f:
+            f.write(body + "\n\n" + "\n".join(rows) + "\n")
+        print(f"bench: wrote {out}", file=sys.stderr)
+    else:
+        replace_section(f"## {TITLE}", body, "| case 7", rows)
     print(body + "\n\n" + "\n".join(rows))
 
 if __name__ == "__main__":

@@ -222,18 +222,31 @@ pub fn remove_seen(lock: &LockPath, seen: &Observed) -> Result<bool> {
     let dir = lock.open_dir()?;
     mailbox::privileged(&dir, lock.name(), || {
         match observe_at(&dir, lock.name(), lock.path())? {
-            Some(now) if now.same_lock(seen) => {
-                match again(|| dir.unlink_this(lock.name(), seen.dev, seen.ino)) {
-                    Ok(()) => Ok(true),
-                    // Gone, as asked: our unlink's reply was lost (NFS), or
-                    // another removed it in the instant since we looked.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-                    Err(e) => Err(Error::io(lock.path(), e)),
-                }
-            }
+            Some(now) if now.same_lock(seen) => unlink_seen(&dir, lock, seen),
             _ => Ok(false),
         }
     })
+}
+
+/// Remove `seen`, just looked at and found the caller's own, without
+/// looking again: the look was the last thing done before, so a second one
+/// would shut no window (and costs an NFS client a lookup, a revalidation
+/// and a read).
+pub fn remove_just_seen(lock: &LockPath, seen: &Observed) -> Result<bool> {
+    let dir = lock.open_dir()?;
+    mailbox::privileged(&dir, lock.name(), || unlink_seen(&dir, lock, seen))
+}
+
+/// Unlink the lock at `lock` if it is the inode `seen` (checked again only
+/// after an `EIO`, [`Dir::unlink_this`]).
+fn unlink_seen(dir: &Dir, lock: &LockPath, seen: &Observed) -> Result<bool> {
+    match again(|| dir.unlink_this(lock.name(), seen.dev, seen.ino)) {
+        Ok(()) => Ok(true),
+        // Gone, as asked: our unlink's reply was lost (NFS), or another
+        // removed it in the instant since we looked.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(Error::io(lock.path(), e)),
+    }
 }
 
 fn remove_at(dir: &Dir, lock: &LockPath) -> Result<bool> {

@@ -185,15 +185,20 @@ pub fn release_file(lock: &LockPath, policy: &Policy, force: bool) -> Result<boo
         Err(Error::LockIsSymlink { .. }) => return crate::link::remove(lock),
         Err(e) => return Err(e),
     };
-    // Our own lock is removed without judging it (no clock to measure).
+    // Our own lock is removed without judging it (no clock to measure) and
+    // without looking again: nothing was done since the look. Another's is
+    // judged (which takes a while: the filesystem's clock is measured), and
+    // looked at again right before its removal.
     let record = seen.record();
-    if !Claim::ours_here(&record, Caller::Ancestry) {
+    let removed = if Claim::ours_here(&record, Caller::Ancestry) {
+        crate::link::remove_just_seen(lock, &seen)?
+    } else {
         let holder = Holder::judged(lock, &mut seen, policy);
         if rule(Rules::File, &Claim::with_ours(&holder, false), force) == Release::Refused {
             return Err(refused(lock, &holder, true));
         }
-    }
-    let removed = crate::link::remove_seen(lock, &seen)?;
+        crate::link::remove_seen(lock, &seen)?
+    };
     // Its keeper, if any, stops at once rather than at its next touch.
     if removed {
         crate::keeper::stop(&record);

@@ -4,7 +4,7 @@
 //!
 //! Budgets, from the measurement (Linux 6.18, a local disk; a test build
 //! adds `fcntl(F_GETFD)` checks of its own, which are not counted): taking
-//! the lock 58 calls from `execve` to `exit_group`, releasing it 50. The
+//! the lock 56 calls from `execve` to `exit_group`, releasing it 43. The
 //! budgets allow 2 more each for what a machine may differ in (a longer
 //! command line of the caller, one more read).
 
@@ -12,8 +12,8 @@ use std::process::Command;
 
 use crate::util::{Scratch, dotlock_bin, skip};
 
-const TAKE: usize = 60;
-const RELEASE: usize = 52;
+const TAKE: usize = 58;
+const RELEASE: usize = 45;
 
 /// The calls of each process of `script` (run by `sh -c` in `s`), in order
 /// of their first call, the shell's first.

@@ -179,6 +179,20 @@ mod tests {
     }
 
     #[test]
+    fn calls_are_counted_by_procedure() {
+        let knobs = rpc::Knobs::default();
+        knobs.count("lookup");
+        knobs.count("getattr");
+        knobs.count("lookup");
+        let report = knobs.report();
+        assert!(report.starts_with("calls=3 "), "{report}");
+        assert!(
+            report.contains(" proc_getattr=1 proc_lookup=2 "),
+            "{report}"
+        );
+    }
+
+    #[test]
     fn a_rate_per_kind_of_call_replaces_the_common_one() {
         let knobs = rpc::Knobs::default();
         apply(&knobs, "link=1 remove=0 lost=1");

@@ -94,6 +94,8 @@ pub struct Knobs {
     pub per_op_eio: std::sync::atomic::AtomicBool,
     /// Every call sent to the NFS server.
     pub calls: AtomicU64,
+    /// The calls sent, by procedure (`lookup`, `getattr`, ...).
+    pub procedures: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Reconnections after a call went unanswered.
     pub reconnects: AtomicU64,
     pub lost: [AtomicU64; 6],
@@ -142,7 +144,15 @@ impl Knobs {
         self.skew_s.load(Ordering::Relaxed)
     }
 
-    /// One line of `key=value` counts.
+    /// Count one call of `procedure`.
+    pub fn count(&self, procedure: &'static str) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut counts) = self.procedures.lock() {
+            *counts.entry(procedure).or_default() += 1;
+        }
+    }
+
+    /// One line of `key=value` counts: `proc_NAME=N` per procedure.
     pub fn report(&self) -> String {
         let mut out = format!(
             "calls={} reconnects={}",
@@ -156,6 +166,11 @@ impl Knobs {
             lost += l;
             eio += e;
             out += &format!(" lost_{}={l} eio_{}={e}", op.name(), op.name());
+        }
+        if let Ok(counts) = self.procedures.lock() {
+            for (name, n) in counts.iter() {
+                out += &format!(" proc_{name}={n}");
+            }
         }
         out + &format!(" lost={lost} eio={eio}\n")
     }
@@ -238,10 +253,7 @@ macro_rules! call {
         let args = $args;
         loop {
             let server: &mut $crate::rpc::Server = $server;
-            server
-                .knobs
-                .calls
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            server.knobs.count(stringify!($method));
             server.connection();
             // Only the runtime's own block_on drives a current-thread
             // runtime's sockets and timers.
