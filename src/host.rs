@@ -252,13 +252,15 @@ pub fn probe(pid: u32) -> (Liveness, Option<u64>) {
         // That process is gone; the pid may belong to another by now.
         known.swap_remove(i);
     }
+    // The pidfd is opened first, then the process looked at once: if the
+    // pidfd's process still runs after the look, the look saw it (a pid
+    // names one running process at a time); if the pid was given again in
+    // between, the pidfd's process has exited, and it is not kept.
+    let fd = (known.len() < KNOWN_MAX).then(|| pidfd_open(pid)).flatten();
     let found = probe_uncached(pid);
     if let (Liveness::Running, Some(start)) = found
-        && known.len() < KNOWN_MAX
-        && let Some(fd) = pidfd_open(pid)
-        // The pid may have been reused between the look and the open: the
-        // pidfd is kept only if it names the process that was looked at.
-        && probe_uncached(pid) == found
+        && let Some(fd) = fd
+        && !exited(&fd)
     {
         known.push((pid, start, fd));
     }
