@@ -95,6 +95,12 @@ impl ReleaseWatch {
 
     /// Watch the locks now at `names` instead of those watched so far.
     pub fn arm(&mut self, names: &[PathBuf]) -> Armed {
+        self.arm_then(names, || {})
+    }
+
+    /// [`ReleaseWatch::arm`], running `between` after each watch is put
+    /// and before the name is looked at again (a test's release there).
+    fn arm_then(&mut self, names: &[PathBuf], between: impl Fn()) -> Armed {
         self.disarm();
         for name in names {
             let before = match inode_at(name) {
@@ -108,7 +114,7 @@ impl ReleaseWatch {
                 Err(_) => return Armed::Unwatchable,
             };
             self.watched.push((name.clone(), before, wd));
-            crate::seam::pause("WATCHED");
+            between();
             match inode_at(name) {
                 Ok(Some(after)) if (after.0, after.1) == (before.0, before.1) => {}
                 _ => return Armed::Released,
@@ -258,6 +264,33 @@ mod tests {
         std::fs::remove_file(&b).unwrap();
         std::thread::sleep(Duration::from_millis(10));
         assert!(!w.released());
+    }
+
+    /// A release between the watch and the second look, and a lock taken
+    /// again there (its inode number may well be the old one's): either
+    /// arming says released, or the watch does at once.
+    #[test]
+    fn a_release_while_the_watch_is_put_is_never_missed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = tmp.path().join("L");
+        let retake = |again: bool| {
+            std::fs::remove_file(&lock).unwrap();
+            if again {
+                std::fs::write(tmp.path().join("T"), "2\n").unwrap();
+                std::fs::hard_link(tmp.path().join("T"), &lock).unwrap();
+                std::fs::remove_file(tmp.path().join("T")).unwrap();
+            }
+        };
+        for again in [false, true] {
+            std::fs::write(&lock, "1\n").unwrap();
+            let mut w = ReleaseWatch::new().unwrap();
+            let armed = w.arm_then(std::slice::from_ref(&lock), || retake(again));
+            assert!(
+                armed == Armed::Released || (readable(&w) && w.released()),
+                "taken again: {again}: {armed:?}"
+            );
+            let _ = std::fs::remove_file(&lock);
+        }
     }
 
     #[test]
