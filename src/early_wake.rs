@@ -255,6 +255,11 @@ mod tests {
         assert!(early.inode_watch().is_none(), "moved too soon");
         assert!(!early.directory_changed());
         assert!(early.inode_watch().is_some(), "a busy directory");
+        // Armed on the lock at once: its release is seen.
+        let renamed = tmp.path().join("renamed");
+        std::fs::rename(&lock, &renamed).unwrap();
+        assert!(early.inode_watch().unwrap().released(), "watching the lock");
+        std::fs::rename(&renamed, &lock).unwrap();
         // Related wakes (the lock changed, still there) keep it put.
         let mut early = EarlyWake::new(vec![lock.clone()], tmp.path());
         early.how = How::Dir {
@@ -285,6 +290,45 @@ mod tests {
         }
         early.awaiting(vec![tmp.path().join("gate")]);
         assert!(!early.arm(|| false), "a tight loop of attempts");
-        assert!(early.due().is_some());
+        // Probes instead, the first some milliseconds ahead: none is due
+        // now, and when it is, the empty name is a release.
+        let due = early.due().expect("probing");
+        assert!(due > Instant::now());
+        assert!(!early.probe(), "not due yet");
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        assert!(early.probe(), "due, and the name is empty");
+        assert!(early.due().unwrap() > Instant::now(), "the next one later");
+        // A watch that holds again starts the count afresh.
+        std::fs::write(tmp.path().join("gate"), "").unwrap();
+        early.awaiting(vec![tmp.path().join("gate")]);
+        assert!(!early.arm(|| false));
+        assert!(early.due().is_none(), "no probes while watching");
+        std::fs::remove_file(tmp.path().join("gate")).unwrap();
+        early.awaiting(vec![tmp.path().join("gate")]);
+        assert!(early.arm(|| false), "the count started afresh");
+    }
+
+    #[test]
+    fn the_directory_watch_sees_a_lock_gone_or_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (lock, other) = (tmp.path().join("L"), tmp.path().join("N"));
+        for replace in [false, true] {
+            std::fs::write(&lock, "1\n").unwrap();
+            let mut early = EarlyWake::new(vec![lock.clone()], tmp.path());
+            early.how = How::Dir {
+                _watch: DirWatch::unregistered(tmp.path()),
+                seen: Vec::new(),
+            };
+            assert!(!early.arm(|| false));
+            match replace {
+                true => {
+                    std::fs::write(&other, "2\n").unwrap();
+                    std::fs::rename(&other, &lock).unwrap();
+                }
+                false => std::fs::remove_file(&lock).unwrap(),
+            }
+            assert!(early.directory_changed(), "replaced: {replace}");
+            let _ = std::fs::remove_file(&lock);
+        }
     }
 }

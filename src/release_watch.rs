@@ -293,6 +293,31 @@ mod tests {
         }
     }
 
+    /// A lock its holder still has open loses its last name: the inode
+    /// lives on, and only its link count says so (`IN_ATTRIB`).
+    #[test]
+    fn a_lock_removed_while_held_open_wakes_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lock = tmp.path().join("L");
+        std::fs::write(&lock, "1\n").unwrap();
+        let open = std::fs::File::open(&lock).unwrap();
+        let mut w = ReleaseWatch::new().unwrap();
+        assert_eq!(w.arm(std::slice::from_ref(&lock)), Armed::Watching);
+        std::fs::remove_file(&lock).unwrap();
+        assert!(readable(&w), "woken while the file is still open");
+        assert!(w.released());
+        drop(open);
+    }
+
+    #[test]
+    fn a_name_that_cannot_be_looked_at_is_not_a_release() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("F"), "").unwrap();
+        let mut w = ReleaseWatch::new().unwrap();
+        let under_a_file = tmp.path().join("F").join("L");
+        assert_eq!(w.arm(&[under_a_file]), Armed::Unwatchable);
+    }
+
     #[test]
     fn a_symbolic_link_is_watched_itself() {
         let tmp = tempfile::tempdir().unwrap();
