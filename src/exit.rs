@@ -111,6 +111,9 @@ pub enum Outcome {
     ActionFailed(Error),
     /// Taking the lock failed.
     Failed(Error),
+    /// The lock was busy (retries or `--timeout` spent) and `-E` names
+    /// the status to end with.
+    Conflict(u8),
     /// A caught signal ended the wait: die by it.
     Signal(Sig),
     /// The command ran under the lock and ended so.
@@ -160,6 +163,17 @@ mod sysexits {
 }
 
 impl Outcome {
+    /// With `-E N` (`conflict`): a lock that could not be had (busy,
+    /// timed out) ends with status N; any other outcome is kept.
+    pub fn or_conflict(self, conflict: Option<u8>) -> Outcome {
+        match (self, conflict) {
+            (Outcome::Failed(Error::Busy { .. } | Error::TimedOut { .. }), Some(code)) => {
+                Outcome::Conflict(code)
+            }
+            (other, _) => other,
+        }
+    }
+
     /// The status `program` ends with.
     pub fn exit(&self, program: Program) -> Exit {
         match program {
@@ -199,6 +213,7 @@ impl Outcome {
             // -t and -u report a failure as 1, whatever the cause.
             Outcome::ActionFailed(_) => C::Failure.into(),
             Outcome::Failed(e) => e.exit_code().into(),
+            Outcome::Conflict(code) => Exit::Status(*code),
             Outcome::Signal(sig) => Exit::Signal(*sig),
             Outcome::Command(ChildEnd::Exited(code)) => Exit::Status(*code as u8),
             Outcome::Command(ChildEnd::Signaled(sig)) => Exit::Signal(*sig),
@@ -233,7 +248,10 @@ impl Outcome {
         match self {
             Outcome::Success | Outcome::Shown => Exit::Status(0),
             Outcome::Signal(sig) => Exit::Signal(*sig),
-            Outcome::Command(_) | Outcome::NotStarted(_) | Outcome::Stale => self.native(),
+            Outcome::Command(_)
+            | Outcome::NotStarted(_)
+            | Outcome::Stale
+            | Outcome::Conflict(_) => self.native(),
             _ => Exit::Status(1),
         }
     }

@@ -11,7 +11,8 @@ pub struct Situation {
     /// What happened, in words (Markdown: `code` spans only).
     pub what: &'static str,
     /// The status of `dotlock`, `lockdir`, `filelock`: a number, `n` (the
-    /// command's own status), `128+N` (death by signal N, re-raised), or
+    /// command's own status), `N` (`-E N`'s), `128+N` (death by signal N,
+    /// re-raised), or
     /// `-` where the situation cannot arise.
     pub codes: [&'static str; 3],
     /// Why a command departs from the others, if it does.
@@ -56,6 +57,12 @@ pub const TABLE: &[Situation] = &[
         what: "Busy: retries spent or `--timeout` reached",
         codes: ["4", "4", "1"],
         note: SEED,
+    },
+    Situation {
+        id: "conflict",
+        what: "Busy with a command and `-E N` (`--conflict-exit-code`; without a command it is a usage error)",
+        codes: ["N", "N", "N"],
+        note: "",
     },
     Situation {
         id: "no-dir",

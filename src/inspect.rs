@@ -137,13 +137,22 @@ impl Holder {
 
     /// Whether the holder lives, as far as can be told: `Some(false)`
     /// proven dead, `Some(true)` seen alive, `None` cannot be told from
-    /// here.
+    /// here. A lock that names only the caller that took it (`dotlock L`
+    /// without `-p`) is judged by age, but on the caller's own host whether
+    /// the caller still runs is told all the same ([`caller_alive`]).
     pub fn alive(&self) -> Option<bool> {
         match self.verdict {
             Verdict::Valid(judge::Reason::Alive { .. }) => Some(true),
             v if v.proves_dead() => Some(false),
-            _ => None,
+            _ => caller_alive(&self.record),
         }
+    }
+
+    /// When a lock that is not stale yet ages out (on this host's clock):
+    /// its lease after its last touch.
+    pub fn ages_out_at(&self) -> Option<SystemTime> {
+        let left = self.lease?.checked_sub(self.age?)?;
+        crate::seam::local_now().checked_add(left)
     }
 }
 
@@ -161,6 +170,29 @@ pub fn seen_dir(lock: &LockPath) -> Result<Option<SeenDir>> {
 /// be created there (a read-only spool).
 fn fs_now(lock: &LockPath) -> SystemTime {
     fs::fs_now(lock).unwrap_or_else(|_| crate::seam::local_now())
+}
+
+/// Whether the caller that `record` names as having taken its lock
+/// (`caller=`, recorded without a pid of a holder: `dotlock L` without
+/// `-p`) still runs: `Some(false)` it has exited (or its pid is another
+/// process's now), `Some(true)` it runs, `None` where that cannot be told —
+/// no caller recorded, a holder's pid recorded instead, or another host,
+/// boot or pid namespace. Never proof for judging the lock: without `-p`
+/// the lock goes stale by age.
+pub fn caller_alive(record: &Record) -> Option<bool> {
+    use crate::host::Liveness;
+    let caller = record.caller.filter(|_| record.pid.is_none())?;
+    if !judge::Here::current().is_this_boot_and_pidns(record) {
+        return None;
+    }
+    match crate::host::probe(caller) {
+        (Liveness::Gone, _) => Some(false),
+        (Liveness::Running, Some(now)) if record.caller_start.is_some_and(|s| s != now) => {
+            Some(false)
+        }
+        (Liveness::Running, _) => Some(true),
+        (Liveness::Unknown, _) => None,
+    }
 }
 
 /// How long the lock of `record`, last touched `age` ago, has been held:

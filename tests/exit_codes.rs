@@ -135,11 +135,25 @@ fn rows() -> Vec<Row> {
             has_lock,
         ),
         r(
-            "-q silences errors, not the status",
+            "-q still says a bad value, in one line",
             none,
             &["-q", "-r", "x", "L"],
             5,
             no_lock,
+        ),
+        r(
+            "-q silences only the busy line",
+            held,
+            &["-q", "-r", "0", "L"],
+            4,
+            has_lock,
+        ),
+        r(
+            "-q still says a missing directory, in one line",
+            none,
+            &["-q", "nodir/L"],
+            2,
+            ok,
         ),
         r(
             "--verbose on a busy lock",
@@ -428,8 +442,14 @@ fn every_flag_and_every_exit_code() {
                 s.context(&cmd, &out)
             ));
         }
-        // Only usage errors and the verbose row may be chatty; -q must be silent.
-        if row.args.first() == Some(&"-q") && !out.stderr.is_empty() {
+        // -q silences the busy line only: every other failure says its
+        // one line.
+        let lines = String::from_utf8_lossy(&out.stderr).lines().count();
+        let said = match row.code {
+            4 => 0,
+            _ => 1,
+        };
+        if row.args.first() == Some(&"-q") && lines != said {
             failures.push(format!(
                 "{}: -q printed {:?}",
                 row.name,

@@ -109,6 +109,11 @@ fn case(id: &str, cmd: &'static str) -> Option<Case> {
             &["-r", "0", "L"],
             Via::Plain,
         ),
+        "conflict" => with(
+            Box::new(move |s| held(s, cmd, lock(cmd))),
+            &["-r", "0", "-E", "75", "L", "--cmd", "true"],
+            Via::Plain,
+        ),
         "no-dir" => plain(&["nodir/L"]),
         "short-write" => with(Box::new(|_| {}), &["L"], Via::NoWrites),
         "not-a-lock" => with(
@@ -187,6 +192,7 @@ fn case(id: &str, cmd: &'static str) -> Option<Case> {
 fn want(cell: &str, id: &str) -> String {
     match (cell, id) {
         ("n", _) => "7".into(),
+        ("N", _) => "75".into(),
         ("128+N", _) => "signal 15".into(),
         (code, _) => code.into(),
     }

@@ -289,18 +289,22 @@ fn live_holder(s: &Scratch) -> crate::util::Holder {
 fn on_a_terminal_the_wait_line_is_drawn_in_place_and_cleared() {
     let s = Scratch::new();
     let mut holder = live_holder(&s);
-    let tty = under_pty(&s, r#""$DOTLOCK" -r 1 -i 1.5 L true; echo "rc=$?""#);
+    let tty = under_pty(
+        &s,
+        r#"stty cols 200; "$DOTLOCK" -r 1 -i 1.5 L true; echo "rc=$?""#,
+    );
     holder.kill().unwrap();
     holder.wait().unwrap();
     let clear = "\r\x1b[K";
-    let line = format!(
-        "{clear}dotlock: waiting for L (attempt 1 of 2 failed, next in 2s): held by pid {}",
-        holder.id()
-    );
+    let line = format!("{clear}dotlock: held by pid {} (", holder.id());
     assert!(tty.contains(&line), "{tty:?}");
+    assert!(
+        tty.contains("; waiting for L, attempt 1 of 2 failed, next in 2s"),
+        "{tty:?}"
+    );
     // Redrawn as the next attempt comes closer.
     assert!(
-        tty.contains("(attempt 1 of 2 failed, next in 1s)"),
+        tty.contains(", attempt 1 of 2 failed, next in 1s"),
         "{tty:?}"
     );
     // Cleared when the wait ends: after the last drawing, the line is
@@ -312,6 +316,37 @@ fn on_a_terminal_the_wait_line_is_drawn_in_place_and_cleared() {
         after[cleared + clear.len()..].starts_with("dotlock: L: busy: held by pid"),
         "{after:?}"
     );
+    assert!(tty.contains("rc=4"), "{tty:?}");
+}
+
+/// At 80 columns, with a long lock path, the line is cut at the edge and
+/// still names the holder: the holder comes first, the count last.
+#[test]
+fn at_80_columns_the_wait_line_keeps_the_holder() {
+    let s = Scratch::new();
+    let deep = "a-directory-name-long-enough-to-fill-the-line/and-then-some";
+    fs::create_dir_all(s.path(deep)).unwrap();
+    let lock = format!("{deep}/L");
+    let (mut holder, _) = holding(&s, s.dotlock(), &lock);
+    let tty = under_pty(
+        &s,
+        &format!(r#"stty cols 80; "$DOTLOCK" -r 1 -i 1.2 {lock} true; echo "rc=$?""#),
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let drawn: Vec<&str> = tty
+        .split("\r\x1b[K")
+        .filter(|l| l.contains("waiting for"))
+        .collect();
+    assert!(!drawn.is_empty(), "{tty:?}");
+    for line in drawn {
+        let line = line.lines().next().unwrap();
+        assert!(line.chars().count() <= 79, "{line:?}");
+        assert!(
+            line.starts_with(&format!("dotlock: held by pid {} (", holder.id())),
+            "{line:?}"
+        );
+    }
     assert!(tty.contains("rc=4"), "{tty:?}");
 }
 

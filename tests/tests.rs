@@ -12,6 +12,10 @@ mod util;
 // Every flag and every exit status of dotlock, in one table.
 mod exit_codes;
 
+// Everyday use as cron and flock(1) users expect: -q, -E, flock's habits,
+// a short -h, whole-line messages, a caller that has exited.
+mod everyday;
+
 // The one exit status table of dotlock, lockdir and filelock, every cell run,
 // the same in the README and the man pages.
 mod exit_table;

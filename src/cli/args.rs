@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 
+use crate::cli::report::Quiet;
 use crate::cli::{Outcome, Reporter};
 use crate::judge::{self, Policy};
 use crate::wait::{Patience, Schedule};
@@ -57,7 +58,8 @@ pub struct TouchArgs {
 #[derive(Debug, Clone, clap::Args)]
 #[group(skip)]
 pub struct WaitArgs {
-    /// Retries after the first attempt [default: 5]; -1 for forever
+    /// Retries after the first attempt [default: 5, that is 6 attempts over
+    /// 75 s, then exit 4]; -1 for forever, 0 for one attempt
     #[arg(short = 'r', value_name = "RETRIES", allow_hyphen_values = true)]
     pub retries: Option<String>,
 
@@ -79,9 +81,21 @@ pub struct WaitArgs {
     #[arg(long)]
     pub verbose: bool,
 
-    /// Quiet: no error messages
+    /// Quiet: no "busy" line when the lock cannot be had (other failures
+    /// still say theirs)
     #[arg(short = 'q')]
     pub quiet: bool,
+
+    /// With a COMMAND: exit N when the lock cannot be had (retries or
+    /// --timeout spent) [default: 4]; -E 0 makes "still running from last
+    /// time" a success for cron
+    #[arg(
+        short = 'E',
+        long = "conflict-exit-code",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
+    pub conflict_exit_code: Option<String>,
 
     /// When the lock is found lost at a keep-alive touch: with a COMMAND,
     /// warn (the default), or also send the command SIGTERM (term) or
@@ -95,6 +109,22 @@ pub struct WaitArgs {
     /// passed, and waits that long after the shell died
     #[arg(long)]
     pub no_keeper: bool,
+}
+
+/// `-E` given without a command to run (`running`: a command is given,
+/// and no `--trap`) is a usage error: a busy lock would exit with the
+/// status of success, and the caller's work would run unlocked.
+pub fn conflict_needs_command(
+    out: &Reporter,
+    conflict: Option<u8>,
+    running: bool,
+) -> Result<(), Outcome> {
+    match conflict.is_some() && !running {
+        true => Err(out.usage_error(
+            "-E/--conflict-exit-code goes with a COMMAND only: without one, a busy lock's status could let the caller's work run unlocked",
+        )),
+        false => Ok(()),
+    }
 }
 
 /// `--slots N` (`dotlock`, `lockdir`).
@@ -127,6 +157,8 @@ pub struct Waiting {
     pub patience: Patience,
     pub stale_after: Duration,
     pub slots: Option<usize>,
+    /// `-E N`: the status of a lock that could not be had.
+    pub conflict: Option<u8>,
 }
 
 impl WaitArgs {
@@ -135,18 +167,19 @@ impl WaitArgs {
     pub fn checked(&self, prog: &'static str, slots: &SlotArgs) -> Result<Waiting, Outcome> {
         let out = Reporter {
             prog,
-            quiet: self.quiet,
+            quiet: Quiet::native(self.quiet),
             verbose: self.verbose,
         };
-        let parsed = self
-            .parse()
-            .and_then(|(patience, stale_after)| Ok((patience, stale_after, slots.parse()?)));
+        let parsed = self.parse().and_then(|(patience, stale_after)| {
+            Ok((patience, stale_after, slots.parse()?, self.conflict_code()?))
+        });
         match parsed {
-            Ok((patience, stale_after, slots)) => Ok(Waiting {
+            Ok((patience, stale_after, slots, conflict)) => Ok(Waiting {
                 out,
                 patience,
                 stale_after,
                 slots,
+                conflict,
             }),
             Err(msg) => Err(out.bad_value(msg)),
         }
@@ -183,6 +216,19 @@ impl WaitArgs {
             timeout,
         };
         Ok((patience, stale_after))
+    }
+
+    /// `-E N`: a status from 0 to 255, or the message for a bad value.
+    pub fn conflict_code(&self) -> Result<Option<u8>, String> {
+        let Some(s) = self.conflict_exit_code.as_deref() else {
+            return Ok(None);
+        };
+        match s.parse::<u8>() {
+            Ok(n) if s.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(n)),
+            _ => Err(format!(
+                "-E {s}: not an exit status (a whole number from 0 to 255)"
+            )),
+        }
     }
 
     /// The judging policy, with `-p`'s trust in a bare pid.

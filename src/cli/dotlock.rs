@@ -9,9 +9,9 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 
 use crate::Result;
-use crate::cli::args::{ActionArgs, SlotArgs, TouchArgs, WaitArgs, Waiting, one_action};
+use crate::cli::args::{self, ActionArgs, SlotArgs, TouchArgs, WaitArgs, Waiting, one_action};
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
-use crate::cli::report;
+use crate::cli::report::{self, Quiet};
 use crate::cli::status::{self, status_format};
 use crate::cli::{Exit, Outcome, Program, Reporter};
 use crate::dotlock::DotLock;
@@ -215,13 +215,17 @@ pub fn run(args: Args, flavour: &Flavour) -> Outcome {
             path: lock.path().into(),
             attempts: 0,
         }),
-        Action::Lock => take(&inv, &args, flavour),
+        Action::Lock => take(&inv, &args, flavour).or_conflict(inv.waiting.conflict),
     }
 }
 
 /// Check the options and the lock path.
 fn check(args: &Args, flavour: &Flavour) -> Result<Invocation, Outcome> {
-    let waiting = args.wait.checked(flavour.prog, &args.slots)?;
+    let mut waiting = args.wait.checked(flavour.prog, &args.slots)?;
+    if !flavour.native_waiting {
+        // liblockfile's -q: no message at all.
+        waiting.out.quiet = Quiet::ancestors(args.wait.quiet);
+    }
     let out = waiting.out;
     let mut rest = args.args.clone();
     let lockfile: PathBuf = if args.mailbox {
@@ -246,6 +250,10 @@ fn check(args: &Args, flavour: &Flavour) -> Result<Invocation, Outcome> {
     }
     if args.action.force && action != Action::Unlock {
         return Err(out.usage_error("--force goes with -u"));
+    }
+    args::conflict_needs_command(&out, waiting.conflict, !command.is_empty())?;
+    if flavour.native_waiting {
+        crate::cli::flock_command(&out, &command)?;
     }
     if args.shared {
         if !flavour.shared {

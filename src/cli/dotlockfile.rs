@@ -91,7 +91,7 @@ Usage:  dotlockfile -l [-r retries] [-i interval] [-p] [-q] <-m|lockfile>
 
 /// Print the usage text; a usage error (exit 1).
 pub fn usage() -> Outcome {
-    eprint!("{USAGE}");
+    crate::cli::report::to_stderr(USAGE);
     Outcome::Usage
 }
 
@@ -103,7 +103,7 @@ pub fn read_numbers(wait: &mut WaitArgs) -> Result<bool, Outcome> {
     if let Some(r) = wait.retries.take() {
         let Some(n) = dotlockfile_retries(&r) else {
             if !wait.quiet {
-                eprintln!("dotlockfile: -r {r}: invalid argument");
+                crate::cli::say("dotlockfile", format_args!("-r {r}: invalid argument"));
             }
             return Err(Outcome::BadValue);
         };
@@ -114,7 +114,7 @@ pub fn read_numbers(wait: &mut WaitArgs) -> Result<bool, Outcome> {
     }
     if let Some(i) = wait.interval.take() {
         let Some(n) = dotlockfile_interval(&i) else {
-            eprintln!("dotlockfile: -i needs argument >= 0");
+            crate::cli::say("dotlockfile", "-i needs argument >= 0");
             return Err(Outcome::BadValue);
         };
         wait.interval = Some(n.to_string());

@@ -8,7 +8,8 @@ use clap::{CommandFactory, Parser};
 
 use crate::Error;
 use crate::acquire::Stop;
-use crate::cli::args::{ActionArgs, WaitArgs, one_action};
+use crate::cli::args::{self, ActionArgs, WaitArgs, one_action};
+use crate::cli::command_name;
 use crate::cli::pipeline::{self, Plan, Waiter};
 use crate::cli::report;
 use crate::cli::status;
@@ -89,7 +90,10 @@ fn in_its_words(cmd: clap::Command) -> clap::Command {
         a.help("With --status: one JSON object per lock, one per line")
     })
     .mut_arg("retries", |a| {
-        a.help("Retries for each lock after its first attempt [default: 10]; -1 for forever")
+        a.help(
+            "Retries for each lock after its first attempt [default: 10, 1 s apart, \
+                 then exit 1]; -1 for forever",
+        )
     })
     .mut_arg("interval", |a| {
         a.help("Seconds between attempts, as dotlock's -i (the same as -s)")
@@ -111,6 +115,12 @@ fn in_its_words(cmd: clap::Command) -> clap::Command {
         a.help(
             "With a COMMAND: when a lock is found lost at a keep-alive touch, warn \
                  (the default), or also send the command SIGTERM (term) or SIGKILL (kill)",
+        )
+    })
+    .mut_arg("conflict_exit_code", |a| {
+        a.help(
+            "With a COMMAND: exit N when the locks cannot be had (retries or --timeout \
+                 spent) [default: 1]; -E 0 makes \"still running from last time\" a success",
         )
     })
     .mut_arg("verbose", |a| {
@@ -190,7 +200,7 @@ enum Action {
 pub fn run(args: Args) -> Outcome {
     let out = Reporter {
         prog: "filelock",
-        quiet: args.wait.quiet,
+        quiet: report::Quiet::native(args.wait.quiet),
         verbose: args.wait.verbose,
     };
     let chosen = [
@@ -207,8 +217,22 @@ pub fn run(args: Args) -> Outcome {
     if args.action.force && action != Action::Unlock {
         return out.usage_error("--force goes with -u");
     }
+    let conflict = match args.wait.conflict_code() {
+        Ok(c) => c,
+        Err(msg) => return out.bad_value(msg),
+    };
+    let running = action == Action::Lock && !args.command.is_empty();
+    if let Err(outcome) = args::conflict_needs_command(&out, conflict, running) {
+        return outcome;
+    }
     if action == Action::Unlock {
         return unlock(&out, &args.files, args.action.force);
+    }
+    if action == Action::Lock && args.command.is_empty() {
+        let path = std::env::var_os("PATH");
+        if let Some(name) = command_name::first_command_like(&args.files, path.as_deref()) {
+            out.error(command_name::warning(name));
+        }
     }
     let (set, waiter, stale_after) = match check(&out, &args) {
         Ok(checked) => checked,
@@ -230,7 +254,7 @@ pub fn run(args: Args) -> Outcome {
             let format = status::status_format(args.action.json);
             status::status_of(set.locks(), false, format, look, &out)
         }
-        _ => take(&out, &args, &set, waiter, stale_after),
+        _ => take(&out, &args, &set, waiter, stale_after).or_conflict(conflict),
     }
 }
 
@@ -320,7 +344,7 @@ fn take(
             let by = holder
                 .map(|h| format!(": {}", report::held_by_holder(&h)))
                 .unwrap_or_default();
-            out.error(format_args!(
+            out.busy(format_args!(
                 "Failed: couldn't create {} in time{by}",
                 lock.path().display()
             ));

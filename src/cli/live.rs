@@ -4,14 +4,14 @@
 //! and cleared when the wait ends. Never where stderr is not a terminal
 //! (cron, pipes, CI logs): there the wait says nothing unless asked.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::acquire::Event;
 use crate::cli::Reporter;
-use crate::cli::report::{held_by, human};
+use crate::cli::report::{Quiet, held_by, human};
 use crate::inspect::held_for;
 
 /// How often the line is redrawn while the waiter sleeps.
@@ -31,7 +31,7 @@ impl LiveLine {
     /// A live line for `out`'s program waiting for `path`, if stderr is a
     /// terminal and `-q` was not given.
     pub fn on_stderr(out: &Reporter, path: &Path) -> Option<LiveLine> {
-        (!out.quiet && std::io::stderr().is_terminal()).then(|| LiveLine {
+        (out.quiet == Quiet::No && std::io::stderr().is_terminal()).then(|| LiveLine {
             prog: out.prog,
             path: path.to_path_buf(),
             shown: false,
@@ -67,9 +67,10 @@ impl LiveLine {
                 let of = attempts.map(|n| format!(" of {n}")).unwrap_or_default();
                 // Round up: "next in 0s" only when it is due.
                 let next = Duration::from_secs(next_in.as_millis().div_ceil(1000) as u64);
-                // What the wait is at first: a narrow terminal cuts the rest.
+                // The holder first, the count last: a narrow terminal
+                // (80 columns) cuts the count, not who holds the lock.
                 let text = format!(
-                    "{}: waiting for {} (attempt {attempt}{of} failed, next in {}): {who}",
+                    "{}: {who}; waiting for {}, attempt {attempt}{of} failed, next in {}",
                     self.prog,
                     self.path.display(),
                     human(next)
@@ -88,14 +89,14 @@ impl LiveLine {
         let columns = crate::sys::terminal_columns(stderr.as_fd()).unwrap_or(80);
         // One column short of the edge, so the terminal never wraps.
         let text: String = text.chars().take(columns.saturating_sub(1)).collect();
-        let _ = write!(stderr.lock(), "\r\x1b[K{text}");
+        crate::cli::report::to_stderr(&format!("\r\x1b[K{text}"));
         self.shown = true;
     }
 
     /// Remove the line, if shown.
     pub fn clear(&mut self) {
         if std::mem::take(&mut self.shown) {
-            let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
+            crate::cli::report::to_stderr("\r\x1b[K");
         }
     }
 }

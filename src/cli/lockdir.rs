@@ -212,6 +212,7 @@ pub fn run(args: Args, matches: &clap::ArgMatches) -> Outcome {
         },
         Action::Lock | Action::Trap => take(&inv, &args, &lock, &paths, policy),
     }
+    .or_conflict(inv.waiting.conflict)
 }
 
 /// Check the options.
@@ -254,6 +255,14 @@ fn check(args: &Args) -> Result<Invocation, Outcome> {
     if args.action.force && action != Action::Unlock {
         return Err(out.usage_error("--force goes with -u"));
     }
+    // `lockdir DIR -- cmd`: the `--` ends lockdir's options.
+    let command = match command.split_first() {
+        Some((first, tail)) if first == "--" => tail,
+        _ => command,
+    };
+    let running = action == Action::Lock && !command.is_empty();
+    args::conflict_needs_command(&out, waiting.conflict, running)?;
+    crate::cli::flock_command(&out, command)?;
     if args.shared
         && (waiting.slots.is_some()
             || !matches!(action, Action::Lock | Action::Unlock | Action::Touch))
@@ -273,11 +282,7 @@ fn check(args: &Args) -> Result<Invocation, Outcome> {
         action,
         grace,
         dir: dir.clone(),
-        // `lockdir DIR -- cmd`: the `--` ends lockdir's options.
-        command: match command.split_first() {
-            Some((first, tail)) if first == "--" => tail.to_vec(),
-            _ => command.to_vec(),
-        },
+        command: command.to_vec(),
     })
 }
 

@@ -4,7 +4,6 @@
 //! carries the steps out.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -228,19 +227,18 @@ fn run(parsed: Parsed) -> Outcome {
 }
 
 fn usage() -> Outcome {
-    let _ = writeln!(std::io::stderr(), "{USAGE}");
+    crate::cli::report::to_stderr(&format!("{USAGE}\n"));
     Outcome::Usage
 }
 
 fn version() {
-    let _ = writeln!(
-        std::io::stderr(),
-        "lockfile (lockutils {}), compatible with procmail's lockfile v3.22\n\nYour system mailbox's lockfile:\t{}",
+    crate::cli::report::to_stderr(&format!(
+        "lockfile (lockutils {}), compatible with procmail's lockfile v3.22\n\nYour system mailbox's lockfile:\t{}\n",
         crate::VERSION,
         mailbox::procmail_lock_path()
             .map(|p| p.display().to_string())
             .unwrap_or_default()
-    );
+    ));
 }
 
 /// Take every file of `plan`, in order, each with its own settings.
@@ -306,7 +304,7 @@ fn waiter(settings: &Settings) -> Waiter {
     Waiter {
         out: Reporter {
             prog: "lockfile",
-            quiet: true,
+            quiet: crate::cli::report::Quiet::All,
             verbose: false,
         },
         patience: Patience {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::cli::pipeline::{self, Waiter};
+use crate::cli::report::{Quiet, to_stderr};
 use crate::cli::{Exit, Outcome, Program, Reporter, say};
 use crate::dotlock::DotLock;
 use crate::inspect::Holder;
@@ -249,7 +250,7 @@ fn run(tool: Tool, argv0: &OsStr, args: &[OsString]) -> Outcome {
     };
     let out = Reporter {
         prog: tool.name(),
-        quiet: opts.quiet,
+        quiet: Quiet::ancestors(opts.quiet),
         verbose: opts.verbose,
     };
     let path = match lock_path(tool, &opts) {
@@ -287,7 +288,7 @@ fn refuse(tool: Tool, argv0: &OsStr, refusal: Refusal) -> Outcome {
         Refusal::BadRetry => say(tool.name(), refusal),
         _ => say(&invoked, refusal),
     }
-    eprintln!("{}", tool.usage());
+    to_stderr(&format!("{}\n", tool.usage()));
     Outcome::Usage
 }
 
@@ -332,8 +333,8 @@ fn remove(out: &Reporter, lock: &LockPath) -> Outcome {
         Err(e) => e.to_string(),
     };
     // lockfile-progs' words, without the program's name.
-    if !out.quiet {
-        eprintln!("lockfile removal failed: {why}");
+    if out.quiet != Quiet::All {
+        to_stderr(&format!("lockfile removal failed: {why}\n"));
     }
     Outcome::ActionFailed(Error::BadValue(why))
 }
@@ -356,8 +357,8 @@ fn failed_create(out: &Reporter, e: Error) -> Outcome {
         _ => "exceeded maximum number of lock attempts",
     };
     // lockfile-progs' words, without the program's name.
-    if !out.quiet {
-        eprintln!("lockfile creation failed: {why}");
+    if out.quiet != Quiet::All {
+        to_stderr(&format!("lockfile creation failed: {why}\n"));
     }
     Outcome::Failed(e)
 }
@@ -388,7 +389,7 @@ fn create(out: &Reporter, lock: &LockPath, opts: &Opts, policy: Policy) -> Outco
     };
     let waiter = Waiter {
         out: Reporter {
-            quiet: true,
+            quiet: Quiet::All,
             ..*out
         },
         patience: Patience {

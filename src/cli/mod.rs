@@ -5,9 +5,11 @@
 //! pages, completions and tests all use the same definitions.
 
 mod args;
+mod command_name;
 pub mod dotlock;
 mod dotlockfile;
 pub mod filelock;
+mod flock_habits;
 mod legacy_numbers;
 mod live;
 pub mod lockdir;
@@ -15,6 +17,7 @@ mod lockfile;
 mod lockfile_progs;
 mod pipeline;
 mod report;
+mod short_help;
 pub mod status;
 mod trap;
 
@@ -137,14 +140,14 @@ pub fn parse_matches<A: clap::FromArgMatches>(
         .map_err(|e| clap_failure(prog, &e, has_help))
 }
 
-/// With `-h` or `--help` among the arguments, `cmd` with its program's
-/// exit status lines after the help ([`help_lines`], from the exit
-/// table). They are built only then: a lock taken or released never pays
-/// for formatting them.
+/// With `-h` or `--help` among the arguments, `cmd` with its short help
+/// for `-h` and its program's exit status lines after the long help
+/// ([`help_lines`], from the exit table). They are built only then: a
+/// lock taken or released never pays for formatting them.
 pub fn with_exit_status(cmd: clap::Command, argv: &[OsString]) -> clap::Command {
     match COMMANDS.iter().find(|c| **c == cmd.get_name()) {
         Some(name) if asks_help(argv) && !cmd.is_disable_help_flag_set() => {
-            cmd.after_help(help_lines(name))
+            short_help::with_short_help(cmd, help_lines(name))
         }
         _ => cmd,
     }
@@ -166,6 +169,8 @@ fn clap_failure(prog: &str, e: &clap::Error, has_help: bool) -> Outcome {
     }
     if !has_help {
         say(prog, clap_one_line(e));
+    } else if let Some(line) = flock_habit(e) {
+        say(prog, format_args!("{line}; try '{prog} --help'"));
     } else {
         say(
             prog,
@@ -173,6 +178,27 @@ fn clap_failure(prog: &str, e: &clap::Error, has_help: bool) -> Outcome {
         );
     }
     Outcome::Usage
+}
+
+/// An unknown option that is flock(1)'s, answered with our spelling.
+fn flock_habit(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    match e.get(ContextKind::InvalidArg)? {
+        ContextValue::String(arg) => flock_habits::unknown_option(arg),
+        _ => None,
+    }
+}
+
+/// A command whose first word is one of flock(1)'s options (`dotlock L
+/// -c 'make'`): a usage error that gives our spelling.
+pub fn flock_command(out: &Reporter, command: &[OsString]) -> Result<(), Outcome> {
+    match flock_habits::command(out.prog, command.first().map(OsString::as_os_str)) {
+        Some(line) => Err(out.usage_error(line)),
+        None => Ok(()),
+    }
 }
 
 /// A clap error in one line, without its `error: ` prefix: what follows

@@ -13,14 +13,51 @@ use crate::record::Record;
 #[derive(Debug, Clone, Copy)]
 pub struct Reporter {
     pub prog: &'static str,
-    pub quiet: bool,
+    pub quiet: Quiet,
     pub verbose: bool,
 }
 
+/// What `-q` silences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quiet {
+    /// Nothing: no `-q`.
+    No,
+    /// The native `-q`: only the "busy" line of a wait that gave up (and
+    /// the live wait line); every other failure still says its line.
+    Busy,
+    /// The ancestors' `-q` (the personalities): every message.
+    All,
+}
+
+impl Quiet {
+    /// The native meaning of `-q` given or not.
+    pub fn native(q: bool) -> Quiet {
+        match q {
+            true => Quiet::Busy,
+            false => Quiet::No,
+        }
+    }
+
+    /// The ancestors' meaning of `-q` given or not.
+    pub fn ancestors(q: bool) -> Quiet {
+        match q {
+            true => Quiet::All,
+            false => Quiet::No,
+        }
+    }
+}
+
 impl Reporter {
-    /// An error or warning (suppressed by `-q`).
+    /// An error or warning (suppressed only by the ancestors' `-q`).
     pub fn error(&self, msg: impl std::fmt::Display) {
-        if !self.quiet {
+        if self.quiet != Quiet::All {
+            say(self.prog, msg);
+        }
+    }
+
+    /// That a wait gave up, the lock being busy (suppressed by any `-q`).
+    pub fn busy(&self, msg: impl std::fmt::Display) {
+        if self.quiet == Quiet::No {
             say(self.prog, msg);
         }
     }
@@ -60,11 +97,19 @@ impl Reporter {
     }
 }
 
-/// One line on stderr. A failed write (closed stderr, a full disk) is
-/// ignored rather than turned into a panic: the exit status still tells.
+/// One line on stderr, `PROG: message`, in one write(2).
 pub fn say(prog: &str, msg: impl std::fmt::Display) {
+    to_stderr(&format!("{prog}: {msg}\n"));
+}
+
+/// `text` on stderr in one write(2), so that lines written by several
+/// processes into one pipe never interleave (stderr is unbuffered: a
+/// formatted write would be one call per piece). A failed write (closed
+/// stderr, a full disk) is ignored rather than turned into a panic: the
+/// exit status still tells.
+pub fn to_stderr(text: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{prog}: {msg}");
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// A `--verbose` reporter of waiting events for the lock at `path`.
@@ -98,7 +143,8 @@ pub fn human(d: Duration) -> String {
 }
 
 /// `held by pid P (cmd) on HOST for 4m12s`, or for readers together
-/// `held shared by 2 readers for 4m12s`.
+/// `held shared by 2 readers for 4m12s`; for a caller that has exited
+/// (`dotlock L` without `-p`), that it has, and when the lock ages out.
 pub fn held_by_holder(h: &Holder) -> String {
     if h.record.shared {
         return format!(
@@ -107,11 +153,21 @@ pub fn held_by_holder(h: &Holder) -> String {
             human(h.held_for.unwrap_or_default())
         );
     }
-    held_by(&h.record, h.held_for)
+    match (h.alive(), h.verdict.is_stale()) {
+        (Some(false), false) if h.record.pid.is_none() => {
+            format!("{}{}", taken_by_exited(&h.record), kept_until(h))
+        }
+        _ => held_by(&h.record, h.held_for),
+    }
 }
 
-/// `held by pid P (cmd) on HOST for 4m12s`: who holds a lock held `held_for`.
+/// `held by pid P (cmd) on HOST for 4m12s`: who holds a lock held
+/// `held_for`; `taken by pid P (cmd), which has exited, on HOST` where
+/// the lock names only the caller that took it, and it has exited.
 pub fn held_by(record: &Record, held_for: Option<Duration>) -> String {
+    if crate::inspect::caller_alive(record) == Some(false) {
+        return taken_by_exited(record);
+    }
     format!(
         "held by {} for {}",
         record.describe(),
@@ -119,17 +175,66 @@ pub fn held_by(record: &Record, held_for: Option<Duration>) -> String {
     )
 }
 
+/// `taken by pid P (cmd), which has exited, on HOST`.
+fn taken_by_exited(record: &Record) -> String {
+    let pid = record.taker().map(|(p, _)| p).unwrap_or_default();
+    let cmd = record
+        .cmd
+        .as_ref()
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    let host = record
+        .host
+        .as_ref()
+        .map(|h| format!(" on {h}"))
+        .unwrap_or_default();
+    format!("taken by pid {pid}{cmd}{host}, which has exited")
+}
+
+/// `; without -p it is kept until it ages out at TIME`: what becomes of a
+/// lock whose caller has exited.
+pub fn kept_until(h: &Holder) -> String {
+    match h.ages_out_at() {
+        Some(t) => format!("; without -p it is kept until it ages out at {}", utc(t)),
+        None => "; without -p it is kept until it ages out".to_string(),
+    }
+}
+
+/// A time as `2026-12-06 21:45:12 UTC`.
+pub fn utc(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 /// Say that a wait gave up, naming the holder where it can be seen:
 /// `PROG: PATH: busy: held by pid P (cmd) on HOST for 4m12s`.
 pub fn gave_up(out: &Reporter, path: &Path, holder: Option<Holder>, e: crate::Error) -> Outcome {
     match holder {
-        Some(h) => out.error(format_args!(
+        Some(h) => out.busy(format_args!(
             "{}: busy: {}{}",
             path.display(),
             held_by_holder(&h),
             planted(&h, path)
         )),
-        None => out.error(&e),
+        None => out.busy(&e),
     }
     Outcome::Failed(e)
 }
@@ -170,5 +275,14 @@ mod tests {
         assert_eq!(human(s(3599)), "59m59s");
         assert_eq!(human(s(7380)), "2h03m");
         assert_eq!(human(s(86_400 + 4 * 3600 + 59)), "1d04h");
+    }
+
+    #[test]
+    fn times_in_utc() {
+        let at = |secs| utc(std::time::UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(at(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(at(1_796_593_512), "2026-12-06 21:45:12 UTC");
+        assert_eq!(at(4_107_542_399), "2100-02-28 23:59:59 UTC");
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::cli::report::human;
+use crate::cli::report::{self, human};
 use crate::cli::{Outcome, Reporter};
 use crate::inspect::Holder;
 use crate::judge::{Reason, Verdict};
@@ -102,7 +102,8 @@ pub fn status_format(json: bool) -> Format {
 
 /// `--status` of every lock (or slot: `slots` says the lock is slotted, and
 /// the `i`-th path is slot `i + 1`), looked at with `look`; an error is
-/// said on stderr and counts as neither held nor stale.
+/// said on stderr, and unless another lock is held, the status is the
+/// error's (a path that is no lock: 5), never "free".
 pub fn status_of(
     paths: &[LockPath],
     slotted: bool,
@@ -111,12 +112,14 @@ pub fn status_of(
     out: &Reporter,
 ) -> Outcome {
     let mut states = Vec::new();
+    let mut failed = None;
     let mut stdout = io::stdout().lock();
     for (i, path) in paths.iter().enumerate() {
         let holder = match look(path) {
             Ok(holder) => holder,
             Err(e) => {
-                out.error(e);
+                out.error(&e);
+                failed.get_or_insert(e);
                 continue;
             }
         };
@@ -152,7 +155,10 @@ pub fn status_of(
             let _ = writeln!(stdout, "{line}");
         }
     }
-    State::of_all(&states).outcome()
+    match (State::of_all(&states), failed) {
+        (State::Held, _) | (_, None) => State::of_all(&states).outcome(),
+        (_, Some(e)) => Outcome::Failed(e),
+    }
 }
 
 /// Seconds, to the millisecond.
@@ -215,12 +221,32 @@ pub fn text(path: &Path, holder: Option<&Holder>) -> String {
         }
         Verdict::Stale(Reason::OtherBoot) => "no (written before the last boot)".into(),
         _ if h.record.taker().is_none() => "unknown (no pid recorded)".into(),
-        _ => "unknown (cannot be checked from this host)".into(),
+        _ => match crate::inspect::caller_alive(&h.record) {
+            Some(false) => format!(
+                "no: taken by pid {}, which has exited{}",
+                h.record.caller.unwrap_or_default(),
+                report::kept_until(h)
+            ),
+            Some(true) => "yes (the caller that took it)".into(),
+            None => "unknown (cannot be checked from this host)".into(),
+        },
     };
     let command = match (&h.record.cmd, &h.record.args) {
         (Some(cmd), Some(args)) => format!("{cmd} {args}"),
         (Some(cmd), None) => cmd.clone(),
         (None, _) => unknown(),
+    };
+    // Command mode: the lock is held by the tool, which runs the command
+    // as its child; each named as what it is.
+    let (pid, command) = match (h.record.taker(), h.record.child) {
+        (Some((pid, _)), Some(child)) => (
+            format!("{pid} (the lock tool, running the command)"),
+            format!("{command} (pid {child})"),
+        ),
+        (taker, _) => (
+            taker.map_or_else(unknown, |(pid, _)| pid.to_string()),
+            command,
+        ),
     };
     let lease = match h.lease {
         Some(lease) if h.record.stale_after == Some(lease.as_secs()) => {
@@ -234,12 +260,9 @@ pub fn text(path: &Path, holder: Option<&Holder>) -> String {
         None => String::new(),
     };
     format!(
-        "lock:    {}\nstate:   {}\npid:     {}\ncommand: {command}\nhost:    {}\nheld:    {}\ntouched: {}\nlease:   {lease}\nalive:   {alive}{keeper}\nreason:  {}",
+        "lock:    {}\nstate:   {}\npid:     {pid}\ncommand: {command}\nhost:    {}\nheld:    {}\ntouched: {}\nlease:   {lease}\nalive:   {alive}{keeper}\nreason:  {}",
         path.display(),
         State::of(holder).word(),
-        h.record
-            .taker()
-            .map_or_else(unknown, |(pid, _)| pid.to_string()),
         h.record.host.clone().unwrap_or_else(unknown),
         h.held_for.map_or_else(unknown, human),
         h.age.map_or_else(unknown, |a| format!("{} ago", human(a))),
