@@ -23,7 +23,7 @@ _dotlock() {
 
     case "${cmd}" in
         dotlock)
-            opts="-l -u -c -t -p -m -P -r -i -q -h -V --force --status --json --shared --timeout --stale-after --verbose --on-lost --no-keeper --slots --help --version"
+            opts="-l -u -c -t -p -m -P -r -i -q -E -h -V --force --status --json --shared --timeout --stale-after --verbose --conflict-exit-code --on-lost --no-keeper --slots --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -51,6 +51,20 @@ _dotlock() {
                     return 0
                     ;;
                 --stale-after)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --conflict-exit-code)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                -E)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
@@ -91,7 +105,7 @@ _dotlock_command() {
     # lock; the command follows it (or a `--` after it).
     local i=1 lock=
     while [ "$i" -lt "$COMP_CWORD" ]; do
-        case " -r -i --timeout --stale-after --on-lost --slots " in
+        case " -r -i --timeout --stale-after -E --conflict-exit-code --on-lost --slots " in
             *" ${COMP_WORDS[i]} "*) i=$((i + 2)); continue ;;
         esac
         case ${COMP_WORDS[i]} in

@@ -1,7 +1,8 @@
-complete -c dotlock -n 'not __dotlock_command >/dev/null' -s r -d 'Retries after the first attempt [default: 5]; -1 for forever' -r -f
+complete -c dotlock -n 'not __dotlock_command >/dev/null' -s r -d 'Retries after the first attempt [default: 5, that is 6 attempts over 75 s, then exit 4]; -1 for forever, 0 for one attempt' -r -f
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s i -d 'Wait SECONDS between attempts instead of 5, 10, ... 60 s (0: no wait)' -r -f
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l timeout -d 'Give up after DURATION of waiting (seconds; 0.5, 200ms, 2m allowed)' -r -f
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l stale-after -d 'A lock whose holder cannot be proven alive or dead is stale after DURATION [default: 300]; holders touch their lock every third of it (at most every 30 s)' -r -f
+complete -c dotlock -n 'not __dotlock_command >/dev/null' -s E -l conflict-exit-code -d 'With a COMMAND: exit N when the lock cannot be had (retries or --timeout spent) [default: 4]; -E 0 makes "still running from last time" a success for cron' -r -f
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l on-lost -d 'When the lock is found lost at a keep-alive touch: with a COMMAND, warn (the default), or also send the command SIGTERM (term) or SIGKILL (kill), which then ends by that signal; held for a shell, its keeper sends the shell that signal (term, kill) and stops' -r -f -a "warn\t'Say so on stderr, at once'
 term\t'Say so, and send the command SIGTERM'
 kill\t'Say so, and send the command SIGKILL'"
@@ -18,7 +19,7 @@ complete -c dotlock -n 'not __dotlock_command >/dev/null' -s m -d 'Lock the user
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s P -d 'With a COMMAND, exit with its status (always so in dotlock; only with -P as dotlockfile)'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l shared -d 'Take a reader\'s share: any number of readers at once, or one writer (a plain lock of the same name), never both; with -u, -t: the caller\'s share'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l verbose -d 'Say when waiting, whom for, and when a stale lock is broken'
-complete -c dotlock -n 'not __dotlock_command >/dev/null' -s q -d 'Quiet: no error messages'
+complete -c dotlock -n 'not __dotlock_command >/dev/null' -s q -d 'Quiet: no "busy" line when the lock cannot be had (other failures still say theirs)'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l no-keeper -d 'Held for a shell (no COMMAND): leave no keeper. The lock is then never touched: another machine breaks it once --stale-after has passed, and waits that long after the shell died'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s V -l version -d 'Print version'
@@ -29,7 +30,7 @@ function __dotlock_command
     set -l tokens (commandline -opc)
     set -e tokens[1]
     while set -q tokens[1]
-        if contains -- $tokens[1] -r -i --timeout --stale-after --on-lost --slots
+        if contains -- $tokens[1] -r -i --timeout --stale-after -E --conflict-exit-code --on-lost --slots
             set -e tokens[1..2]
         else if test "$tokens[1]" = --
             set -e tokens[1]

@@ -23,7 +23,7 @@ _filelock() {
 
     case "${cmd}" in
         filelock)
-            opts="-l -s -q -u -c -r -i -h -V --no-keeper --force --status --json --timeout --stale-after --on-lost --verbose --help --version"
+            opts="-l -s -q -u -c -r -i -E -h -V --no-keeper --force --status --json --timeout --stale-after --on-lost --conflict-exit-code --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -66,6 +66,20 @@ _filelock() {
                     ;;
                 --on-lost)
                     COMPREPLY=($(compgen -W "warn term kill" -- "${cur}"))
+                    return 0
+                    ;;
+                --conflict-exit-code)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                -E)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 *)

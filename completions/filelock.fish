@@ -1,13 +1,14 @@
 complete -c filelock -n 'not __filelock_command >/dev/null' -s s -d 'Seconds between attempts [default: 1]' -r -f
-complete -c filelock -n 'not __filelock_command >/dev/null' -s r -d 'Retries for each lock after its first attempt [default: 10]; -1 for forever' -r -f
+complete -c filelock -n 'not __filelock_command >/dev/null' -s r -d 'Retries for each lock after its first attempt [default: 10, 1 s apart, then exit 1]; -1 for forever' -r -f
 complete -c filelock -n 'not __filelock_command >/dev/null' -s i -d 'Seconds between attempts, as dotlock\'s -i (the same as -s)' -r -f
 complete -c filelock -n 'not __filelock_command >/dev/null' -l timeout -d 'Give up after DURATION of waiting for the whole set (seconds; 0.5, 200ms, 2m allowed); without -r, retries are then unbounded' -r -f
 complete -c filelock -n 'not __filelock_command >/dev/null' -l stale-after -d 'A lock whose holder cannot be proven alive or dead is stale after DURATION [default: 300]; with a COMMAND the locks are touched every third of it (at most every 30 s)' -r -f
 complete -c filelock -n 'not __filelock_command >/dev/null' -l on-lost -d 'With a COMMAND: when a lock is found lost at a keep-alive touch, warn (the default), or also send the command SIGTERM (term) or SIGKILL (kill)' -r -f -a "warn\t'Say so on stderr, at once'
 term\t'Say so, and send the command SIGTERM'
 kill\t'Say so, and send the command SIGKILL'"
+complete -c filelock -n 'not __filelock_command >/dev/null' -s E -l conflict-exit-code -d 'With a COMMAND: exit N when the locks cannot be had (retries or --timeout spent) [default: 1]; -E 0 makes "still running from last time" a success' -r -f
 complete -c filelock -n 'not __filelock_command >/dev/null' -s l -d 'Lock (the default action)'
-complete -c filelock -n 'not __filelock_command >/dev/null' -s q -d 'Quiet: no error messages'
+complete -c filelock -n 'not __filelock_command >/dev/null' -s q -d 'Quiet: no "busy" line when the lock cannot be had (other failures still say theirs)'
 complete -c filelock -n 'not __filelock_command >/dev/null' -l no-keeper -d 'Held for a shell (no COMMAND): leave no keeper. The lock is then never touched: another machine breaks it once --stale-after has passed, and waits that long after the shell died'
 complete -c filelock -n 'not __filelock_command >/dev/null' -s u -d 'Unlock: remove the lock files (those of the calling shell, stale ones and nobody\'s)'
 complete -c filelock -n 'not __filelock_command >/dev/null' -l force -d 'With -u: remove the lock files whoever holds them'

@@ -23,7 +23,7 @@ _lockdir() {
 
     case "${cmd}" in
         lockdir)
-            opts="-c -t -r -i -q -l -u -h -V --status --json --trap --pid --shared --grace --timeout --stale-after --verbose --on-lost --no-keeper --slots --force --help --version"
+            opts="-c -t -r -i -q -E -l -u -h -V --status --json --trap --pid --shared --grace --timeout --stale-after --verbose --conflict-exit-code --on-lost --no-keeper --slots --force --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -71,6 +71,20 @@ _lockdir() {
                     fi
                     return 0
                     ;;
+                --conflict-exit-code)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                -E)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
                 --on-lost)
                     COMPREPLY=($(compgen -W "warn term kill" -- "${cur}"))
                     return 0
@@ -105,7 +119,7 @@ _lockdir_command() {
     # lock; the command follows it (or a `--` after it).
     local i=1 lock=
     while [ "$i" -lt "$COMP_CWORD" ]; do
-        case " --pid --grace -r -i --timeout --stale-after --on-lost --slots " in
+        case " --pid --grace -r -i --timeout --stale-after -E --conflict-exit-code --on-lost --slots " in
             *" ${COMP_WORDS[i]} "*) i=$((i + 2)); continue ;;
         esac
         case ${COMP_WORDS[i]} in

@@ -256,6 +256,121 @@ fn every_readme_recipe_runs() {
     );
 }
 
+/// The EXAMPLES of each man page's hand-written sections, unescaped from
+/// roff: (page, text).
+fn man_examples() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for page in ["dotlock", "lockdir", "filelock"] {
+        let roff = fs::read_to_string(root().join(format!("xtask/src/man/{page}.roff"))).unwrap();
+        let Some((_, examples)) = roff.split_once(".SH EXAMPLES\n") else {
+            panic!("{page}: no EXAMPLES");
+        };
+        let examples = examples.split("\n.SH ").next().unwrap();
+        out.extend(
+            ex_blocks(examples)
+                .into_iter()
+                .map(|b| (page.to_string(), b)),
+        );
+    }
+    out
+}
+
+/// The `.EX` … `.EE` blocks of `roff`, unescaped.
+fn ex_blocks(roff: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lines = roff.lines();
+    while lines.by_ref().any(|l| l == ".EX") {
+        let body: Vec<String> = lines
+            .by_ref()
+            .take_while(|l| *l != ".EE")
+            .map(|l| l.replace("\\-", "-").replace("\\e", "\\"))
+            .collect();
+        out.push(body.join("\n") + "\n");
+    }
+    out
+}
+
+/// The language of a man page example: a crontab line, a Makefile rule,
+/// else sh.
+fn example_language(text: &str) -> &'static str {
+    let first = text.lines().next().unwrap_or_default();
+    if first.split_whitespace().count() > 5
+        && first
+            .split_whitespace()
+            .take(5)
+            .all(|f| f.chars().all(|c| c.is_ascii_digit() || "*/,-".contains(c)))
+    {
+        "crontab"
+    } else if first.ends_with(':') && text.lines().nth(1).is_some_and(|l| l.starts_with('\t')) {
+        "make"
+    } else {
+        "sh"
+    }
+}
+
+/// Every example of every man page runs as written (paths moved into a
+/// scratch directory, the commands they lock stubbed), and none teaches the
+/// one-line `eval "$(lockdir --trap …)"`, which runs the work unlocked when
+/// lockdir cannot be run.
+#[test]
+fn every_man_page_example_runs_and_fails_closed() {
+    let examples = man_examples();
+    assert!(
+        examples.len() >= 10,
+        "examples went missing: {}",
+        examples.len()
+    );
+    let mut failures = Vec::new();
+    for (page, text) in &examples {
+        if let Err(why) = run_recipe(example_language(text), text) {
+            failures.push(format!("{page}(1):\n{text}{why}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    for page in ["dotlock", "lockdir", "filelock"] {
+        let roff = fs::read_to_string(root().join(format!("xtask/src/man/{page}.roff"))).unwrap();
+        for block in ex_blocks(&roff) {
+            assert!(
+                !block.contains("eval \"$(lockdir"),
+                "{page}(1) teaches eval \"$(lockdir …)\": {block}"
+            );
+        }
+    }
+    let unsafe_recipe = readme_blocks()
+        .into_iter()
+        .any(|(_, text)| text.contains("eval \"$(lockdir"));
+    assert!(!unsafe_recipe, "a README recipe runs eval \"$(lockdir …)\"");
+}
+
+/// The cron recipes are one line that works from cron as written: `-q`, a
+/// full path (cron's PATH lacks /usr/local/bin), and `-E 0` with a command.
+#[test]
+fn the_cron_recipes_work_from_cron_as_written() {
+    let crontab_lines: Vec<String> = readme_blocks()
+        .into_iter()
+        .filter(|(lang, _)| lang == "crontab")
+        .map(|(_, text)| text)
+        .chain(
+            man_examples()
+                .into_iter()
+                .filter(|(_, text)| example_language(text) == "crontab")
+                .map(|(_, text)| text),
+        )
+        .flat_map(|text| text.lines().map(str::to_string).collect::<Vec<_>>())
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert!(crontab_lines.len() >= 3, "{crontab_lines:?}");
+    for line in crontab_lines {
+        let words: Vec<&str> = line.split_whitespace().skip(5).collect();
+        assert!(words[0].starts_with('/'), "not a full path: {line}");
+        assert!(words.contains(&"-q"), "no -q: {line}");
+        assert!(
+            words.contains(&"-E") && words.contains(&"0"),
+            "no -E 0: {line}"
+        );
+    }
+}
+
 fn run_recipe(lang: &str, text: &str) -> Result<(), String> {
     let s = Scratch::new();
     let bin = s.path("bin");
@@ -275,13 +390,16 @@ fn run_recipe(lang: &str, text: &str) -> Result<(), String> {
         fs::write(&stub, "#!/bin/sh\necho \"${0##*/} $*\" >> \"$RAN\"\n").unwrap();
         fs::set_permissions(&stub, fs::Permissions::from_mode(0o755)).unwrap();
     }
-    for dir in ["lock", "spool", "nfs"] {
+    for dir in ["lock", "spool", "nfs", "mail", "srv"] {
         fs::create_dir(s.path(dir)).unwrap();
     }
     let root = s.dir.path().display().to_string();
     let text = text
         .replace("/var/lock/", &format!("{root}/lock/"))
         .replace("/var/spool/", &format!("{root}/spool/"))
+        .replace("/var/mail/", &format!("{root}/mail/"))
+        .replace("/srv/", &format!("{root}/srv/"))
+        .replace("/usr/local/bin/", &format!("{}/", bin.display()))
         .replace("/shared/nfs/", &format!("{root}/nfs/"));
     let path = format!(
         "{}:{}",
@@ -324,7 +442,7 @@ fn run_recipe(lang: &str, text: &str) -> Result<(), String> {
             return Err(format!("{stub} did not run (ran: {ran:?})"));
         }
     }
-    let left: Vec<String> = ["lock", "spool", "nfs"]
+    let left: Vec<String> = ["lock", "spool", "nfs", "mail", "srv"]
         .iter()
         .flat_map(|d| {
             fs::read_dir(s.path(d))
