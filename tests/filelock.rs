@@ -222,6 +222,8 @@ done"#
                 "LOCKFILE",
                 s.personality_link_to("lockfile", &filelock_bin()),
             )
+            // Giving up is what the lockfile loop is about: not said here.
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap()
     };

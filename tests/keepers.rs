@@ -308,7 +308,11 @@ fn a_frozen_machine_loses_its_lock_after_the_lease_and_its_shell_is_told() {
     let script =
         "lk=$(\"$LOCKDIR\" --trap --stale-after 3s --on-lost=term K) && eval \"$lk\" || exit 9
                   while :; do sleep 0.1; done";
-    let holder = m.shell(s.dir.path(), script).spawn().unwrap();
+    let holder = m
+        .shell(s.dir.path(), script)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     wait_until("the shell holds", Duration::from_secs(10), || {
         s.path("K/owner").exists()
     });
@@ -371,7 +375,11 @@ fn a_frozen_machine_loses_its_lock_after_the_lease_and_its_shell_is_told() {
 /// no keeper) when it gets it.
 fn try_here_keeping(cwd: &Path) -> bool {
     let args = ["-r", "0", "--no-keeper", "--stale-after", "3s", "K"];
-    here(cwd, "lockdir", &args).status().unwrap().success()
+    here(cwd, "lockdir", &args)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
 }
 
 #[test]

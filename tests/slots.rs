@@ -161,6 +161,7 @@ sleep 0.5"#;
             .args(["-c", body])
             .current_dir(s.dir.path())
             .env("LOCKDIR", crate::lockdir::lockdir_bin())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
     };
@@ -181,6 +182,10 @@ sleep 0.5"#;
     });
     let third = run(&s).wait_with_output().unwrap();
     assert_eq!(third.status.code(), Some(9), "no third slot");
+    assert!(
+        String::from_utf8_lossy(&third.stderr).starts_with("lockdir: "),
+        "the third is told: {third:?}"
+    );
     for c in [a, b] {
         assert!(c.wait_with_output().unwrap().status.success());
     }
