@@ -247,7 +247,10 @@ fn short_help_fits_a_screen_and_long_help_keeps_everything() {
             "lockdir" => ("--trap", "Print sh for eval"),
             _ => ("  -u ", "Unlock the lock files"),
         };
-        assert!(text.contains(own) && text.contains(words), "{prog}:\n{text}");
+        assert!(
+            text.contains(own) && text.contains(words),
+            "{prog}:\n{text}"
+        );
         let long = s.expect(run(&s, prog).env("COLUMNS", "80").arg("--help"), 0);
         let long = String::from_utf8_lossy(&long.stdout);
         for all in ["--stale-after", "--on-lost", "Exit status:"] {
