@@ -8,6 +8,10 @@ term\t'Say so, and send the command SIGTERM'
 kill\t'Say so, and send the command SIGKILL'"
 complete -c filelock -n 'not __filelock_command >/dev/null' -s E -l conflict-exit-code -d 'With a COMMAND: exit N when the locks cannot be had (retries or --timeout spent) [default: 1]; -E 0 makes "still running from last time" a success' -r -f
 complete -c filelock -n 'not __filelock_command >/dev/null' -s l -d 'Lock (the default action)'
+complete -c filelock -n 'not __filelock_command >/dev/null' -l list -d 'List every lock in the directory named instead of a lock: its kind (dot-lock, lock directory, slot, share, want, gate, break lock, debris), state and holder, each lock\'s members under it'
+complete -c filelock -n 'not __filelock_command >/dev/null' -l stale -d 'With --list: only stale locks and debris'
+complete -c filelock -n 'not __filelock_command >/dev/null' -l clean -d 'With --list: remove the stale locks and debris that are ours to remove (each only if still the one judged), saying each'
+complete -c filelock -n 'not __filelock_command >/dev/null' -l check -d 'Diagnose the directory named instead of a lock: is it safe to lock in (filesystem, link(2), clock, identity, permissions, space)? Exit 10 if anything is unsafe'
 complete -c filelock -n 'not __filelock_command >/dev/null' -s q -d 'Quiet: no "busy" line when the lock cannot be had (other failures still say theirs)'
 complete -c filelock -n 'not __filelock_command >/dev/null' -l no-keeper -d 'Held for a shell (no COMMAND): leave no keeper. The lock is then never touched: another machine breaks it once --stale-after has passed, and waits that long after the shell died'
 complete -c filelock -n 'not __filelock_command >/dev/null' -s u -d 'Unlock: remove the lock files (those of the calling shell, stale ones and nobody\'s)'

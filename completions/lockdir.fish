@@ -11,7 +11,11 @@ kill\t'Say so, and send the command SIGKILL'"
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l slots -d 'Counting semaphore: take any free one of N locks, LOCK.1 ... LOCK.N; the slot is printed, or given to the command as $DOTLOCK_SLOT' -r -f
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -s c -d 'Check: exit 0 if a valid lock exists, else 1'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l status -d 'Status: describe the lock\'s holder (pid, command, host, held for, alive); exit 0 if held, 1 if free, 9 if stale'
-complete -c lockdir -n 'not __lockdir_command >/dev/null' -l json -d 'With --status: one JSON object per lock or slot, one per line'
+complete -c lockdir -n 'not __lockdir_command >/dev/null' -l json -d 'With --status: one JSON object per lock or slot, one per line (with --list, --check: per lock, per finding)'
+complete -c lockdir -n 'not __lockdir_command >/dev/null' -l list -d 'List every lock in the directory named instead of a lock: its kind (dot-lock, lock directory, slot, share, want, gate, break lock, debris), state and holder, each lock\'s members under it'
+complete -c lockdir -n 'not __lockdir_command >/dev/null' -l stale -d 'With --list: only stale locks and debris'
+complete -c lockdir -n 'not __lockdir_command >/dev/null' -l clean -d 'With --list: remove the stale locks and debris that are ours to remove (each only if still the one judged), saying each'
+complete -c lockdir -n 'not __lockdir_command >/dev/null' -l check -d 'Diagnose the directory named instead of a lock: is it safe to lock in (filesystem, link(2), clock, identity, permissions, space)? Exit 10 if anything is unsafe'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -s t -d 'Touch: refresh the lock\'s timestamp (with --shared: the caller\'s share)'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l trap -d 'Print shell code for `eval` that takes the lock and sets EXIT, HUP, INT and TERM traps releasing it'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l shared -d 'Take a reader\'s share: any number of readers at once, or one writer (a plain lockdir of the same name), never both; with -u: the caller\'s share'

@@ -36,6 +36,11 @@ pub fn user_by_name(name: &str) -> Option<Entry> {
     lookup(Database::Passwd, Key::Name(name))
 }
 
+/// A group by gid.
+pub fn group_by_id(gid: u32) -> Option<Entry> {
+    lookup(Database::Group, Key::Id(gid))
+}
+
 /// A group by name.
 pub fn group_by_name(name: &str) -> Option<Entry> {
     lookup(Database::Group, Key::Name(name))

@@ -44,6 +44,8 @@ pub enum ExitCode {
     RmStale = 8,
     /// `--status`: the lock is stale (ours; liblockfile has no `--status`).
     Stale = 9,
+    /// `--check`: the directory is unsafe to lock in.
+    Unsafe = 10,
     /// The command was found but could not be executed.
     NotExecutable = 126,
     /// The command was not found.
@@ -114,6 +116,8 @@ pub enum Outcome {
     /// The lock was busy (retries or `--timeout` spent) and `-E` names
     /// the status to end with.
     Conflict(u8),
+    /// `--check`: something is unsafe.
+    Unsafe,
     /// A caught signal ended the wait: die by it.
     Signal(Sig),
     /// The command ran under the lock and ended so.
@@ -214,6 +218,7 @@ impl Outcome {
             Outcome::ActionFailed(_) => C::Failure.into(),
             Outcome::Failed(e) => e.exit_code().into(),
             Outcome::Conflict(code) => Exit::Status(*code),
+            Outcome::Unsafe => C::Unsafe.into(),
             Outcome::Signal(sig) => Exit::Signal(*sig),
             Outcome::Command(ChildEnd::Exited(code)) => Exit::Status(*code as u8),
             Outcome::Command(ChildEnd::Signaled(sig)) => Exit::Signal(*sig),
@@ -251,6 +256,7 @@ impl Outcome {
             Outcome::Command(_)
             | Outcome::NotStarted(_)
             | Outcome::Stale
+            | Outcome::Unsafe
             | Outcome::Conflict(_) => self.native(),
             _ => Exit::Status(1),
         }

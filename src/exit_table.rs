@@ -161,6 +161,12 @@ pub const TABLE: &[Situation] = &[
         note: "",
     },
     Situation {
+        id: "unsafe",
+        what: "`--check DIR`: something is `unsafe` to lock there (0: nothing is; a missing directory: as above)",
+        codes: ["10", "10", "10"],
+        note: "",
+    },
+    Situation {
         id: "signal",
         what: "A signal (INT, TERM, HUP, QUIT, PIPE) while waiting: every lock taken is released, then death by the same signal",
         codes: ["128+N", "128+N", "128+N"],

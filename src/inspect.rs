@@ -65,6 +65,16 @@ impl Holder {
     /// set in it.
     pub(crate) fn judged(lock: &LockPath, seen: &mut fs::Observed, policy: &Policy) -> Holder {
         seen.fs_now = Some(fs_now(lock));
+        Holder::judged_as_seen(lock, seen, policy)
+    }
+
+    /// `seen` judged with the filesystem's "now" already set in it (one
+    /// measurement for a whole directory: `--list`).
+    pub(crate) fn judged_as_seen(
+        lock: &LockPath,
+        seen: &mut fs::Observed,
+        policy: &Policy,
+    ) -> Holder {
         if seen.record().shared
             && let Some(holder) =
                 Holder::of_readers(lock, seen.record(), seen.age(), seen.fs_now, policy)

@@ -96,6 +96,15 @@ impl LockPath {
     }
 }
 
+/// A trailing slash names the same directory (`lockdir D/`).
+pub fn without_trailing_slash(dir: &std::ffi::OsStr) -> &std::ffi::OsStr {
+    use std::os::unix::ffi::OsStrExt;
+    match dir.as_bytes().strip_suffix(b"/") {
+        Some(t) if !t.is_empty() => std::ffi::OsStr::from_bytes(t),
+        _ => dir,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -242,7 +242,7 @@ pub fn release_dir(
 /// The caller's live shares of `lock` (`-u --shared`, `-t --shared`),
 /// and every live share.
 pub fn own_shares(lock: &LockPath, policy: &Policy) -> Result<(Vec<Member>, Vec<Member>)> {
-    let all = crate::shared::shares(lock, policy)?;
+    let all = crate::shared::shares_pruning(lock, policy)?;
     let ours = all
         .iter()
         .filter(|m| {

@@ -32,6 +32,8 @@
 //!   touches them;
 //! * `KEEPER_RELEASE`: a keeper has seen its holder die, before it
 //!   releases the locks.
+//! * `CHECK_PROBES`: `--check` has made its test files, before it removes
+//!   them.
 //!
 //! `LOCKUTILS_TEST_CLOCK_SKEW=SECONDS` (signed) moves this process's
 //! wall clock ([`local_now`], the only way the library reads it) by that
@@ -53,6 +55,9 @@
 //! answers as a server that has forgotten it would (`EEXIST` for `link`,
 //! `create` and `mkdir`, `ENOENT` for `unlink`, `rmdir` and `rename`);
 //! `eio`: the call is done, then `EIO` (a soft mount timing out).
+//!
+//! `LOCKUTILS_TEST_MOUNTINFO=FILE` is read instead of
+//! `/proc/self/mountinfo` (`--check`'s mount options).
 
 /// Wait at `point` if a test asked for it.
 #[inline]
@@ -90,6 +95,17 @@ pub fn local_now() -> std::time::SystemTime {
         return if skew >= 0 { now + by } else { now - by };
     }
     now
+}
+
+/// The text of `/proc/self/mountinfo`; in debug builds a test can give a
+/// fixture instead (`LOCKUTILS_TEST_MOUNTINFO`: a file's path), as there
+/// is no kernel NFS client to mount with real options.
+pub fn mountinfo() -> Option<String> {
+    #[cfg(debug_assertions)]
+    if let Some(fixture) = std::env::var_os("LOCKUTILS_TEST_MOUNTINFO") {
+        return std::fs::read_to_string(fixture).ok();
+    }
+    std::fs::read_to_string("/proc/self/mountinfo").ok()
 }
 
 /// A counted attempt, for a test that counts them.

@@ -155,6 +155,19 @@ pub(crate) fn members(
     policy: &Policy,
     clock: &Clock,
 ) -> Result<Vec<Member>> {
+    members_pruned(dir, lock, tag, policy, clock, true)
+}
+
+/// [`members`], removing the stale ones only if `prune` (a look from
+/// outside, `--status` and `--list`, removes nothing).
+fn members_pruned(
+    dir: &Dir,
+    lock: &LockPath,
+    tag: &str,
+    policy: &Policy,
+    clock: &Clock,
+    prune: bool,
+) -> Result<Vec<Member>> {
     // Opened afresh for each listing: on NFS the open revalidates the
     // directory (close-to-open), so the listing is not an old one.
     let names =
@@ -176,7 +189,9 @@ pub(crate) fn members(
         };
         let verdict = judge_member(dir, &mut seen, policy, clock);
         if verdict.is_stale() {
-            let _ = dir.unlink_this(path.name(), seen.dev, seen.ino);
+            if prune {
+                let _ = dir.unlink_this(path.name(), seen.dev, seen.ino);
+            }
             continue;
         }
         live.push(Member {
@@ -244,10 +259,18 @@ pub(crate) fn judge_shared(
     Ok(verdict(members(dir, lock, SHARE, policy, clock)?.len()))
 }
 
-/// The live shares of `lock`, for `--status`: opens its directory.
-pub fn shares(lock: &LockPath, policy: &Policy) -> Result<Vec<Member>> {
+/// The live shares of `lock`, for `-u --shared`: opens its directory;
+/// the stale ones are removed on the way, as a reader's look removes them.
+pub(crate) fn shares_pruning(lock: &LockPath, policy: &Policy) -> Result<Vec<Member>> {
     let dir = lock.open_dir()?;
     members(&dir, lock, SHARE, policy, &Clock::default())
+}
+
+/// The live shares of `lock`, for `--status` and `--list`: opens its
+/// directory, and removes nothing.
+pub fn shares(lock: &LockPath, policy: &Policy) -> Result<Vec<Member>> {
+    let dir = lock.open_dir()?;
+    members_pruned(&dir, lock, SHARE, policy, &Clock::default(), false)
 }
 
 /// The record of the gate: this process, provable on this host.

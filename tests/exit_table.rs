@@ -179,6 +179,14 @@ fn case(id: &str, cmd: &'static str) -> Option<Case> {
             Via::Plain,
         ),
         "not-found" => plain(&["L", "--cmd", "./no-such-command"]),
+        "unsafe" => with(
+            Box::new(|s| {
+                fs::create_dir(s.path("ww")).unwrap();
+                fs::set_permissions(s.path("ww"), fs::Permissions::from_mode(0o777)).unwrap();
+            }),
+            &["--check", "ww"],
+            Via::Plain,
+        ),
         "signal" => with(
             Box::new(move |s| held(s, cmd, lock(cmd))),
             &["--verbose", "-r", "-1", "L"],

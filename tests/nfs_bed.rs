@@ -213,12 +213,14 @@ mod keepers;
 mod machines;
 mod shared_mix;
 mod stale;
+mod survey;
 mod wake;
 
 use keepers::keepers;
 use machines::{chosen_faults, lease, two_machines_of_one_name};
 use shared_mix::{server_restart, shared_mix};
 use stale::{clock_skew, cross_host_stale};
+use survey::survey;
 use wake::early_wake;
 
 #[test]
@@ -230,7 +232,7 @@ fn nfs_bed() {
         String::from("NFS bed figures: 2 clients x 2 processes, 100 lock/unlock cycles each\n\n");
     // NFS_BED_ONLY=early_wake,skew runs those parts alone (the parts:
     // exclusion, stale, machines, faults, keepers, early_wake, restart,
-    // skew, shared), while working
+    // skew, survey, shared), while working
     // on them; the figures are then only theirs.
     let only = std::env::var("NFS_BED_ONLY").ok();
     let part = |name: &str| {
@@ -262,6 +264,9 @@ fn nfs_bed() {
     }
     if part("skew") {
         clock_skew(&bed, &mut figures);
+    }
+    if part("survey") {
+        survey(&bed, &mut figures);
     }
     if part("shared") {
         for (tool, fault) in [

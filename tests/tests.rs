@@ -12,6 +12,12 @@ mod util;
 // Every flag and every exit status of dotlock, in one table.
 mod exit_codes;
 
+// --list: every lock in a directory, --stale, --clean.
+mod listing;
+
+// --check: is a directory safe to lock in.
+mod dircheck;
+
 // Everyday use as cron and flock(1) users expect: -q, -E, flock's habits,
 // a short -h, whole-line messages, a caller that has exited.
 mod everyday;

@@ -39,9 +39,31 @@ pub struct ActionArgs {
     #[arg(long)]
     pub status: bool,
 
-    /// With --status: one JSON object per lock or slot, one per line
-    #[arg(long, requires = "status")]
+    /// With --status: one JSON object per lock or slot, one per line (with
+    /// --list, --check: per lock, per finding)
+    #[arg(long)]
     pub json: bool,
+
+    /// List every lock in the directory named instead of a lock: its kind
+    /// (dot-lock, lock directory, slot, share, want, gate, break lock,
+    /// debris), state and holder, each lock's members under it
+    #[arg(long)]
+    pub list: bool,
+
+    /// With --list: only stale locks and debris
+    #[arg(long)]
+    pub stale: bool,
+
+    /// With --list: remove the stale locks and debris that are ours to
+    /// remove (each only if still the one judged), saying each
+    #[arg(long)]
+    pub clean: bool,
+
+    /// Diagnose the directory named instead of a lock: is it safe to lock
+    /// in (filesystem, link(2), clock, identity, permissions, space)? Exit
+    /// 10 if anything is unsafe
+    #[arg(long = "check")]
+    pub diagnose: bool,
 }
 
 /// `-t`, of the commands that have it (`dotlock`, `lockdir`).

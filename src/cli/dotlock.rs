@@ -10,6 +10,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::Result;
 use crate::cli::args::{self, ActionArgs, SlotArgs, TouchArgs, WaitArgs, Waiting, one_action};
+use crate::cli::list;
 use crate::cli::pipeline::{self, Ended, Plan, Waiter};
 use crate::cli::report::{self, Quiet};
 use crate::cli::status::{self, status_format};
@@ -177,6 +178,10 @@ struct Invocation {
 
 /// Run a parsed invocation of `flavour`.
 pub fn run(args: Args, flavour: &Flavour) -> Outcome {
+    let grace = crate::lockdir::DEFAULT_GRACE;
+    if let Some(o) = list::maybe(flavour.prog, &args.action, &args.wait, &args.args, grace) {
+        return o;
+    }
     let inv = match check(&args, flavour) {
         Ok(inv) => inv,
         Err(outcome) => return outcome,

@@ -10,6 +10,7 @@ use crate::Error;
 use crate::acquire::Stop;
 use crate::cli::args::{self, ActionArgs, WaitArgs, one_action};
 use crate::cli::command_name;
+use crate::cli::list;
 use crate::cli::pipeline::{self, Plan, Waiter};
 use crate::cli::report;
 use crate::cli::status;
@@ -198,6 +199,12 @@ enum Action {
 
 /// Run native `filelock`.
 pub fn run(args: Args) -> Outcome {
+    let mut operands = args.files.clone();
+    operands.extend(args.command.iter().cloned());
+    let grace = crate::lockdir::DEFAULT_GRACE;
+    if let Some(o) = list::maybe("filelock", &args.action, &args.wait, &operands, grace) {
+        return o;
+    }
     let out = Reporter {
         prog: "filelock",
         quiet: report::Quiet::native(args.wait.quiet),

@@ -1,8 +1,7 @@
 //! `lockdir`: the mkdir(2) lock for portable shell scripts, with a
 //! trap-installing helper (`cli/trap.rs`).
 
-use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::OsString;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
@@ -152,6 +151,12 @@ struct Invocation {
 /// Run a parsed invocation; `--trap` passes on its waiting options as
 /// `matches` has them.
 pub fn run(args: Args, matches: &clap::ArgMatches) -> Outcome {
+    let grace = args.grace.as_deref().and_then(|g| parse_duration(g).ok());
+    let grace = grace.unwrap_or(lockdir::DEFAULT_GRACE);
+    if let Some(o) = crate::cli::list::maybe("lockdir", &args.action, &args.wait, &args.args, grace)
+    {
+        return o;
+    }
     let inv = match check(&args) {
         Ok(inv) => inv,
         Err(outcome) => return outcome,
@@ -167,7 +172,7 @@ pub fn run(args: Args, matches: &clap::ArgMatches) -> Outcome {
         );
     }
     let failed = |e| out.failed(e);
-    let lock = match LockPath::new(without_trailing_slash(&inv.dir)) {
+    let lock = match LockPath::new(crate::path::without_trailing_slash(&inv.dir)) {
         Ok(l) => l,
         Err(e) => return failed(e),
     };
@@ -284,14 +289,6 @@ fn check(args: &Args) -> Result<Invocation, Outcome> {
         dir: dir.clone(),
         command: command.to_vec(),
     })
-}
-
-/// A trailing slash names the same directory.
-fn without_trailing_slash(dir: &OsStr) -> &OsStr {
-    match dir.as_bytes().strip_suffix(b"/") {
-        Some(t) if !t.is_empty() => OsStr::from_bytes(t),
-        _ => dir,
-    }
 }
 
 /// Lock: for the calling shell (or `--pid`), or for ourselves with a

@@ -5,12 +5,14 @@
 //! pages, completions and tests all use the same definitions.
 
 mod args;
+mod check;
 mod command_name;
 pub mod dotlock;
 mod dotlockfile;
 pub mod filelock;
 mod flock_habits;
 mod legacy_numbers;
+mod list;
 mod live;
 pub mod lockdir;
 mod lockfile;
