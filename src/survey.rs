@@ -345,23 +345,22 @@ pub enum Cleaned {
 /// judged stale (each under the break protocol, only if still the very
 /// one judged); a `.lk*` file judged debris (only that very file); never
 /// an `.nfs*` file, a counter, or a lock whose content is no record.
-pub fn clean(dir: &Path, f: &Found, policy: &Policy, grace: Duration) -> Result<Cleaned> {
+/// `opened` is the listed directory, opened once for all of them.
+pub fn clean(opened: &Dir, f: &Found, policy: &Policy, grace: Duration) -> Result<Cleaned> {
     if f.kind == Kind::NfsSilly {
         return Ok(Cleaned::Kept("another NFS client has it open"));
     }
     if !f.stale {
         return Ok(Cleaned::Kept("not stale"));
     }
-    let opened = Dir::open(dir).map_err(|e| Error::io(dir, e))?;
     let lock = LockPath::new(&f.path)?;
     match f.kind {
-        Kind::NfsSilly => Ok(Cleaned::Kept("another NFS client has it open")),
         Kind::Temp => {
-            let Some(seen) = fs::observe_at(&opened, &f.name, &f.path)? else {
+            let Some(seen) = fs::observe_at(opened, &f.name, &f.path)? else {
                 return Ok(Cleaned::Changed);
             };
-            let fs_now = fs::fs_now_at(&opened, &f.path).ok();
-            if !temp_is_debris(&opened, &f.name, &f.path, policy, fs_now) {
+            let fs_now = fs::fs_now_at(opened, &f.path).ok();
+            if !temp_is_debris(opened, &f.name, &f.path, policy, fs_now) {
                 return Ok(Cleaned::Changed);
             }
             Ok(match opened.unlink_this(&f.name, seen.dev, seen.ino) {
@@ -376,10 +375,10 @@ pub fn clean(dir: &Path, f: &Found, policy: &Policy, grace: Duration) -> Result<
             if !crate::lockdir::judge(&seen, grace, policy).is_stale() {
                 return Ok(Cleaned::Changed);
             }
-            broken(crate::lockdir::break_dir(&opened, &lock, &seen)?)
+            broken(crate::lockdir::break_dir(opened, &lock, &seen)?)
         }
         _ => {
-            let Some(mut seen) = fs::observe_at(&opened, &f.name, &f.path)? else {
+            let Some(mut seen) = fs::observe_at(opened, &f.name, &f.path)? else {
                 return Ok(Cleaned::Changed);
             };
             let content = seen.content.clone().unwrap_or_default();
@@ -392,7 +391,7 @@ pub fn clean(dir: &Path, f: &Found, policy: &Policy, grace: Duration) -> Result<
             if !Holder::judged(&lock, &mut seen, policy).verdict.is_stale() {
                 return Ok(Cleaned::Changed);
             }
-            broken(crate::breaking::break_lock(&opened, &lock, &seen)?)
+            broken(crate::breaking::break_lock(opened, &lock, &seen)?)
         }
     }
 }

@@ -73,6 +73,14 @@ fn list(
     let shown = found
         .iter()
         .filter(|f| !action.stale || f.stale || f.kind.is_debris());
+    // --clean works in the directory as opened once, not by path each time.
+    let opened = match action.clean {
+        true => match crate::fs::Dir::open(dir) {
+            Ok(d) => Some(d),
+            Err(e) => return out.failed(crate::Error::io(dir, e)),
+        },
+        false => None,
+    };
     let mut stdout = std::io::stdout().lock();
     for f in shown {
         let line = match action.json {
@@ -80,8 +88,9 @@ fn list(
             false => line(f),
         };
         let _ = writeln!(stdout, "{line}");
-        if action.clean && (f.stale || f.kind.is_debris()) {
-            let said = match survey::clean(dir, f, policy, grace) {
+        let cleaning = opened.as_ref().filter(|_| f.stale || f.kind.is_debris());
+        if let Some(opened) = cleaning {
+            let said = match survey::clean(opened, f, policy, grace) {
                 Ok(Cleaned::Removed) => format!("removed {}", f.path.display()),
                 Ok(Cleaned::Changed) => format!("left {}: changed since judged", f.path.display()),
                 Ok(Cleaned::Kept(why)) => format!("left {}: {why}", f.path.display()),

@@ -153,11 +153,10 @@ pub fn held_by_holder(h: &Holder) -> String {
             human(h.held_for.unwrap_or_default())
         );
     }
-    match (h.alive(), h.verdict.is_stale()) {
-        (Some(false), false) if h.record.pid.is_none() => {
-            format!("{}{}", taken_by_exited(&h.record), kept_until(h))
-        }
-        _ => held_by(&h.record, h.held_for),
+    let exited = crate::inspect::caller_alive(&h.record) == Some(false);
+    match exited && !h.verdict.is_stale() {
+        true => format!("{}{}", taken_by_exited(&h.record), kept_until(h)),
+        false => held_by_known(&h.record, h.held_for, exited),
     }
 }
 
@@ -165,7 +164,14 @@ pub fn held_by_holder(h: &Holder) -> String {
 /// `held_for`; `taken by pid P (cmd), which has exited, on HOST` where
 /// the lock names only the caller that took it, and it has exited.
 pub fn held_by(record: &Record, held_for: Option<Duration>) -> String {
-    if crate::inspect::caller_alive(record) == Some(false) {
+    let exited = crate::inspect::caller_alive(record) == Some(false);
+    held_by_known(record, held_for, exited)
+}
+
+/// [`held_by`], whether the recorded caller has exited already told
+/// (one look at it per message).
+fn held_by_known(record: &Record, held_for: Option<Duration>, exited: bool) -> String {
+    if exited {
         return taken_by_exited(record);
     }
     format!(
