@@ -4,64 +4,37 @@
 #   make install DESTDIR=/tmp/pkg PREFIX=/usr
 #   make install-compat                     # the dotlockfile and lockfile symlinks
 #   make uninstall
+#   make deb                                # Debian: lockutils and lockutils-compat
 #
-# `make install` installs what `make` built (BUILD, by default
-# target/<host triple>/release, where .cargo/config.toml has cargo put it);
-# it does not build, so it can run as root without a Rust toolchain.
+# `make install` installs what `make` built (BUILD: by default
+# <target dir>/<host triple>/release, where .cargo/config.toml has cargo put
+# it, the target dir being $CARGO_TARGET_DIR or target); it does not build,
+# so it can run as root without a Rust toolchain. Run as root, it makes
+# dotlock and filelock setgid mail, for mailbox locks.
+# packaging/install.sh holds the rules: never over a file that is not ours
+# (a package's above all), and uninstall removes only what install put.
 
-PREFIX   ?= /usr/local
-DESTDIR  ?=
-BUILD    ?= $(firstword $(patsubst %/dotlock,%,$(wildcard target/*/release/dotlock)) target/release)
-PROGRAMS  = dotlock lockdir filelock
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+TARGET_DIR  := $(or $(CARGO_TARGET_DIR),target)
+BUILD       ?= $(firstword $(patsubst %/dotlock,%,$(wildcard $(TARGET_DIR)/*/release/dotlock)) $(TARGET_DIR)/release)
+DEBDIR      ?= $(TARGET_DIR)/debian
+export PREFIX DESTDIR BUILD
 
-BINDIR   = $(DESTDIR)$(PREFIX)/bin
-MANDIR   = $(DESTDIR)$(PREFIX)/share/man/man1
-BASHDIR  = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
-ZSHDIR   = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
-FISHDIR  = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
-
-.PHONY: all install install-compat uninstall
+.PHONY: all install install-compat uninstall deb
 
 all:
 	cargo build --release --bins
 
-install:
-	@for p in $(PROGRAMS); do \
-	  test -x "$(BUILD)/$$p" || { echo "make install: $(BUILD)/$$p is missing; run 'make' first" >&2; exit 1; }; \
-	done
-	install -d "$(BINDIR)" "$(MANDIR)" "$(BASHDIR)" "$(ZSHDIR)" "$(FISHDIR)"
-	@for p in $(PROGRAMS); do \
-	  install -m 755 "$(BUILD)/$$p" "$(BINDIR)/$$p" && \
-	  install -m 644 "man/$$p.1" "$(MANDIR)/$$p.1" && \
-	  install -m 644 "completions/$$p.bash" "$(BASHDIR)/$$p" && \
-	  install -m 644 "completions/_$$p" "$(ZSHDIR)/_$$p" && \
-	  install -m 644 "completions/$$p.fish" "$(FISHDIR)/$$p.fish" || exit 1; \
-	  echo "installed $$p"; \
-	done
+install install-compat uninstall:
+	@sh packaging/install.sh $@
 
-# dotlock invoked as dotlockfile behaves as liblockfile's dotlockfile;
-# filelock invoked as lockfile as procmail's lockfile.
-# dotlock invoked as one of lockfile-progs' names behaves as that tool.
-LOCKFILE_PROGS = lockfile-create lockfile-remove lockfile-touch lockfile-check mail-lock mail-unlock mail-touchlock
-
-install-compat:
-	install -d "$(BINDIR)" "$(BASHDIR)"
-	ln -sf dotlock "$(BINDIR)/dotlockfile"
-	ln -sf filelock "$(BINDIR)/lockfile"
-	@for p in $(LOCKFILE_PROGS); do ln -sf dotlock "$(BINDIR)/$$p" || exit 1; done
-	install -m 644 completions/lockfile-progs.bash "$(BASHDIR)/lockfile-progs"
-
-uninstall:
-	@for p in $(PROGRAMS); do \
-	  rm -f "$(BINDIR)/$$p" "$(MANDIR)/$$p.1" "$(BASHDIR)/$$p" "$(ZSHDIR)/_$$p" "$(FISHDIR)/$$p.fish"; \
-	done
-	@if [ -L "$(BINDIR)/dotlockfile" ] && [ "$$(readlink "$(BINDIR)/dotlockfile")" = dotlock ]; then \
-	  rm -f "$(BINDIR)/dotlockfile"; \
-	fi
-	@if [ -L "$(BINDIR)/lockfile" ] && [ "$$(readlink "$(BINDIR)/lockfile")" = filelock ]; then \
-	  rm -f "$(BINDIR)/lockfile"; \
-	fi
-	@for p in $(LOCKFILE_PROGS); do \
-	  if [ -L "$(BINDIR)/$$p" ] && [ "$$(readlink "$(BINDIR)/$$p")" = dotlock ]; then rm -f "$(BINDIR)/$$p"; fi; \
-	done
-	rm -f "$(BASHDIR)/lockfile-progs"
+# The Debian packages, with cargo-deb (cargo install cargo-deb); see
+# Cargo.toml's [package.metadata.deb] and packaging/.
+deb: all
+	@command -v cargo-deb >/dev/null || { echo "make deb: needs cargo-deb: cargo install --locked cargo-deb" >&2; exit 1; }
+	@host=$$(rustc -vV | sed -n 's/^host: //p'); \
+	main=$$(cargo deb --no-build --target "$$host" --output "$(DEBDIR)/") && \
+	compat=$$(cargo deb --no-build --target "$$host" --variant compat --output "$(DEBDIR)/") && \
+	sh packaging/finish-deb "$$main" "$$compat" && \
+	echo "$$main" && echo "$$compat"

@@ -1,5 +1,5 @@
 # bash completion for lockfile-progs' names, as installed by lockutils'
-# `make install-compat` (symbolic links to dotlock).
+# `make install-compat` and the package lockutils-compat (links to dotlock).
 _lockutils_lockfile_progs() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} opts
     case ${COMP_WORDS[0]##*/} in

@@ -11,40 +11,29 @@ use std::process::{Command, Output};
 
 use nix::sys::resource::{Resource, setrlimit};
 
-use crate::util::{Scratch, is_root, skip};
+use crate::util::{Scratch, is_root, real_tool, real_tools_dir, skip};
 
-/// A real tool and ours of the same name: (name, real, ours).
-fn pairs(s: &Scratch) -> Vec<(&'static str, PathBuf, PathBuf)> {
-    let filelock = crate::filelock::filelock_bin();
-    vec![
+/// A real tool and ours of the same name: (name, real, ours); None (said
+/// with `skip`) where a real one is missing.
+fn pairs(s: &Scratch) -> Option<Vec<(&'static str, PathBuf, PathBuf)>> {
+    let filelock = crate::util::bin("filelock");
+    Some(vec![
         (
             "dotlockfile",
-            PathBuf::from("/usr/bin/dotlockfile"),
+            real_tool("dotlockfile", "liblockfile-bin")?,
             s.personality_link("dotlockfile"),
         ),
         (
             "lockfile",
-            PathBuf::from("/usr/bin/lockfile"),
+            real_tool("lockfile", "procmail")?,
             s.personality_link_to("lockfile", &filelock),
         ),
         (
             "lockfile-create",
-            PathBuf::from("/usr/bin/lockfile-create"),
+            real_tool("lockfile-create", "lockfile-progs")?,
             s.personality_link("lockfile-create"),
         ),
-    ]
-}
-
-fn installed(pairs: &[(&str, PathBuf, PathBuf)]) -> bool {
-    match pairs.iter().find(|(_, real, _)| !real.exists()) {
-        Some((name, _, _)) => {
-            skip(&format!(
-                "{name} is not installed (liblockfile-bin, procmail, lockfile-progs)"
-            ));
-            false
-        }
-        None => true,
-    }
+    ])
 }
 
 /// What a run leaves: status, stderr, and each file's (name, size, mode).
@@ -77,10 +66,7 @@ fn seen(
 #[test]
 fn on_a_full_disk_as_the_ancestors() {
     let s = Scratch::new();
-    let pairs = pairs(&s);
-    if !installed(&pairs) {
-        return;
-    }
+    let Some(pairs) = pairs(&s) else { return };
     if !is_root() {
         return skip("mounting a small tmpfs needs root");
     }
@@ -140,10 +126,7 @@ fn on_a_full_disk_as_the_ancestors() {
 #[test]
 fn at_four_descriptors_ours_refuse_cleanly_where_the_ancestors_lock() {
     let s = Scratch::new();
-    let pairs = pairs(&s);
-    if !installed(&pairs) {
-        return;
-    }
+    let Some(pairs) = pairs(&s) else { return };
     for (name, real, ours) in &pairs {
         if *name == "dotlockfile" {
             continue;
@@ -177,10 +160,7 @@ fn at_four_descriptors_ours_refuse_cleanly_where_the_ancestors_lock() {
 #[test]
 fn a_dangling_symlink_at_the_lock_path_is_left_alone() {
     let s = Scratch::new();
-    let pairs = pairs(&s);
-    if !installed(&pairs) {
-        return;
-    }
+    let Some(pairs) = pairs(&s) else { return };
     let (_, real, ours) = &pairs[2];
     for (which, bin) in [("real", real), ("ours", ours)] {
         let dir = Scratch::new();
@@ -209,11 +189,10 @@ fn a_dangling_symlink_at_the_lock_path_is_left_alone() {
 #[test]
 fn lockfile_progs_never_touch_or_remove_what_is_not_a_lock_file() {
     let s = Scratch::new();
-    let pairs = pairs(&s);
-    if !installed(&pairs) {
+    let Some(real) = real_tools_dir(&["lockfile-touch", "lockfile-remove"], "lockfile-progs")
+    else {
         return;
-    }
-    let real = PathBuf::from("/usr/bin");
+    };
     let ours = s.personality_link("lockfile-touch");
     let ours = ours.parent().unwrap().to_path_buf();
     let _ = s.personality_link("lockfile-remove");

@@ -11,17 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{LOCKFILE_PROGS, Scratch, age, assert_no_differences, skip, wait_until};
+use crate::util::{
+    LOCKFILE_PROGS, Scratch, age, assert_no_differences, real_tools_dir, skip, wait_until,
+};
 
 /// The real tools, if installed.
 fn real() -> Option<PathBuf> {
-    let p = PathBuf::from("/usr/bin/lockfile-create");
-    if p.exists() {
-        Some(PathBuf::from("/usr/bin"))
-    } else {
-        skip("lockfile-progs is not installed (apt-get install lockfile-progs)");
-        None
-    }
+    real_tools_dir(&LOCKFILE_PROGS, "lockfile-progs")
 }
 
 /// Where our tools of those names are: symlinks to dotlock.

@@ -97,7 +97,7 @@ fn world_writable_without_the_sticky_bit_is_unsafe() {
     assert_eq!(verdict(&found, "permissions", "mode 1777"), "ok");
     // lockdir says the same.
     let out = s.expect(
-        Command::new(env!("CARGO_BIN_EXE_lockdir"))
+        Command::new(crate::util::bin("lockdir"))
             .args(["--check"])
             .arg(&dir),
         0,

@@ -115,18 +115,54 @@ fn make_install_puts_everything_in_place() {
         return skip("make is not installed");
     }
     let dest = tempfile::tempdir().unwrap();
-    let build = dotlock_bin().parent().unwrap().to_path_buf();
-    let make = |target: &str| {
-        let out = Command::new("make")
+    // The programs where cargo puts them with CARGO_TARGET_DIR set:
+    // `make install` finds them there, with no BUILD given.
+    let target_dir = tempfile::tempdir().unwrap();
+    let triple = dotlock_bin()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let release = target_dir
+        .path()
+        .join(triple.file_name().unwrap())
+        .join("release");
+    fs::create_dir_all(&release).unwrap();
+    for p in ["dotlock", "lockdir", "filelock"] {
+        fs::copy(crate::util::bin(p), release.join(p)).unwrap();
+    }
+    let run = |target: &str| {
+        Command::new("make")
             .current_dir(root())
             .args(["-s", target, "PREFIX=/usr"])
             .arg(format!("DESTDIR={}", dest.path().display()))
-            .arg(format!("BUILD={}", build.display()))
+            .env("CARGO_TARGET_DIR", target_dir.path())
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let make = |target: &str| {
+        let out = run(target);
         assert!(out.status.success(), "make {target}: {out:?}");
     };
     make("install");
+    assert!(
+        fs::read(dest.path().join("usr/bin/lockdir")).unwrap()
+            == fs::read(release.join("lockdir")).unwrap(),
+        "make install took another lockdir than CARGO_TARGET_DIR's"
+    );
+    // install-compat never replaces a file that is not ours, and then
+    // changes nothing at all.
+    let foreign = dest.path().join("usr/bin/lockfile");
+    fs::write(&foreign, "#!/bin/sh\n").unwrap();
+    let out = run("install-compat");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/usr/bin/lockfile: exists and is not ours"),
+        "{out:?}"
+    );
+    assert!(!dest.path().join("usr/bin/dotlockfile").exists(), "{out:?}");
+    fs::remove_file(&foreign).unwrap();
     make("install-compat");
     let usr = dest.path().join("usr");
     for p in ["dotlock", "lockdir", "filelock"] {
@@ -168,9 +204,11 @@ fn make_install_puts_everything_in_place() {
             "{name}"
         );
     }
-    assert!(
-        usr.join("share/bash-completion/completions/lockfile-progs")
-            .is_file()
+    let completions = usr.join("share/bash-completion/completions");
+    assert!(completions.join("lockfile-progs").is_file());
+    assert_eq!(
+        fs::read_link(completions.join("mail-lock")).unwrap(),
+        Path::new("lockfile-progs")
     );
     let out = Command::new(usr.join("bin/lockfile-create"))
         .current_dir(s.dir.path())
@@ -178,12 +216,17 @@ fn make_install_puts_everything_in_place() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("usage: lockfile-create "));
+    // uninstall removes what install put there, and nothing else: here a
+    // file someone put in place of one of our links.
+    let replaced = usr.join("bin/mail-touchlock");
+    fs::remove_file(&replaced).unwrap();
+    fs::write(&replaced, "not ours\n").unwrap();
     make("uninstall");
     let left: Vec<_> = walk(dest.path())
         .into_iter()
         .filter(|p| !p.is_dir())
         .collect();
-    assert!(left.is_empty(), "uninstall left {left:?}");
+    assert_eq!(left, [replaced], "uninstall left");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -6,22 +6,14 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+use crate::util::bin;
 use crate::util::{Scratch, stderr_lines, wait_until};
 
 const PROGRAMS: [&str; 3] = ["dotlock", "lockdir", "filelock"];
-
-fn bin(prog: &str) -> PathBuf {
-    PathBuf::from(match prog {
-        "dotlock" => env!("CARGO_BIN_EXE_dotlock"),
-        "lockdir" => env!("CARGO_BIN_EXE_lockdir"),
-        _ => env!("CARGO_BIN_EXE_filelock"),
-    })
-}
 
 fn run(s: &Scratch, prog: &str) -> Command {
     let mut cmd = Command::new(bin(prog));

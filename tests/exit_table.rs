@@ -5,13 +5,14 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use lockutils::Record;
 use lockutils::cli::{COMMANDS, TABLE};
 
+use crate::util::bin;
 use crate::util::{Scratch, age, as_nobody, is_root, skip, wait_until};
 
 /// How a case is run.
@@ -33,14 +34,6 @@ struct Case {
     setup: Box<dyn Fn(&Scratch)>,
     args: Vec<String>,
     via: Via,
-}
-
-fn bin(cmd: &str) -> PathBuf {
-    match cmd {
-        "dotlock" => PathBuf::from(env!("CARGO_BIN_EXE_dotlock")),
-        "lockdir" => PathBuf::from(env!("CARGO_BIN_EXE_lockdir")),
-        _ => PathBuf::from(env!("CARGO_BIN_EXE_filelock")),
-    }
 }
 
 /// The lock each command is given.

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::machines::{Machine, bin, here};
+use crate::machines::{Machine, here};
+use crate::util::bin;
 use crate::util::{Scratch, wait_until};
 
 /// How each tool holds its lock for the shell, with `--stale-after S`

@@ -6,21 +6,13 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::util::bin;
 use crate::util::{Scratch, age, wait_until};
-
-fn bin(prog: &str) -> PathBuf {
-    PathBuf::from(match prog {
-        "dotlock" => env!("CARGO_BIN_EXE_dotlock"),
-        "lockdir" => env!("CARGO_BIN_EXE_lockdir"),
-        _ => env!("CARGO_BIN_EXE_filelock"),
-    })
-}
 
 /// `prog ARGS` in `s`, its output, expecting `code`.
 fn run(s: &Scratch, prog: &str, args: &[&str], code: i32) -> std::process::Output {

@@ -15,7 +15,7 @@ use nix::unistd::Pid;
 use crate::util::{Scratch, age, as_nobody, is_root, secs_ago, skip, stderr_lines, wait_until};
 
 pub fn lockdir_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_lockdir"))
+    crate::util::bin("lockdir")
 }
 
 fn lockdir(s: &Scratch) -> Command {

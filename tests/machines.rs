@@ -14,18 +14,11 @@ use std::time::{Duration, Instant, SystemTime};
 use lockutils::Record;
 use lockutils::cli::testing as host;
 
+use crate::util::bin;
 use crate::util::{Scratch, wait_until};
 
 fn machine_sh() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("nfsbed/machine.sh")
-}
-
-pub fn bin(program: &str) -> PathBuf {
-    match program {
-        "lockdir" => env!("CARGO_BIN_EXE_lockdir").into(),
-        "filelock" => env!("CARGO_BIN_EXE_filelock").into(),
-        _ => env!("CARGO_BIN_EXE_dotlock").into(),
-    }
 }
 
 /// Another machine, up while this lives.

@@ -3,7 +3,7 @@
 //! user. Needs root (to create the users and the setgid copy); CI is root.
 
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use lockutils::cli::testing::{self as accounts, Entry};
 use nix::unistd::{Gid, Uid};
 
-use crate::util::{dotlock_bin, is_root, skip};
+use crate::util::{dotlock_bin, is_root, real_tools_dir, skip, testing_installed};
 
 const GROUP: &str = "lkutmail";
 const USER: &str = "lkutuser";
@@ -63,6 +63,13 @@ fn setup() -> Option<Spool> {
             return None;
         }
     };
+    // Against the installed package, the spool is the group mail's and
+    // the setgid program is the installed dotlock (root:mail 2755).
+    let group = if testing_installed() {
+        accounts::group_by_name("mail").expect("the group mail")
+    } else {
+        group
+    };
     let root = tempfile::Builder::new()
         .prefix("lockutils-mail")
         .tempdir()
@@ -83,13 +90,29 @@ fn setup() -> Option<Spool> {
     fs::write(&elsewhere, "").unwrap();
     chown(&elsewhere, Some(user.id), None).unwrap();
     std::os::unix::fs::symlink(&elsewhere, spool.join("linked")).unwrap();
-    let setgid_bin = root.path().join("dotlock-setgid");
     let plain_bin = root.path().join("dotlock-plain");
+    let setgid_bin = if testing_installed() {
+        let installed = dotlock_bin();
+        let meta = fs::metadata(&installed).unwrap();
+        assert_eq!(
+            (meta.mode() & 0o7777, meta.uid(), meta.gid()),
+            (0o2755, 0, group.id),
+            "{} is not root:mail 2755",
+            installed.display()
+        );
+        installed
+    } else {
+        root.path().join("dotlock-setgid")
+    };
     for bin in [&setgid_bin, &plain_bin] {
-        fs::copy(dotlock_bin(), bin).unwrap();
-        chown(bin, Some(0), Some(group.id)).unwrap();
+        if !testing_installed() || bin == &plain_bin {
+            fs::copy(dotlock_bin(), bin).unwrap();
+            chown(bin, Some(0), Some(group.id)).unwrap();
+        }
     }
-    fs::set_permissions(&setgid_bin, fs::Permissions::from_mode(0o2755)).unwrap();
+    if !testing_installed() {
+        fs::set_permissions(&setgid_bin, fs::Permissions::from_mode(0o2755)).unwrap();
+    }
     fs::set_permissions(&plain_bin, fs::Permissions::from_mode(0o755)).unwrap();
     let out = root.path().join("out");
     fs::create_dir(&out).unwrap();
@@ -143,6 +166,9 @@ fn spawn_as(mut cmd: Command, uid: u32, gid: u32) -> std::process::Child {
 /// removed in the real spool, and no temporary file is left there.
 #[test]
 fn a_flipped_directory_link_cannot_redirect_the_privileged_calls() {
+    if !crate::util::has_seams() {
+        return;
+    }
     let Some(s) = setup() else { return };
     let root = s.spool.parent().unwrap();
     let decoy = root.join("decoy");
@@ -343,9 +369,9 @@ fn mail_lock_and_unlock_as_lockfile_progs() {
     if !is_root() {
         return skip("the mail-lock test needs root for a setgid copy and a test user");
     }
-    if !Path::new("/usr/bin/mail-lock").exists() {
-        return skip("lockfile-progs is not installed (apt-get install lockfile-progs)");
-    }
+    let Some(real) = real_tools_dir(&["mail-lock", "mail-unlock"], "lockfile-progs") else {
+        return;
+    };
     let Some(mail) = accounts::group_by_name("mail") else {
         return skip("no group mail");
     };
@@ -364,15 +390,26 @@ fn mail_lock_and_unlock_as_lockfile_progs() {
         .tempdir()
         .unwrap();
     fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let ours = root.path().join("bin");
-    fs::create_dir(&ours).unwrap();
-    fs::set_permissions(&ours, fs::Permissions::from_mode(0o755)).unwrap();
-    for name in ["mail-lock", "mail-unlock"] {
-        let bin = ours.join(name);
-        fs::copy(dotlock_bin(), &bin).unwrap();
-        chown(&bin, Some(0), Some(mail.id)).unwrap();
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o2755)).unwrap();
-    }
+    // Ours: the installed names (lockutils-compat's links to the setgid
+    // dotlock), or setgid-mail copies of dotlock under those names.
+    let installed = dotlock_bin().parent().unwrap().to_path_buf();
+    let linked = |name: &str| {
+        fs::canonicalize(installed.join(name)).ok() == fs::canonicalize(dotlock_bin()).ok()
+    };
+    let ours = if testing_installed() && linked("mail-lock") && linked("mail-unlock") {
+        installed
+    } else {
+        let ours = root.path().join("bin");
+        fs::create_dir(&ours).unwrap();
+        fs::set_permissions(&ours, fs::Permissions::from_mode(0o755)).unwrap();
+        for name in ["mail-lock", "mail-unlock"] {
+            let bin = ours.join(name);
+            fs::copy(dotlock_bin(), &bin).unwrap();
+            chown(&bin, Some(0), Some(mail.id)).unwrap();
+            fs::set_permissions(&bin, fs::Permissions::from_mode(0o2755)).unwrap();
+        }
+        ours
+    };
     let seen = |bin: &Path| {
         let run = |name: &str, args: &[&str]| {
             let mut cmd = Command::new(bin.join(name));
@@ -389,7 +426,7 @@ fn mail_lock_and_unlock_as_lockfile_progs() {
         let gone = !lock.exists();
         (locked, content, owner, again, unlocked, gone)
     };
-    let theirs = seen(Path::new("/usr/bin"));
+    let theirs = seen(&real);
     let mine = seen(&ours);
     let _ = fs::remove_file(&lock);
     if made_mailbox {

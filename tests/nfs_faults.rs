@@ -15,11 +15,11 @@ use lockutils::Record;
 use crate::util::Scratch;
 
 fn lockdir_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_lockdir"))
+    crate::util::bin("lockdir")
 }
 
 fn filelock_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_filelock"))
+    crate::util::bin("filelock")
 }
 
 /// `program` in `s`, with `faults`.

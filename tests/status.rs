@@ -12,11 +12,11 @@ use serde_json::Value;
 use crate::util::{Scratch, holding, wait_until};
 
 fn lockdir_bin() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_BIN_EXE_lockdir"))
+    crate::util::bin("lockdir")
 }
 
 fn filelock_bin() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_BIN_EXE_filelock"))
+    crate::util::bin("filelock")
 }
 
 /// Run `cmd` (a `--status --json`) and parse each line of its output.
