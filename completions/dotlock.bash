@@ -23,7 +23,7 @@ _dotlock() {
 
     case "${cmd}" in
         dotlock)
-            opts="-l -u -c -t -p -m -P -r -i -q -E -h -V --force --status --json --list --stale --clean --check --shared --timeout --stale-after --verbose --conflict-exit-code --on-lost --no-keeper --slots --help --version"
+            opts="-l -u -c -t -p -m -P -r -i -q -E -h -V --force --status --json --list --stale --clean --check --shared --timeout --stale-after --verbose --conflict-exit-code --on-lost --fence --no-keeper --slots --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -24,6 +24,7 @@ complete -c dotlock -n 'not __dotlock_command >/dev/null' -s P -d 'With a COMMAN
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l shared -d 'Take a reader\'s share: any number of readers at once, or one writer (a plain lock of the same name), never both; with -u, -t: the caller\'s share'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l verbose -d 'Say when waiting, whom for, and when a stale lock is broken'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s q -d 'Quiet: no "busy" line when the lock cannot be had (other failures still say theirs)'
+complete -c dotlock -n 'not __dotlock_command >/dev/null' -l fence -d 'Fencing token: once the lock is taken, claim a number larger than every earlier holder\'s (in LOCK.fence beside it), record it, and print it (with --slots: "SLOT TOKEN"), or give it to the COMMAND as $DOTLOCK_TOKEN'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -l no-keeper -d 'Held for a shell (no COMMAND): leave no keeper. The lock is then never touched: another machine breaks it once --stale-after has passed, and waits that long after the shell died'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dotlock -n 'not __dotlock_command >/dev/null' -s V -l version -d 'Print version'

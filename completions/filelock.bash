@@ -23,7 +23,7 @@ _filelock() {
 
     case "${cmd}" in
         filelock)
-            opts="-l -s -q -u -c -r -i -E -h -V --list --stale --clean --check --no-keeper --force --status --json --timeout --stale-after --on-lost --conflict-exit-code --verbose --help --version"
+            opts="-l -s -q -u -c -r -i -E -h -V --list --stale --clean --check --fence --no-keeper --force --status --json --timeout --stale-after --on-lost --conflict-exit-code --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

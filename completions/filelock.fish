@@ -13,6 +13,7 @@ complete -c filelock -n 'not __filelock_command >/dev/null' -l stale -d 'With --
 complete -c filelock -n 'not __filelock_command >/dev/null' -l clean -d 'With --list: remove the stale locks and debris that are ours to remove (each only if still the one judged), saying each'
 complete -c filelock -n 'not __filelock_command >/dev/null' -l check -d 'Diagnose the directory named instead of a lock: is it safe to lock in (filesystem, link(2), clock, identity, permissions, space)? Exit 10 if anything is unsafe'
 complete -c filelock -n 'not __filelock_command >/dev/null' -s q -d 'Quiet: no "busy" line when the lock cannot be had (other failures still say theirs)'
+complete -c filelock -n 'not __filelock_command >/dev/null' -l fence -d 'Fencing token: once the lock is taken, claim a number larger than every earlier holder\'s (in LOCK.fence beside it), record it, and print it (with --slots: "SLOT TOKEN"), or give it to the COMMAND as $DOTLOCK_TOKEN'
 complete -c filelock -n 'not __filelock_command >/dev/null' -l no-keeper -d 'Held for a shell (no COMMAND): leave no keeper. The lock is then never touched: another machine breaks it once --stale-after has passed, and waits that long after the shell died'
 complete -c filelock -n 'not __filelock_command >/dev/null' -s u -d 'Unlock: remove the lock files (those of the calling shell, stale ones and nobody\'s)'
 complete -c filelock -n 'not __filelock_command >/dev/null' -l force -d 'With -u: remove the lock files whoever holds them'

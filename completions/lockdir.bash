@@ -23,7 +23,7 @@ _lockdir() {
 
     case "${cmd}" in
         lockdir)
-            opts="-c -t -r -i -q -E -l -u -h -V --status --json --list --stale --clean --check --trap --pid --shared --grace --timeout --stale-after --verbose --conflict-exit-code --on-lost --no-keeper --slots --force --help --version"
+            opts="-c -t -r -i -q -E -l -u -h -V --status --json --list --stale --clean --check --trap --pid --shared --grace --timeout --stale-after --verbose --conflict-exit-code --on-lost --fence --no-keeper --slots --force --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

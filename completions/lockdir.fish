@@ -21,6 +21,7 @@ complete -c lockdir -n 'not __lockdir_command >/dev/null' -l trap -d 'Print shel
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l shared -d 'Take a reader\'s share: any number of readers at once, or one writer (a plain lockdir of the same name), never both; with -u: the caller\'s share'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l verbose -d 'Say when waiting, whom for, and when a stale lock is broken'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -s q -d 'Quiet: no "busy" line when the lock cannot be had (other failures still say theirs)'
+complete -c lockdir -n 'not __lockdir_command >/dev/null' -l fence -d 'Fencing token: once the lock is taken, claim a number larger than every earlier holder\'s (in LOCK.fence beside it), record it, and print it (with --slots: "SLOT TOKEN"), or give it to the COMMAND as $DOTLOCK_TOKEN'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -l no-keeper -d 'Held for a shell (no COMMAND): leave no keeper. The lock is then never touched: another machine breaks it once --stale-after has passed, and waits that long after the shell died'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -s l -d 'Lock (the default action), as dotlock\'s -l'
 complete -c lockdir -n 'not __lockdir_command >/dev/null' -s u -d 'Release the lock: only if it is ours (or its owner is proven dead)'

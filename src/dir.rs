@@ -228,12 +228,13 @@ impl Dir {
         })
     }
 
-    /// Open `name` for appending, never through a symbolic link.
+    /// Open `name` for appending (and reading what it holds first), never
+    /// through a symbolic link.
     pub fn open_append(&self, name: &OsStr) -> io::Result<File> {
         let fd = openat(
             self,
             name,
-            OFlag::O_WRONLY
+            OFlag::O_RDWR
                 | OFlag::O_APPEND
                 | OFlag::O_NOFOLLOW
                 | OFlag::O_NONBLOCK

@@ -51,6 +51,12 @@ pub enum Error {
     #[error("{}: the lock was taken away (removed or replaced by another process)", path.display())]
     LockLost { path: PathBuf },
 
+    /// `--fence`: no fencing token could be had for the lock taken (the
+    /// counter unusable, or the lock lost before its token was recorded);
+    /// the lock is released and nothing runs.
+    #[error("{}: no fencing token: {reason}", path.display())]
+    NoToken { path: PathBuf, reason: String },
+
     /// A duration or count out of range.
     #[error("{0}")]
     BadValue(String),

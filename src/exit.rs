@@ -46,6 +46,8 @@ pub enum ExitCode {
     Stale = 9,
     /// `--check`: the directory is unsafe to lock in.
     Unsafe = 10,
+    /// `--fence`: no fencing token could be had (the lock is released).
+    NoToken = 11,
     /// The command was found but could not be executed.
     NotExecutable = 126,
     /// The command was not found.
@@ -77,6 +79,7 @@ impl Error {
             Error::Busy { .. } | Error::TimedOut { .. } => ExitCode::MaxTries,
             Error::StaleNotRemoved { .. } => ExitCode::RmStale,
             Error::Orphaned => ExitCode::Orphaned,
+            Error::NoToken { .. } => ExitCode::NoToken,
             Error::LockIsDirectory { .. }
             | Error::NotALockDirectory { .. }
             | Error::NotALock { .. }

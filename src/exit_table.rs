@@ -167,6 +167,12 @@ pub const TABLE: &[Situation] = &[
         note: "",
     },
     Situation {
+        id: "no-token",
+        what: "`--fence`: no fencing token (its counter `LOCK.fence` unusable, or the lock lost before its token was recorded): the lock is released, nothing runs",
+        codes: ["11", "11", "1"],
+        note: "filelock keeps the seed script's contract: every failure to lock is 1",
+    },
+    Situation {
         id: "signal",
         what: "A signal (INT, TERM, HUP, QUIT, PIPE) while waiting: every lock taken is released, then death by the same signal",
         codes: ["128+N", "128+N", "128+N"],

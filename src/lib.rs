@@ -64,6 +64,7 @@
 
 mod accounts;
 mod acquire;
+mod args_line;
 mod attempt;
 mod breaking;
 mod child;
@@ -80,6 +81,7 @@ mod early_wake;
 mod error;
 mod exit;
 mod exit_table;
+mod fence;
 mod finding;
 mod fs;
 mod guard;

@@ -341,18 +341,9 @@ impl Held {
     /// of that very inode, so that a lock put at the name since the look
     /// (ours released, another's taken) is never touched.
     pub fn touch(&self) -> Result<bool> {
-        let Some((file, m)) = self.open_ours(|| self.dir.open_read(self.lock.name()))? else {
+        let Some(file) = self.open_ours_recorded(|| self.dir.open_read(self.lock.name()))? else {
             return Ok(false);
         };
-        // Our record in it, read through this descriptor: a freed inode
-        // number is soon another file's.
-        let content = file
-            .try_clone()
-            .and_then(|f| crate::fs::read_prefix(f, crate::record::MAX_RECORD, m.size))
-            .map_err(|e| Error::io(self.lock.path(), e))?;
-        if content != self.record {
-            return Ok(false);
-        }
         crate::seam::pause("IN_TOUCH");
         again(|| Dir::touch_file(&file))
             .map(|()| true)
@@ -364,7 +355,7 @@ impl Held {
     /// judged dead while the command lives, even if we are killed; its
     /// keeper). `Ok(false)`: the lock is no longer ours.
     pub fn append(&mut self, lines: &[u8]) -> Result<bool> {
-        let Some((file, _)) = self.open_ours(|| self.dir.open_append(self.lock.name()))? else {
+        let Some(file) = self.open_ours_recorded(|| self.dir.open_append(self.lock.name()))? else {
             return Ok(false);
         };
         write_record(file, lines, self.lock.path())?;
@@ -385,6 +376,25 @@ impl Held {
         };
         let m = Meta::of(&file).map_err(|e| Error::io(self.lock.path(), e))?;
         Ok((m.dev == self.dev && m.ino == self.ino).then_some((file, m)))
+    }
+
+    /// [`Held::open_ours`], if it also holds our record, read through that
+    /// descriptor: a freed inode number is soon another file's (a
+    /// successor's lock, once ours was broken), which is never touched nor
+    /// given our lines.
+    fn open_ours_recorded(
+        &self,
+        open: impl Fn() -> io::Result<std::fs::File>,
+    ) -> Result<Option<std::fs::File>> {
+        let Some((file, m)) = self.open_ours(open)? else {
+            return Ok(None);
+        };
+        let max = crate::record::MAX_RECORD;
+        let content = file
+            .try_clone()
+            .and_then(|f| crate::fs::read_prefix(f, max, m.size))
+            .map_err(|e| Error::io(self.lock.path(), e))?;
+        Ok((content[..] == self.record[..self.record.len().min(max)]).then_some(file))
     }
 
     /// Replace the lock's record with `record`, atomically (a temporary
@@ -458,41 +468,5 @@ impl Drop for Held {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::fs;
-    use std::time::Duration;
-
-    #[test]
-    fn lock_then_busy_then_release() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = LockPath::new(dir.path().join("x.lock")).unwrap();
-        let held = match try_lock(&lock, b"1\n", 0o644).unwrap() {
-            Attempt::Acquired(h) => h,
-            other => panic!("{other:?}"),
-        };
-        match try_lock(&lock, b"2\n", 0o644).unwrap() {
-            Attempt::Busy(seen) => {
-                assert_eq!(seen.content.as_deref(), Some(&b"1\n"[..]));
-                assert!(seen.age().unwrap() < Duration::from_secs(5));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(held.release().unwrap());
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn release_leaves_a_lock_that_is_no_longer_ours() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = LockPath::new(dir.path().join("x.lock")).unwrap();
-        let Attempt::Acquired(held) = try_lock(&lock, b"1\n", 0o644).unwrap() else {
-            panic!()
-        };
-        // Broken and taken over by someone else.
-        fs::remove_file(lock.path()).unwrap();
-        fs::write(lock.path(), b"2\n").unwrap();
-        assert!(!held.release().unwrap());
-        assert_eq!(fs::read(lock.path()).unwrap(), b"2\n");
-    }
-}
+#[path = "link_tests.rs"]
+mod tests;

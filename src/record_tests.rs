@@ -29,8 +29,14 @@ fn full_record_round_trips() {
         caller_start: Some(125),
         keeper: Some(80),
         keeper_start: Some(126),
+        token: Some(1_796_601_600_123),
     };
     let bytes = r.to_bytes();
+    assert!(
+        bytes.ends_with(b"\ntoken=1796601600123\n"),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
     assert!(
         bytes.starts_with(
             b"77\nhost=mail\nmachine_id=0123456789abcdef0123456789abcdef\nboot_id=b-1\n"

@@ -36,6 +36,9 @@ pub enum Kind {
     /// An NFS client's silly-renamed `.nfs*` file: another client has it
     /// open; never removed.
     NfsSilly,
+    /// A lock's fencing counter `NAME.fence` ([`crate::fence`]): never
+    /// stale, never removed.
+    Counter,
 }
 
 impl Kind {
@@ -49,6 +52,7 @@ impl Kind {
             Kind::Want => "want",
             Kind::Gate => "gate",
             Kind::Break => "break lock",
+            Kind::Counter => "fence counter",
             Kind::Temp | Kind::NfsSilly => "debris",
         }
     }
@@ -73,6 +77,12 @@ pub fn classify<'a>(
     }
     if name.starts_with(b".nfs") && !is_dir {
         return Some((Kind::NfsSilly, None));
+    }
+    if let Some(base) = name.strip_suffix(crate::fence::SUFFIX.as_bytes())
+        && is_dir
+        && !base.is_empty()
+    {
+        return Some((Kind::Counter, Some(base)));
     }
     for (suffix, kind) in [(&b".break"[..], Kind::Break), (b".gate", Kind::Gate)] {
         if let Some(base) = name.strip_suffix(suffix).filter(|b| !b.is_empty()) {
@@ -133,6 +143,8 @@ pub struct Found {
     pub stale: bool,
     /// What could not be seen (vanished while listing, unreadable).
     pub note: Option<String>,
+    /// A fencing counter's highest token.
+    pub token: Option<u64>,
 }
 
 /// Every lock, member and piece of debris in `dir`, grouped: each lock
@@ -240,6 +252,7 @@ fn judge(
         holder: None,
         stale: false,
         note: None,
+        token: None,
     };
     let lock = match LockPath::new(&out.path) {
         Ok(l) => l,
@@ -254,6 +267,10 @@ fn judge(
             return out;
         }
         Kind::NfsSilly => return out,
+        Kind::Counter => {
+            out.token = crate::fence::highest(&out.path);
+            return out;
+        }
         _ if is_dir => Holder::of_dir(&lock, policy, grace),
         // The directory's "now", measured once for the whole listing.
         _ => fs::observe_at(dir, name, &out.path).map(|seen| {

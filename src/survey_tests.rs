@@ -19,6 +19,14 @@ fn names_tell_the_kind_and_the_lock_they_belong_to() {
     );
     // Slots whose base is missing, if another slot of it is there.
     assert_eq!(class("s.3", false, &names), Some((Kind::Slot(3), of("s"))));
+    // A fencing counter is a directory beside its lock; a file so named
+    // is no counter of ours.
+    assert_eq!(
+        class("q.lock.fence", true, &names),
+        Some((Kind::Counter, of("q.lock")))
+    );
+    assert_eq!(class("q.lock.fence", false, &names), None);
+    assert_eq!(class(".fence", true, &names), Some((Kind::LockDir, None)));
     // A lone number after a dot is no slot: a version, a log rotation.
     assert_eq!(class("lone.7", false, &names), None);
     assert_eq!(class("v1.2", false, &names), None);

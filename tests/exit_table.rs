@@ -180,6 +180,11 @@ fn case(id: &str, cmd: &'static str) -> Option<Case> {
             &["--check", "ww"],
             Via::Plain,
         ),
+        "no-token" => with(
+            Box::new(move |s| fs::write(s.path(format!("{}.fence", lock(cmd))), "x\n").unwrap()),
+            &["--fence", "L"],
+            Via::Plain,
+        ),
         "signal" => with(
             Box::new(move |s| held(s, cmd, lock(cmd))),
             &["--verbose", "-r", "-1", "L"],

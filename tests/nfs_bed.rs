@@ -209,6 +209,7 @@ fn since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
+mod fence;
 mod keepers;
 mod machines;
 mod shared_mix;
@@ -216,6 +217,7 @@ mod stale;
 mod survey;
 mod wake;
 
+use fence::fence;
 use keepers::keepers;
 use machines::{chosen_faults, lease, two_machines_of_one_name};
 use shared_mix::{server_restart, shared_mix};
@@ -232,7 +234,7 @@ fn nfs_bed() {
         String::from("NFS bed figures: 2 clients x 2 processes, 100 lock/unlock cycles each\n\n");
     // NFS_BED_ONLY=early_wake,skew runs those parts alone (the parts:
     // exclusion, stale, machines, faults, keepers, early_wake, restart,
-    // skew, survey, shared), while working
+    // skew, survey, fence, shared), while working
     // on them; the figures are then only theirs.
     let only = std::env::var("NFS_BED_ONLY").ok();
     let part = |name: &str| {
@@ -267,6 +269,9 @@ fn nfs_bed() {
     }
     if part("survey") {
         survey(&bed, &mut figures);
+    }
+    if part("fence") {
+        fence(&bed, &mut figures);
     }
     if part("shared") {
         for (tool, fault) in [

@@ -94,6 +94,8 @@ mod slots;
 // --shared: readers together, one writer alone, no writer starvation, no
 // leaked shares.
 mod shared;
+// Fencing tokens: increasing over holders, paused claims, planted counters.
+mod fence;
 
 // The completions in bash, zsh and fish: the command after the lock, no
 // hidden options, no file names after numbers.

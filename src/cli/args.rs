@@ -126,6 +126,13 @@ pub struct WaitArgs {
     #[arg(long, value_name = "ACTION", value_enum)]
     pub on_lost: Option<OnLost>,
 
+    /// Fencing token: once the lock is taken, claim a number larger than
+    /// every earlier holder's (in LOCK.fence beside it), record it, and
+    /// print it (with --slots: "SLOT TOKEN"), or give it to the COMMAND as
+    /// $DOTLOCK_TOKEN
+    #[arg(long)]
+    pub fence: bool,
+
     /// Held for a shell (no COMMAND): leave no keeper. The lock is then
     /// never touched: another machine breaks it once --stale-after has
     /// passed, and waits that long after the shell died
@@ -144,6 +151,18 @@ pub fn conflict_needs_command(
     match conflict.is_some() && !running {
         true => Err(out.usage_error(
             "-E/--conflict-exit-code goes with a COMMAND only: without one, a busy lock's status could let the caller's work run unlocked",
+        )),
+        false => Ok(()),
+    }
+}
+
+/// `--fence` given where no lock is taken for a holder of its own (an
+/// action, a reader of a shared lock) is a usage error: no token could
+/// mean anything there.
+pub fn fence_needs_taking(out: &Reporter, fence: bool, taking: bool) -> Result<(), Outcome> {
+    match fence && !taking {
+        true => Err(out.usage_error(
+            "--fence goes with taking a lock, not with -u, -t, -c, --status or a reader's --shared: a token belongs to one holder",
         )),
         false => Ok(()),
     }
@@ -181,6 +200,8 @@ pub struct Waiting {
     pub slots: Option<usize>,
     /// `-E N`: the status of a lock that could not be had.
     pub conflict: Option<u8>,
+    /// `--fence`: claim a fencing token once the lock is taken.
+    pub fence: bool,
 }
 
 impl WaitArgs {
@@ -202,6 +223,7 @@ impl WaitArgs {
                 stale_after,
                 slots,
                 conflict,
+                fence: self.fence,
             }),
             Err(msg) => Err(out.bad_value(msg)),
         }

@@ -257,6 +257,8 @@ fn check(args: &Args, flavour: &Flavour) -> Result<Invocation, Outcome> {
         return Err(out.usage_error("--force goes with -u"));
     }
     args::conflict_needs_command(&out, waiting.conflict, !command.is_empty())?;
+    let taking = action == Action::Lock && !args.shared && flavour.native_waiting;
+    args::fence_needs_taking(&out, waiting.fence, taking)?;
     if flavour.native_waiting {
         crate::cli::flock_command(&out, &command)?;
     }
@@ -399,6 +401,7 @@ fn plan(
                 )
             })
             .flatten(),
+        fence: inv.waiting.fence,
     }
 }
 

@@ -232,6 +232,12 @@ pub fn run(args: Args) -> Outcome {
     if let Err(outcome) = args::conflict_needs_command(&out, conflict, running) {
         return outcome;
     }
+    if let Err(outcome) = args::fence_needs_taking(&out, args.wait.fence, action == Action::Lock) {
+        return outcome;
+    }
+    if args.wait.fence && args.files.len() > 1 {
+        return out.usage_error("--fence takes one lock file: a token belongs to one lock");
+    }
     if action == Action::Unlock {
         return unlock(&out, &args.files, args.action.force);
     }
@@ -298,6 +304,7 @@ fn take(
         touch_every: Some(pipeline::touch_interval(stale_after)),
         on_lost: Some(args.wait.on_lost.unwrap_or_default()),
         keeper: None,
+        fence: args.wait.fence,
     };
     let channel = match plan.channel() {
         Ok(c) => c,
@@ -325,6 +332,17 @@ fn take(
                     };
                     out.error(&e);
                     return Outcome::Failed(e);
+                }
+            }
+            if args.wait.fence {
+                // One lock (checked above): its token, printed.
+                match crate::fence::take(&mut held[0], &set.locks()[0]) {
+                    Ok(token) => crate::cli::report::to_stdout(&format!("{token}\n")),
+                    Err(e) => {
+                        drop(held);
+                        out.error(&e);
+                        return Outcome::Failed(e);
+                    }
                 }
             }
             match args.wait.no_keeper {

@@ -109,6 +109,7 @@ fn list(
 fn state(f: &Found) -> &'static str {
     match (f.kind, f.stale, &f.holder) {
         (Kind::NfsSilly, _, _) => "open",
+        (Kind::Counter, _, _) => "kept",
         (_, true, _) => "stale",
         (Kind::Temp, false, _) => "live",
         (_, false, Some(_)) => "held",
@@ -125,6 +126,10 @@ fn line(f: &Found) -> String {
             format!("{} ({})", h.record.describe(), h.verdict)
         }
         (Some(h), None, _) => held_by_holder(h),
+        (None, None, Kind::Counter) => match f.token {
+            Some(t) => format!("fencing tokens, the last {t}; never removed"),
+            None => "fencing tokens, none yet; never removed".into(),
+        },
         (None, None, Kind::NfsSilly) => {
             "renamed by an NFS client that still has it open; never removed".into()
         }
@@ -151,5 +156,8 @@ fn object(f: &Found) -> serde_json::Value {
         o["state"] = json!(state(f));
     }
     o["kind"] = json!(f.kind.word());
+    if f.kind == Kind::Counter {
+        o["token"] = json!(f.token);
+    }
     o
 }

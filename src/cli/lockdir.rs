@@ -166,7 +166,7 @@ pub fn run(args: Args, matches: &clap::ArgMatches) -> Outcome {
         return trap::trap(
             out,
             &passed_on(matches),
-            inv.waiting.slots.is_some(),
+            (inv.waiting.slots.is_some(), inv.waiting.fence),
             &inv.dir,
             &inv.command,
         );
@@ -267,6 +267,8 @@ fn check(args: &Args) -> Result<Invocation, Outcome> {
     };
     let running = action == Action::Lock && !command.is_empty();
     args::conflict_needs_command(&out, waiting.conflict, running)?;
+    let taking = matches!(action, Action::Lock | Action::Trap) && !args.shared;
+    args::fence_needs_taking(&out, waiting.fence, taking)?;
     crate::cli::flock_command(&out, command)?;
     if args.shared
         && (waiting.slots.is_some()
@@ -390,6 +392,7 @@ fn plan(inv: &Invocation, args: &Args, paths: &[LockPath], policy: Policy, recor
                 )
             })
             .flatten(),
+        fence: inv.waiting.fence,
     }
 }
 

@@ -111,6 +111,8 @@ pub struct Plan {
     /// Without a command: leave a keeper for the lock's holder (a trusted
     /// pid), [`crate::keeper`].
     pub keeper: Option<Keeper>,
+    /// `--fence`: claim a fencing token once the lock is taken.
+    pub fence: bool,
 }
 
 /// The keeper to leave for a lock held for a trusted pid.
@@ -224,19 +226,29 @@ pub fn hold_or_run<H: Holding>(
     plan: &Plan,
     path: &Path,
     slot: usize,
-    held: H,
+    mut held: H,
     signals: Signals,
     channel: Option<Channel>,
 ) -> Outcome {
+    let token = match plan.fence {
+        true => match fence(plan, path, slot, &mut held) {
+            Ok(token) => Some(token),
+            Err(e) => {
+                let _ = held.release();
+                return plan.waiter.out.failed(e);
+            }
+        },
+        false => None,
+    };
     let Some(channel) = channel.filter(|_| !plan.command.is_empty()) else {
         match &plan.keeper {
             Some(keeper) => keeper.leave(&plan.waiter.out, path, held),
             None => held.keep(),
         }
-        print_slot(plan.slots, slot);
+        print_taken(plan.slots, slot, token);
         return Outcome::Success;
     };
-    let env = slot_env(plan.slots, slot);
+    let env = taken_env(plan.slots, slot, token);
     let run = Run {
         command: &plan.command,
         env: &env,
@@ -305,21 +317,34 @@ pub fn failed_action(out: &Reporter, e: crate::Error) -> Outcome {
     Outcome::ActionFailed(e)
 }
 
-/// After taking slot `slot` without a command: print its number, so that
-/// the script can release it (`dotlock -u LOCK.$slot`).
-fn print_slot(slots: Option<usize>, slot: usize) {
-    if slots.is_some() {
-        use std::io::Write;
-        let _ = writeln!(io::stdout().lock(), "{slot}");
-    }
+/// `--fence`: the token of the lock taken (slot `slot` of `path`).
+fn fence<H: Holding>(plan: &Plan, path: &Path, slot: usize, held: &mut H) -> Result<u64, Error> {
+    let lock = LockPath::new(path)?;
+    let lock = match plan.slots {
+        Some(_) => lock.sibling(&format!(".{slot}"))?,
+        None => lock,
+    };
+    crate::fence::take(held, &lock)
 }
 
-/// The environment a command gets under slot `slot`.
-fn slot_env(slots: Option<usize>, slot: usize) -> Vec<(&'static str, String)> {
-    match slots {
-        Some(_) => vec![("DOTLOCK_SLOT", slot.to_string())],
-        None => Vec::new(),
-    }
+/// After taking the lock without a command: print the slot taken, so that
+/// the script can release it (`dotlock -u LOCK.$slot`), and the fencing
+/// token (`SLOT TOKEN` with both), in one write.
+fn print_taken(slots: Option<usize>, slot: usize, token: Option<u64>) {
+    let line = match (slots, token) {
+        (Some(_), Some(token)) => format!("{slot} {token}\n"),
+        (Some(_), None) => format!("{slot}\n"),
+        (None, Some(token)) => format!("{token}\n"),
+        (None, None) => return,
+    };
+    report::to_stdout(&line);
+}
+
+/// The environment a command gets under slot `slot`, with `token`.
+fn taken_env(slots: Option<usize>, slot: usize, token: Option<u64>) -> Vec<(&'static str, String)> {
+    let slot = slots.map(|_| ("DOTLOCK_SLOT", slot.to_string()));
+    let token = token.map(|t| ("DOTLOCK_TOKEN", t.to_string()));
+    slot.into_iter().chain(token).collect()
 }
 
 pub use crate::judge::touch_interval;

@@ -112,6 +112,12 @@ pub fn to_stderr(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
+/// Write `text` to stdout in one write(2) (a slot or token taken).
+pub fn to_stdout(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 /// A `--verbose` reporter of waiting events for the lock at `path`.
 pub fn events(out: Reporter, path: &Path) -> impl FnMut(Event) + '_ {
     move |event| match event {

@@ -26,7 +26,7 @@ use crate::path::LockPath;
 use crate::record;
 
 /// The keys of every JSON object, in order (SPEC §6).
-pub const KEYS: [&str; 13] = [
+pub const KEYS: [&str; 14] = [
     "lock",
     "state",
     "pid",
@@ -40,6 +40,7 @@ pub const KEYS: [&str; 13] = [
     "slot",
     "lease_s",
     "keeper",
+    "token",
 ];
 
 /// A lock's state.
@@ -194,6 +195,7 @@ pub fn json(path: &Path, slot: Option<usize>, holder: Option<&Holder>) -> Value 
         "slot": slot,
         "lease_s": holder.and_then(|h| h.lease).map(seconds),
         "keeper": record.and_then(|r| r.keeper),
+        "token": record.and_then(|r| r.token),
     });
     if cut {
         object["args_cut"] = json!(true);
@@ -259,8 +261,12 @@ pub fn text(path: &Path, holder: Option<&Holder>) -> String {
         Some(pid) => format!("\nkeeper:  pid {pid} (touches it while its holder lives)"),
         None => String::new(),
     };
+    let token = match h.record.token {
+        Some(t) => format!("\ntoken:   {t} (fencing)"),
+        None => String::new(),
+    };
     format!(
-        "lock:    {}\nstate:   {}\npid:     {pid}\ncommand: {command}\nhost:    {}\nheld:    {}\ntouched: {}\nlease:   {lease}\nalive:   {alive}{keeper}\nreason:  {}",
+        "lock:    {}\nstate:   {}\npid:     {pid}\ncommand: {command}\nhost:    {}\nheld:    {}\ntouched: {}\nlease:   {lease}\nalive:   {alive}{keeper}{token}\nreason:  {}",
         path.display(),
         State::of(holder).word(),
         h.record.host.clone().unwrap_or_else(unknown),

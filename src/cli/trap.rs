@@ -23,7 +23,7 @@ use crate::cli::{Outcome, Reporter};
 pub fn trap(
     out: &Reporter,
     passed: &[OsString],
-    slotted: bool,
+    (slotted, fenced): (bool, bool),
     dir: &OsStr,
     command: &[OsString],
 ) -> Outcome {
@@ -53,8 +53,11 @@ pub fn trap(
         b"lockdir_release() { \"$__lockdir_bin\" -u -q --pid \"$__lockdir_pid\" -- \"$__lockdir_dir\"; }\n",
     );
     // With --slots the slot taken is printed: the lock is DIR.N.
-    code.extend(if slotted {
-        &b"if __lockdir_slot=$(\"$__lockdir_bin\" --pid \"$__lockdir_pid\""[..]
+    // What the lock taken prints (the slot, the token: "SLOT TOKEN") is
+    // read into __lockdir_out.
+    let printing = slotted || fenced;
+    code.extend(if printing {
+        &b"if __lockdir_out=$(\"$__lockdir_bin\" --pid \"$__lockdir_pid\""[..]
     } else {
         &b"if \"$__lockdir_bin\" --pid \"$__lockdir_pid\""[..]
     });
@@ -62,10 +65,11 @@ pub fn trap(
         code.push(b' ');
         code.extend(sh_quote(t.as_encoded_bytes()));
     }
-    code.extend(if slotted {
-        &b" -- \"$__lockdir_dir\"); then\n\t__lockdir_dir=\"$__lockdir_dir.$__lockdir_slot\"\n"[..]
-    } else {
-        &b" -- \"$__lockdir_dir\"; then\n"[..]
+    code.extend(match (slotted, fenced) {
+        (true, true) => &b" -- \"$__lockdir_dir\"); then\n\t__lockdir_dir=\"$__lockdir_dir.${__lockdir_out%% *}\"\n\tDOTLOCK_TOKEN=${__lockdir_out#* }; export DOTLOCK_TOKEN\n"[..],
+        (true, false) => &b" -- \"$__lockdir_dir\"); then\n\t__lockdir_dir=\"$__lockdir_dir.$__lockdir_out\"\n"[..],
+        (false, true) => &b" -- \"$__lockdir_dir\"); then\n\tDOTLOCK_TOKEN=$__lockdir_out; export DOTLOCK_TOKEN\n"[..],
+        (false, false) => &b" -- \"$__lockdir_dir\"; then\n"[..],
     });
     code.extend(
         b"\
