@@ -17,17 +17,17 @@ const HOLD: &str =
     r#"echo "$1 start $(date +%s.%N)" >> log; sleep "$2"; echo "$1 end $(date +%s.%N)" >> log"#;
 
 /// `dotlock` or `lockdir`, in the scratch directory.
-fn tool(s: &Scratch, prog: &Path) -> Command {
+pub(crate) fn tool(s: &Scratch, prog: &Path) -> Command {
     let mut cmd = Command::new(prog);
     cmd.current_dir(s.dir.path()).stdin(Stdio::null());
     cmd
 }
 
-fn dotlock() -> PathBuf {
+pub(crate) fn dotlock() -> PathBuf {
     crate::util::dotlock_bin()
 }
 
-fn lockdir() -> PathBuf {
+pub(crate) fn lockdir() -> PathBuf {
     crate::lockdir::lockdir_bin()
 }
 
@@ -61,19 +61,19 @@ fn time_of(log: &[(String, String, f64)], who: &str, what: &str) -> f64 {
         .2
 }
 
-fn lines(s: &Scratch, what: &str) -> usize {
+pub(crate) fn lines(s: &Scratch, what: &str) -> usize {
     log(s).iter().filter(|(_, x, _)| x == what).count()
 }
 
 /// The members beside `L`: shares, wants, the gate.
-fn members(s: &Scratch) -> Vec<String> {
+pub(crate) fn members(s: &Scratch) -> Vec<String> {
     s.listing()
         .into_iter()
         .filter(|n| n.starts_with("L."))
         .collect()
 }
 
-fn finish(child: Child) {
+pub(crate) fn finish(child: Child) {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -84,7 +84,7 @@ fn finish(child: Child) {
 }
 
 /// `dotlock [flags] L` running [`HOLD`] as `who` for `secs`.
-fn holder(s: &Scratch, flags: &[&str], who: &str, secs: &str) -> Child {
+pub(crate) fn holder(s: &Scratch, flags: &[&str], who: &str, secs: &str) -> Child {
     holder_of(s, &dotlock(), flags, who, secs)
 }
 
@@ -208,7 +208,7 @@ fn killed_reader_reclaimed(prog: &Path) {
     assert!(!s.path("L").exists());
 }
 
-fn shared(s: &Scratch) -> Command {
+pub(crate) fn shared(s: &Scratch) -> Command {
     let mut cmd = s.dotlock();
     cmd.arg("--shared");
     cmd
@@ -449,91 +449,4 @@ fn mix(prog: &Path) {
     }
     check_mix(&fs::read_to_string(s.path("log")).unwrap(), 6, 100);
     assert_eq!(s.listing(), ["log"], "nothing left behind");
-}
-
-#[test]
-fn shared_refuses_what_it_cannot_do_with_one_line_and_creates_nothing() {
-    let s = Scratch::new();
-    let long = "a".repeat(236);
-    for (args, code, line) in [
-        (
-            vec!["--shared", long.as_str()],
-            1,
-            format!("dotlock: {long}: name too long"),
-        ),
-        (
-            vec!["--shared", "--slots", "2", "L"],
-            1,
-            "dotlock: --shared does not go with -m or --slots; try 'dotlock --help'".into(),
-        ),
-        (
-            vec!["--shared", "-c", "L"],
-            1,
-            "dotlock: --shared goes with locking, -u and -t; -c and --status see readers anyway; \
-             try 'dotlock --help'"
-                .into(),
-        ),
-    ] {
-        let out = s.expect(s.dotlock().args(&args), code);
-        assert_eq!(crate::util::stderr_lines(&out), [line], "{args:?}");
-    }
-    // 235 bytes still fit.
-    let fits = "a".repeat(235);
-    s.expect(shared(&s).arg(&fits), 0);
-    s.expect(shared(&s).args(["-u", &fits]), 0);
-    let out = s.expect(tool(&s, &lockdir()).args(["--shared", "--trap", "D"]), 1);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "false\n");
-    assert_eq!(s.listing(), Vec::<String>::new(), "nothing was created");
-}
-
-#[test]
-fn a_writer_killed_while_waiting_keeps_no_reader_out() {
-    let s = Scratch::new();
-    let reader = holder(&s, &["--shared"], "R1", "3");
-    wait_until("R1 in", Duration::from_secs(20), || lines(&s, "start") == 1);
-    let mut writer = s
-        .dotlock()
-        .args(["-r", "-1", "L", "true"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("the writer's want", Duration::from_secs(20), || {
-        members(&s).iter().any(|n| n.starts_with("L.w"))
-    });
-    // A reader arriving now is kept out by the want...
-    s.expect(shared(&s).args(["-r", "0", "L", "true"]), 4);
-    writer.kill().unwrap();
-    writer.wait().unwrap();
-    // ... and once the writer is killed, its want is proven dead at once.
-    s.expect(shared(&s).args(["-r", "0", "L", "true"]), 0);
-    finish(reader);
-    assert_eq!(members(&s), Vec::<String>::new(), "the want was removed");
-}
-
-#[test]
-fn a_reader_ended_by_a_signal_while_waiting_leaves_nothing() {
-    let s = Scratch::new();
-    let writer = holder(&s, &[], "W", "2");
-    wait_until("W in", Duration::from_secs(20), || lines(&s, "start") == 1);
-    let reader = s
-        .dotlock()
-        .args(["--shared", "-r", "-1", "--verbose", "L", "true"])
-        .stderr(fs::File::create(s.path("r.err")).unwrap())
-        .spawn()
-        .unwrap();
-    wait_until("the reader waiting", Duration::from_secs(20), || {
-        fs::read_to_string(s.path("r.err")).is_ok_and(|e| e.contains("waiting for L"))
-    });
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(reader.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = wait_with_timeout(reader, Duration::from_secs(10));
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(15), "it dies by the signal");
-    assert_eq!(members(&s), Vec::<String>::new(), "no share, no gate");
-    finish(writer);
-    fs::remove_file(s.path("r.err")).unwrap();
-    assert_eq!(s.listing(), ["log"]);
 }

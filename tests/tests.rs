@@ -8,6 +8,8 @@
 
 // Shared helpers: scratch directories, running as nobody, failure context.
 mod util;
+// The programs under test, and the ancestors' real ones.
+mod programs;
 
 // Every flag and every exit status of dotlock, in one table.
 mod exit_codes;
@@ -94,6 +96,8 @@ mod slots;
 // --shared: readers together, one writer alone, no writer starvation, no
 // leaked shares.
 mod shared;
+// --shared at its edges: refusals, waiters ended by a signal.
+mod shared_edges;
 // Fencing tokens: increasing over holders, paused claims, planted counters.
 mod fence;
 
@@ -103,9 +107,13 @@ mod completions;
 
 // Docs that cannot rot: man/completions drift, rendering, make install, README recipes.
 mod docs;
+// make install, install-compat and uninstall into a DESTDIR.
+mod install;
 
 // filelock and the lockfile personality: procmail side by side, no deadlock.
 mod filelock;
+// The lockfile personality side by side with procmail's lockfile.
+mod compat_lockfile;
 
 // The setgid mailbox rules, as root with a test user and a setgid copy.
 mod mailbox;
