@@ -75,14 +75,22 @@ pub fn counter_path(lock: &LockPath) -> PathBuf {
     lock.path().with_file_name(name)
 }
 
-/// The highest token in the counter of `lock`, for `--list`: `None` if
-/// there is none (or no counter).
-pub fn highest(counter: &std::path::Path) -> Option<u64> {
-    let parent = counter.parent().filter(|p| !p.as_os_str().is_empty());
-    let dir = Dir::open(parent.unwrap_or(std::path::Path::new("."))).ok()?;
-    let name = counter.file_name()?;
-    let opened = again(|| dir.open_child(name)).ok()?;
-    let names = opened.names().ok()?;
+/// The counter `name` in `parent`, opened afresh (close-to-open: an NFS
+/// client then lists what the server has, not what it cached), never
+/// through a symbolic link, and its names. `ESTALE` (the counter removed
+/// and made again by another client) looks it up again, listing included.
+fn list(parent: &Dir, name: &OsStr) -> io::Result<(Dir, Vec<OsString>)> {
+    again(|| {
+        let dir = parent.open_child(name)?;
+        let names = dir.names()?;
+        Ok((dir, names))
+    })
+}
+
+/// The highest token in the counter `name` of the opened directory
+/// `parent`, for `--list`: `None` if there is none (or no counter).
+pub fn highest(parent: &Dir, name: &OsStr) -> Option<u64> {
+    let (_, names) = list(parent, name).ok()?;
     names
         .iter()
         .filter_map(|n| token_of(n).ok().flatten())
@@ -136,18 +144,6 @@ fn claim(lock: &LockPath) -> std::result::Result<u64, String> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io(e)),
     }
-    // Opened afresh for each listing (close-to-open): an NFS client then
-    // lists what the server has, not what it cached; never through a
-    // symbolic link.
-    let open = || {
-        again(|| parent.open_child(&name)).map_err(|e| match e.raw_os_error() {
-            Some(nix::libc::ELOOP | nix::libc::ENOTDIR) => format!(
-                "{}: is not a directory of fencing tokens; left alone",
-                counter.display()
-            ),
-            _ => io(e),
-        })
-    };
     let beyond = || {
         format!(
             "{}: holds a number beyond the largest token; left alone",
@@ -157,8 +153,13 @@ fn claim(lock: &LockPath) -> std::result::Result<u64, String> {
     let record = format!("{}\n", std::process::id());
     let mut taken = None;
     for _ in 0..ROUNDS {
-        let dir = open()?;
-        let names = again(|| dir.names()).map_err(io)?;
+        let (dir, names) = list(&parent, &name).map_err(|e| match e.raw_os_error() {
+            Some(nix::libc::ELOOP | nix::libc::ENOTDIR) => format!(
+                "{}: is not a directory of fencing tokens; left alone",
+                counter.display()
+            ),
+            _ => io(e),
+        })?;
         let mut highest = None;
         for n in &names {
             highest = highest.max(token_of(n).map_err(|()| beyond())?);

@@ -268,7 +268,7 @@ fn judge(
         }
         Kind::NfsSilly => return out,
         Kind::Counter => {
-            out.token = crate::fence::highest(&out.path);
+            out.token = crate::fence::highest(dir, name);
             return out;
         }
         _ if is_dir => Holder::of_dir(&lock, policy, grace),

@@ -337,7 +337,7 @@ fn take(
             if args.wait.fence {
                 // One lock (checked above): its token, printed.
                 match crate::fence::take(&mut held[0], &set.locks()[0]) {
-                    Ok(token) => crate::cli::report::to_stdout(&format!("{token}\n")),
+                    Ok(token) => pipeline::print_taken(None, 1, Some(token)),
                     Err(e) => {
                         drop(held);
                         out.error(&e);

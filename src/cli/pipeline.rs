@@ -330,7 +330,7 @@ fn fence<H: Holding>(plan: &Plan, path: &Path, slot: usize, held: &mut H) -> Res
 /// After taking the lock without a command: print the slot taken, so that
 /// the script can release it (`dotlock -u LOCK.$slot`), and the fencing
 /// token (`SLOT TOKEN` with both), in one write.
-fn print_taken(slots: Option<usize>, slot: usize, token: Option<u64>) {
+pub fn print_taken(slots: Option<usize>, slot: usize, token: Option<u64>) {
     let line = match (slots, token) {
         (Some(_), Some(token)) => format!("{slot} {token}\n"),
         (Some(_), None) => format!("{slot}\n"),
