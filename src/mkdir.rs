@@ -167,7 +167,16 @@ fn write_owner(parent: &Dir, lock: &LockPath, record: &[u8]) -> Result<bool> {
         path: lock.path().into(),
         source,
     };
-    let inside = again(|| parent.open_child(lock.name())).map_err(|e| Error::io(lock.path(), e))?;
+    let inside = match again(|| parent.open_child(lock.name())) {
+        Ok(inside) => inside,
+        // Removed since we looked (its holder's release, seen from another
+        // NFS client), or something else at the name now: not ours; the
+        // caller looks again.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+            return Ok(false);
+        }
+        Err(e) => return Err(Error::io(lock.path(), e)),
+    };
     let owner = OsStr::new(OWNER);
     let mut tries = 0;
     let (temp, file) = loop {
